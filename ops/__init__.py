@@ -1,0 +1,13 @@
+"""FastEstimator TensorOps that make up the CVAE op graph, one op per module.
+
+x (uint8) -> Rescale -> Binarize -> [encoder] -> SplitOp -> ReparameterizeOp -> [decoder] -> CVAELoss
+"""
+from ops.binarize import Binarize
+from ops.cvae_loss import CVAELoss
+from ops.densities import bernoulli_log_likelihood, log_normal_pdf
+from ops.reparameterize import ReparameterizeOp
+from ops.rescale import Rescale
+from ops.split import SplitOp
+
+__all__ = ["Binarize", "CVAELoss", "ReparameterizeOp", "Rescale", "SplitOp", "bernoulli_log_likelihood",
+           "log_normal_pdf"]

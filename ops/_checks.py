@@ -1,0 +1,38 @@
+"""Trace-time checks shared by the ops: they raise before training starts, with one clear line."""
+from typing import Optional
+
+import tensorflow as tf
+
+
+def require_tf(op_name: str, framework: str) -> None:
+    """Raise if an op that is written in TensorFlow is built for another framework.
+
+    Args:
+        op_name: The class name of the op, for the message.
+        framework: The framework FastEstimator is building the op for.
+
+    Raises:
+        ValueError: If `framework` is not "tf".
+    """
+    if framework != "tf":
+        raise ValueError(f"{op_name} is TensorFlow-only: unrecognized framework '{framework}' (expected 'tf')")
+
+
+def require_image_batch(op_name: str, key: str, x: tf.Tensor, channels: Optional[int] = 1) -> None:
+    """Check that `x` is a batch of single-channel images: [B, H, W] or [B, H, W, channels].
+
+    Only the static rank and channel count are checked, so any batch size (including a dynamic one) passes.
+
+    Args:
+        op_name: The class name of the op, for the message.
+        key: The data key `x` was read from, for the message.
+        x: The tensor to check.
+        channels: The required size of the last axis when `x` has rank 4.
+
+    Raises:
+        ValueError: If the rank is not 3 or 4, or the channel axis has the wrong size.
+    """
+    rank = x.shape.rank
+    if rank not in (3, 4) or (rank == 4 and channels is not None and x.shape[-1] not in (None, channels)):
+        raise ValueError(f"{op_name}: input '{key}' must be a batch of images shaped [B, H, W] or [B, H, W, {channels}]"
+                         f", got shape {x.shape}")

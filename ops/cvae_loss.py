@@ -1,0 +1,68 @@
+"""CVAELoss: the single-sample Monte Carlo estimate of the negative ELBO."""
+from typing import Any, Dict, Iterable, List, Optional, Union
+
+import tensorflow as tf
+import torch
+from fastestimator.op.tensorop.loss.loss import LossOp
+from fastestimator.util.traceability_util import traceable
+
+from ops._checks import require_tf
+from ops.densities import bernoulli_log_likelihood, log_normal_pdf
+
+
+@traceable()
+class CVAELoss(LossOp):
+    """Negative ELBO of a VAE with a Bernoulli decoder, estimated with one sample z ~ q(z|x).
+
+    loss = -(log p(x|z) + log p(z) - log q(z|x)) per example (Kingma & Welling 2014, Eq. 3 with one MC sample), the
+    seed's `CVAELoss`. log p(x|z) sums the Bernoulli log-likelihood of the decoder *logits* over all pixels, p(z) is
+    N(0, I) and q(z|x) is N(mean, diag(exp(logvar))). Variants override `reconstruction_term` or `kl_term`.
+
+    Args:
+        inputs: Five keys, in order (x, x_logit, mean, logvar, z): targets [B, H, W, C] in 0..1, decoder logits of the
+            same shape, posterior mean and log-variance [B, L], and the sample z [B, L].
+        outputs: Key to write the loss to.
+        mode: What mode(s) to execute this Op in. For example, "train", "eval", "test", or "infer". To execute
+            regardless of mode, pass None. To execute in all modes except for a particular one, you can pass an argument
+            like "!infer" or "!train".
+        ds_id: What dataset id(s) to execute this Op in. To execute regardless of ds_id, pass None. To execute in all
+            ds_ids except for a particular one, you can pass an argument like "!ds1".
+        average_loss: If True the output is the batch mean (what UpdateOp and the eval log use); if False it is the
+            per-example loss [B].
+
+    Raises:
+        ValueError: If `inputs` is not five keys, the Network is not TensorFlow, or (when the graph is traced) x and
+            x_logit, or mean, logvar and z, differ in shape.
+    """
+    def __init__(self,
+                 inputs: Iterable[str] = ("x", "x_logit", "mean", "logvar", "z"),
+                 outputs: str = "loss",
+                 mode: Union[None, str, Iterable[str]] = "!infer",
+                 ds_id: Union[None, str, Iterable[str]] = None,
+                 average_loss: bool = True) -> None:
+        super().__init__(inputs=inputs, outputs=outputs, mode=mode, ds_id=ds_id, average_loss=average_loss)
+        if len(self.inputs) != 5 or len(self.outputs) != 1:
+            raise ValueError(f"{type(self).__name__}: needs 5 inputs (x, x_logit, mean, logvar, z) and 1 output, got "
+                             f"inputs={self.inputs}, outputs={self.outputs}")
+
+    def build(self, framework: str, device: Optional[torch.device] = None) -> None:
+        require_tf(type(self).__name__, framework)
+
+    def reconstruction_term(self, x: tf.Tensor, x_logit: tf.Tensor) -> tf.Tensor:
+        """log p(x|z) per example, [B]."""
+        return bernoulli_log_likelihood(x, x_logit)
+
+    def kl_term(self, mean: tf.Tensor, logvar: tf.Tensor, z: tf.Tensor) -> tf.Tensor:
+        """The KL(q(z|x) || p(z)) estimate per example, [B]: here log q(z|x) - log p(z) at the one sample z."""
+        return log_normal_pdf(z, mean, logvar) - log_normal_pdf(z, 0.0, 0.0)
+
+    def forward(self, data: List[tf.Tensor], state: Dict[str, Any]) -> tf.Tensor:
+        x, x_logit, mean, logvar, z = data
+        if not x.shape.is_compatible_with(x_logit.shape):
+            raise ValueError(f"{type(self).__name__}: '{self.inputs[0]}' {x.shape} and '{self.inputs[1]}' "
+                             f"{x_logit.shape} must have the same shape")
+        if not (mean.shape.is_compatible_with(logvar.shape) and mean.shape.is_compatible_with(z.shape)):
+            raise ValueError(f"{type(self).__name__}: mean {mean.shape}, logvar {logvar.shape} and z {z.shape} must "
+                             "have the same shape")
+        loss = -self.reconstruction_term(x, x_logit) + self.kl_term(mean, logvar, z)
+        return tf.reduce_mean(loss) if self.average_loss else loss

@@ -1,0 +1,176 @@
+"""Builders that chain fe.Pipeline -> fe.Network -> fe.Estimator for the CVAE on MNIST."""
+import os
+import tempfile
+from typing import Any, Dict, List, Mapping, Optional, Union
+
+import fastestimator as fe
+from fastestimator.dataset.numpy_dataset import NumpyDataset
+from fastestimator.trace.adapt import EarlyStopping, ReduceLROnPlateau
+from fastestimator.trace.trace import Trace
+
+from pipeline_vae.atomic import write_json_atomic
+from pipeline_vae.data import MNIST, check_mnist, load_mnist
+from pipeline_vae.models import IMAGE_SHAPE
+from pipeline_vae.slots import PIPELINE_KEYS, Graph, SlotValue, build_graph
+from pipeline_vae.traces import ExampleMean, FullModelSaver
+
+#: The file each run writes beside its models, describing how they were made.
+CONFIG_FILE = "cvae_config.json"
+#: The eval metric users read and the best models are selected on: -mean loss over the whole test set, in nats.
+METRIC = "elbo"
+
+
+def _check_positive_int(name: str, value: Any, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        expected = "a positive integer" + (" or None" if allow_none else "")
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+
+
+def get_pipeline(batch_size: int = 100, data: Union[None, str, MNIST] = None,
+                 num_process: Optional[int] = None) -> fe.Pipeline:
+    """A Pipeline that batches raw uint8 MNIST: train = the 60k training set, eval = the 10k test set.
+
+    Keys: `x` (uint8 [B, 28, 28]) and `y` (uint8 labels [B]). Scaling and binarization happen in the Network.
+
+    Args:
+        batch_size: Examples per batch.
+        data: An `MNIST` (e.g. `load_mnist().subset(...)`), a path to an MNIST `.npz`, or None for `load_mnist()`.
+        num_process: Loader worker processes; None lets FastEstimator choose (one per CPU core).
+
+    Returns:
+        The Pipeline.
+
+    Raises:
+        ValueError: If `batch_size` is not a positive integer, or the data is missing or malformed (`DataError`).
+    """
+    _check_positive_int("batch_size", batch_size)
+    if not isinstance(data, MNIST):
+        data = load_mnist(path=data)
+    check_mnist(data)
+    return fe.Pipeline(train_data=NumpyDataset({"x": data.x_train, "y": data.y_train}),
+                       eval_data=NumpyDataset({"x": data.x_test, "y": data.y_test}),
+                       batch_size=batch_size,
+                       num_process=num_process)
+
+
+def get_network(latent_dim: int = 2, learning_rate: float = 1e-3,
+                ops: Optional[Mapping[str, SlotValue]] = None) -> fe.Network:
+    """The CVAE Network: the named slots (see `pipeline_vae.slots`) and one UpdateOp per model.
+
+    Args:
+        latent_dim: Size of z.
+        learning_rate: Adam's learning rate.
+        ops: Slot overrides, e.g. `{"loss": MyLoss(...), "binarize": None}`.
+
+    Returns:
+        The Network.
+
+    Raises:
+        ValueError: If a slot name is unknown or an op's inputs are not produced upstream.
+        TypeError: If a slot value is not a TensorOp, a list of them, or None.
+    """
+    return fe.Network(ops=build_graph(latent_dim, learning_rate, ops).ops)
+
+
+def get_traces(graph: Graph, save_dir: str, early_stop: Optional[int] = None,
+               lr_plateau: Optional[int] = None) -> List[Trace]:
+    """The traces `get_estimator` adds: exact test ELBO, best-model saving, optional early stop / LR reduction.
+
+    Args:
+        graph: The op graph (its models are saved; its loss key is averaged).
+        save_dir: Where `<model_name>_best_loss.h5` files go.
+        early_stop: Stop after this many evals without a better ELBO (FE's EarlyStopping); None to never stop early.
+        lr_plateau: Divide the learning rate by 10 after this many evals without a better ELBO (FE's
+            ReduceLROnPlateau, per model); None to keep it.
+
+    Returns:
+        The traces, in order.
+    """
+    traces: List[Trace] = [ExampleMean(inputs=graph.loss_key, outputs=METRIC, batch_key="x", scale=-1.0)]
+    traces += [
+        FullModelSaver(model=model, save_dir=save_dir, metric=METRIC, save_best_mode="max",
+                       weights_name=f"{model.model_name}_best_loss") for model in graph.models
+    ]
+    if early_stop is not None:
+        traces.append(EarlyStopping(monitor=METRIC, patience=early_stop, compare="max"))
+    if lr_plateau is not None:
+        traces += [
+            ReduceLROnPlateau(model=model, metric=METRIC, patience=lr_plateau, factor=0.1, best_mode="max")
+            for model in graph.models
+        ]
+    return traces
+
+
+def get_estimator(epochs: int = 5,
+                  batch_size: int = 100,
+                  latent_dim: int = 2,
+                  learning_rate: float = 1e-3,
+                  save_dir: Optional[str] = None,
+                  train_steps_per_epoch: Optional[int] = None,
+                  eval_steps_per_epoch: Optional[int] = None,
+                  seed: Optional[int] = None,
+                  ops: Optional[Mapping[str, SlotValue]] = None,
+                  data: Union[None, str, MNIST] = None,
+                  early_stop: Optional[int] = None,
+                  lr_plateau: Optional[int] = None,
+                  log_steps: Optional[int] = 100) -> fe.Estimator:
+    """Pipeline + Network + Estimator for the CVAE on MNIST, saving the best encoder/decoder by test ELBO.
+
+    Every epoch trains on the training set and evaluates on the test set; `elbo` (nats, -mean loss weighted over all
+    test examples) is logged and the full models are written to `save_dir/encoder_best_loss.h5` and
+    `decoder_best_loss.h5` whenever it improves. `save_dir/cvae_config.json` records the settings.
+
+    Args:
+        epochs: Training epochs.
+        batch_size: Examples per batch (train and eval).
+        latent_dim: Size of z.
+        learning_rate: Adam's learning rate.
+        save_dir: Where models and the config go; None makes a fresh temporary folder.
+        train_steps_per_epoch: Cap on training steps per epoch (None: the whole training set).
+        eval_steps_per_epoch: Cap on eval steps per epoch (None: the whole test set).
+        seed: If given, `fe.enable_deterministic(seed)` (seeds Python, NumPy, TF and torch, and makes TF ops
+            deterministic: process-wide, as FE does it).
+        ops: Slot overrides for ablations, e.g. `{"loss": MyLoss(...), "binarize": None}` (see `pipeline_vae.slots`).
+        data: An `MNIST`, a path to an MNIST `.npz`, or None for `load_mnist()`.
+        early_stop: Patience (evals) for FE's EarlyStopping on `elbo`; None disables it.
+        lr_plateau: Patience (evals) for FE's ReduceLROnPlateau on `elbo` (factor 0.1); None disables it.
+        log_steps: Print the training loss every this many steps (0: per-epoch lines only; None: silent).
+
+    Returns:
+        The Estimator; call `.fit()`.
+
+    Raises:
+        ValueError: For any invalid argument, missing/bad data, an unknown slot, or an op whose inputs are not
+            produced upstream; all raised here, before training starts.
+        TypeError: If a slot value is not a TensorOp, a list of them, or None.
+    """
+    _check_positive_int("epochs", epochs)
+    for name, value in (("train_steps_per_epoch", train_steps_per_epoch),
+                        ("eval_steps_per_epoch", eval_steps_per_epoch), ("early_stop", early_stop),
+                        ("lr_plateau", lr_plateau)):
+        _check_positive_int(name, value, allow_none=True)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+    if log_steps is not None and (isinstance(log_steps, bool) or not isinstance(log_steps, int) or log_steps < 0):
+        raise ValueError(f"log_steps must be a non-negative integer or None, got {log_steps!r}")
+    pipeline = get_pipeline(batch_size=batch_size, data=data)
+    if seed is not None:
+        fe.enable_deterministic(seed)
+    graph = build_graph(latent_dim, learning_rate, ops, input_keys=PIPELINE_KEYS)
+    save_dir = save_dir or tempfile.mkdtemp(prefix="pipeline-vae-")
+    os.makedirs(save_dir, exist_ok=True)
+    config: Dict[str, Any] = {
+        "latent_dim": latent_dim, "image_shape": list(IMAGE_SHAPE), "batch_size": batch_size,
+        "learning_rate": learning_rate, "epochs": epochs, "seed": seed, "slots": graph.describe(),
+        "models": {model.model_name: f"{model.model_name}_best_loss.h5" for model in graph.models}, "metric": METRIC
+    }
+    write_json_atomic(os.path.join(save_dir, CONFIG_FILE), config)
+    return fe.Estimator(pipeline=pipeline,
+                        network=fe.Network(ops=graph.ops),
+                        epochs=epochs,
+                        traces=get_traces(graph, save_dir, early_stop=early_stop, lr_plateau=lr_plateau),
+                        train_steps_per_epoch=train_steps_per_epoch,
+                        eval_steps_per_epoch=eval_steps_per_epoch,
+                        log_steps=log_steps)

@@ -1,0 +1,134 @@
+"""The `pipeline-vae` command line: `train` and `data`.
+
+Errors in user input print one line, `pipeline-vae: error: ...`, and exit non-zero; `--debug` shows the traceback.
+"""
+import argparse
+import os
+import sys
+import traceback
+from typing import Any, Callable, List, Optional
+
+#: Exit codes: bad usage or input (argparse uses 2 too), failure while running, interrupted.
+EXIT_USAGE, EXIT_FAILURE, EXIT_INTERRUPTED = 2, 1, 130
+#: Errors that are the user's input or environment, shown as one line. Anything else is a bug: full traceback.
+USER_ERRORS = (ValueError, TypeError, OSError)
+
+
+def _number(kind: Callable[[str], Any], minimum: float, inclusive: bool, what: str) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < minimum or (not inclusive and value == minimum):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = _number(int, 1, True, "a positive integer")
+non_negative_int = _number(int, 0, True, "a non-negative integer")
+positive_float = _number(float, 0.0, False, "a positive number")
+
+
+def _quiet_tensorflow() -> None:
+    """Silence TF's C++ start-up lines (must run before TensorFlow is imported) and its Python WARNING logs."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+    tf.get_logger().setLevel("ERROR")
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from pipeline_vae.data import load_mnist
+    data = load_mnist(path=args.data, cache=args.cache)
+    print(f"MNIST OK: {len(data.x_train)} train / {len(data.x_test)} test uint8 images, verified, at {data.source}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
+    from pipeline_vae.builders import CONFIG_FILE, METRIC, get_estimator
+    estimator = get_estimator(epochs=args.epochs,
+                              batch_size=args.batch_size,
+                              latent_dim=args.latent_dim,
+                              learning_rate=args.lr,
+                              save_dir=args.save_dir,
+                              train_steps_per_epoch=args.train_steps_per_epoch,
+                              eval_steps_per_epoch=args.eval_steps_per_epoch,
+                              seed=args.seed,
+                              data=args.data,
+                              early_stop=args.early_stop,
+                              lr_plateau=args.lr_plateau,
+                              log_steps=args.log_steps)
+    summary = estimator.fit(summary="pipeline-vae")
+    history = summary.history["eval"].get(METRIC, {})
+    if not history:
+        print("pipeline-vae: training ended before any evaluation; no model was saved", file=sys.stderr)
+        return EXIT_FAILURE
+    last_step = max(history)
+    best_step = max(history, key=lambda step: float(history[step]))
+    scope = "test set" if args.eval_steps_per_epoch is None else f"first {args.eval_steps_per_epoch} test batches"
+    print(f"Final test ELBO: {float(history[last_step]):.2f} nats ({scope}, step {last_step}); "
+          f"best: {float(history[best_step]):.2f} nats (step {best_step})")
+    files = [os.path.join(args.save_dir, name) for name in ("encoder_best_loss.h5", "decoder_best_loss.h5", CONFIG_FILE)]
+    print("Saved: " + ", ".join(f for f in files if os.path.exists(f)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show full tracebacks on errors")
+    parser = argparse.ArgumentParser(prog="pipeline-vae", parents=[common],
+                                     description="Train and use convolutional VAEs on FastEstimator (MNIST).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = sub.add_parser("data", parents=[common], help="fetch, verify and cache MNIST (offline-capable)")
+    data.add_argument("--data", metavar="PATH", help="verify this MNIST .npz instead of the cache")
+    data.add_argument("--cache", metavar="PATH", help="cache file (default ~/.cache/pipeline_vae/mnist.npz)")
+    data.set_defaults(func=cmd_data)
+
+    train = sub.add_parser("train", parents=[common], help="train the CVAE, saving the best encoder/decoder .h5")
+    train.add_argument("--epochs", type=positive_int, default=5, help="training epochs (default 5)")
+    train.add_argument("--batch-size", type=positive_int, default=100, help="batch size (default 100)")
+    train.add_argument("--latent-dim", type=positive_int, default=2, help="size of z (default 2)")
+    train.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    train.add_argument("--save-dir", default="runs/cvae", help="where the .h5 files go (default runs/cvae)")
+    train.add_argument("--train-steps-per-epoch", type=positive_int, default=None,
+                       help="cap on training steps per epoch (default: the whole training set)")
+    train.add_argument("--eval-steps-per-epoch", type=positive_int, default=None,
+                       help="cap on eval steps per epoch (default: the whole test set)")
+    train.add_argument("--seed", type=non_negative_int, default=None,
+                       help="make the run deterministic with this seed (fe.enable_deterministic)")
+    train.add_argument("--data", metavar="PATH", default=None,
+                       help="MNIST .npz to train on (default: env PIPELINE_VAE_DATA, else the cache)")
+    train.add_argument("--early-stop", type=positive_int, default=None, metavar="PATIENCE",
+                       help="stop after PATIENCE epochs without a better test ELBO (FE EarlyStopping)")
+    train.add_argument("--lr-plateau", type=positive_int, default=None, metavar="PATIENCE",
+                       help="divide the learning rate by 10 after PATIENCE epochs without a better test ELBO")
+    train.add_argument("--log-steps", type=non_negative_int, default=100,
+                       help="print the training loss every N steps (0: per-epoch lines only)")
+    train.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the CLI; returns the exit code (the console script exits with it)."""
+    args = build_parser().parse_args(argv)
+    debug = getattr(args, "debug", False)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("pipeline-vae: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except USER_ERRORS as err:
+        if debug:
+            traceback.print_exc()
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"pipeline-vae: error: {message}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(err, (ValueError, TypeError)) else EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

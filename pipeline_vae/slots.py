@@ -1,0 +1,182 @@
+"""The CVAE op graph as named slots, so an ablation replaces or drops one slot with no other code change.
+
+    rescale -> binarize -> encode -> split -> reparameterize -> decode -> loss   (then one UpdateOp per model)
+
+`build_graph(..., ops={"loss": MyLoss(...), "binarize": None})` swaps the loss and drops the binarization. A slot
+takes one TensorOp, a list of TensorOps (expanding the slot), or None (dropping it). Every key an op reads must be
+produced upstream (by the Pipeline or an earlier slot) in each mode the op runs in; otherwise a ValueError names the
+slot and the missing key before anything is trained.
+"""
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+import fastestimator as fe
+import tensorflow as tf
+from fastestimator.op.tensorop.model import ModelOp, UpdateOp
+from fastestimator.op.tensorop.tensorop import TensorOp
+
+from ops import Binarize, CVAELoss, ReparameterizeOp, Rescale, SplitOp
+from pipeline_vae.models import build_decoder, build_encoder
+
+SLOTS: Tuple[str, ...] = ("rescale", "binarize", "encode", "split", "reparameterize", "decode", "loss")
+#: What the default Pipeline provides: uint8 images and their labels.
+PIPELINE_KEYS: Tuple[str, ...] = ("x", "y")
+#: The modes the graph is checked in (the modes `get_estimator` runs).
+CHECKED_MODES: Tuple[str, ...] = ("train", "eval")
+SlotValue = Union[None, TensorOp, Sequence[TensorOp]]
+
+
+def build_model(kind: str, latent_dim: int, learning_rate: float) -> tf.keras.Model:
+    """`fe.build` the seed's encoder or decoder with Adam, named so the best-model file is `<kind>_best_loss.h5`.
+
+    Args:
+        kind: "encoder" or "decoder".
+        latent_dim: Size of z.
+        learning_rate: Adam's learning rate.
+
+    Returns:
+        The compiled Keras model (FE's `fe.build` result).
+
+    Raises:
+        ValueError: If `kind` is unknown or `latent_dim`/`learning_rate` is invalid.
+    """
+    builders = {"encoder": build_encoder, "decoder": build_decoder}
+    if kind not in builders:
+        raise ValueError(f"kind must be one of {sorted(builders)}, got {kind!r}")
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
+        raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
+    builders[kind](latent_dim)  # validate latent_dim here, outside fe.build's lambda, for a clean error
+    return fe.build(model_fn=lambda: builders[kind](latent_dim),
+                    optimizer_fn=lambda: tf.keras.optimizers.legacy.Adam(learning_rate=learning_rate),
+                    model_name=kind)
+
+
+#: How each slot's default op is made from (latent_dim, learning_rate). Models are built only if their slot is used.
+DEFAULT_OPS: Dict[str, Callable[[int, float], TensorOp]] = {
+    "rescale": lambda latent_dim, lr: Rescale(inputs="x", outputs="x"),
+    "binarize": lambda latent_dim, lr: Binarize(inputs="x", outputs="x", threshold=0.5),
+    "encode": lambda latent_dim, lr: ModelOp(model=build_model("encoder", latent_dim, lr), inputs="x",
+                                             outputs="meanlogvar"),
+    "split": lambda latent_dim, lr: SplitOp(inputs="meanlogvar", outputs=("mean", "logvar")),
+    "reparameterize": lambda latent_dim, lr: ReparameterizeOp(inputs=("mean", "logvar"), outputs="z"),
+    "decode": lambda latent_dim, lr: ModelOp(model=build_model("decoder", latent_dim, lr), inputs="z",
+                                             outputs="x_logit"),
+    "loss": lambda latent_dim, lr: CVAELoss(inputs=("x", "x_logit", "mean", "logvar", "z"), outputs="loss"),
+}
+
+
+@dataclass
+class Graph:
+    """The assembled op graph.
+
+    Args:
+        named_ops: (slot name, op) in execution order, UpdateOps last (slot name "update").
+        models: The models the graph runs, in order of first use (each gets an UpdateOp and a best-model file).
+        loss_key: The key the UpdateOps minimise (the first output of the last op in the "loss" slot).
+    """
+    named_ops: List[Tuple[str, TensorOp]]
+    models: List[tf.keras.Model]
+    loss_key: str
+
+    @property
+    def ops(self) -> List[TensorOp]:
+        """The ops in execution order, ready for `fe.Network`."""
+        return [op for _, op in self.named_ops]
+
+    def describe(self) -> Dict[str, List[str]]:
+        """Slot name -> class names of its ops (for the run's config file and messages)."""
+        out: Dict[str, List[str]] = {}
+        for name, op in self.named_ops:
+            out.setdefault(name, []).append(type(op).__name__)
+        return out
+
+
+def check_slot_names(ops: Mapping[str, SlotValue]) -> None:
+    """Raise if `ops` names a slot that does not exist.
+
+    Raises:
+        ValueError: Naming the unknown slot(s) and listing the valid ones.
+    """
+    unknown = [name for name in ops if name not in SLOTS]
+    if unknown:
+        raise ValueError(f"unknown slot name(s) {', '.join(map(repr, unknown))} in ops; valid slots are "
+                         f"{', '.join(SLOTS)}")
+
+
+def _slot_ops(name: str, value: SlotValue) -> List[TensorOp]:
+    """The ops of one slot as a list, checking their type."""
+    if value is None:
+        return []
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    for op in values:
+        if not isinstance(op, TensorOp):
+            hint = " (NumpyOps belong in the Pipeline)" if isinstance(op, fe.op.numpyop.NumpyOp) else ""
+            raise TypeError(f"slot '{name}': expected a FastEstimator TensorOp, a list of them, or None, got "
+                            f"{type(op).__name__}{hint}")
+    return values
+
+
+def _runs_in(op: TensorOp, mode: str) -> bool:
+    return not op.mode or mode in op.mode
+
+
+def check_graph(named_ops: Iterable[Tuple[str, TensorOp]], input_keys: Iterable[str],
+                modes: Iterable[str] = CHECKED_MODES) -> None:
+    """Check that every op's inputs are produced upstream, in every mode it runs in.
+
+    Args:
+        named_ops: (slot name, op) in execution order.
+        input_keys: The keys the Pipeline provides.
+        modes: The modes to check.
+
+    Raises:
+        ValueError: Naming the first slot whose op reads a key nothing upstream produces, the key, and the mode.
+    """
+    named_ops = list(named_ops)
+    for mode in modes:
+        available = set(input_keys)
+        for name, op in named_ops:
+            if not _runs_in(op, mode):
+                continue
+            missing = [key for key in op.inputs if key not in available]
+            if missing:
+                raise ValueError(f"slot '{name}' ({type(op).__name__}) needs key '{missing[0]}', which neither the "
+                                 f"pipeline nor an earlier slot produces in {mode} mode (available: "
+                                 f"{', '.join(sorted(available))})")
+            available.update(op.outputs)
+
+
+def build_graph(latent_dim: int = 2,
+                learning_rate: float = 1e-3,
+                ops: Optional[Mapping[str, SlotValue]] = None,
+                input_keys: Iterable[str] = PIPELINE_KEYS) -> Graph:
+    """Assemble the slots (defaults, replaced or dropped as `ops` says) plus one UpdateOp per model, and check it.
+
+    Args:
+        latent_dim: Size of z for the default encoder/decoder.
+        learning_rate: Adam's learning rate for the default encoder/decoder.
+        ops: Slot name -> TensorOp, list of TensorOps, or None (drop). Slots not named keep their default.
+        input_keys: The keys the Pipeline provides.
+
+    Returns:
+        The checked graph.
+
+    Raises:
+        ValueError: If a slot name is unknown, or an op reads a key nothing upstream produces.
+        TypeError: If a slot value is not a TensorOp, a list of them, or None.
+    """
+    ops = dict(ops or {})
+    check_slot_names(ops)
+    named_ops: List[Tuple[str, TensorOp]] = []
+    for name in SLOTS:
+        value = ops[name] if name in ops else DEFAULT_OPS[name](latent_dim, learning_rate)
+        named_ops.extend((name, op) for op in _slot_ops(name, value))
+    models: List[tf.keras.Model] = []
+    for _, op in named_ops:
+        if isinstance(op, ModelOp) and op.model not in models:
+            models.append(op.model)
+    loss_ops = [op for name, op in named_ops if name == "loss"]
+    loss_key = loss_ops[-1].outputs[0] if loss_ops else "loss"
+    named_ops.extend(("update", UpdateOp(model=model, loss_name=loss_key)) for model in models)
+    check_graph(named_ops, input_keys)
+    return Graph(named_ops=named_ops, models=models, loss_key=loss_key)

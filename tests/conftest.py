@@ -1,0 +1,53 @@
+"""Shared fixtures: real MNIST from the project's cache (prepared by `make data`), quiet TensorFlow."""
+import os
+import subprocess
+import sys
+from typing import Callable, Dict, List
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow is imported anywhere in the session
+
+import fastestimator as fe  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from pipeline_vae.data import MNIST, default_cache_path, load_mnist  # noqa: E402
+
+tf.get_logger().setLevel("ERROR")
+fe.record_history(False)  # FE would otherwise write ~/fastestimator_data/history.db for every fit
+
+
+@pytest.fixture(scope="session")
+def mnist() -> MNIST:
+    """The full, verified MNIST (60k/10k)."""
+    return load_mnist()
+
+
+@pytest.fixture(scope="session")
+def mnist_path(mnist: MNIST) -> str:
+    """Path of the verified MNIST cache file."""
+    return default_cache_path()
+
+
+@pytest.fixture(scope="session")
+def small_mnist(mnist: MNIST) -> MNIST:
+    """A small slice of the real data: 250 train (batches of 100 leave a partial one) and 130 test images."""
+    return mnist.subset(250, 130)
+
+
+@pytest.fixture
+def subprocess_env(tmp_path, mnist_path) -> Dict[str, str]:
+    """Environment for CLI subprocesses: quiet TF, a throwaway HOME, and the data path given explicitly."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", HOME=str(tmp_path / "home"), PIPELINE_VAE_DATA=mnist_path)
+    os.makedirs(env["HOME"], exist_ok=True)
+    return env
+
+
+@pytest.fixture
+def run_cli(subprocess_env: Dict[str, str]) -> Callable[[List[str]], subprocess.CompletedProcess]:
+    """Run `pipeline-vae ARGS` as a user would: the installed console script, in a subprocess."""
+    exe = os.path.join(os.path.dirname(sys.executable), "pipeline-vae")
+
+    def run(args: List[str], timeout: int = 300) -> subprocess.CompletedProcess:
+        return subprocess.run([exe, *args], env=subprocess_env, capture_output=True, text=True, timeout=timeout)
+
+    return run

@@ -1,0 +1,50 @@
+import os
+
+import pytest
+
+from pipeline_vae.cli import main
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--epochs", "0"], "argument --epochs: expected a positive integer, got '0'"),
+    (["train", "--lr=-1e-3"], "argument --lr: expected a positive number, got '-1e-3'"),
+    (["train", "--batch-size", "ten"], "argument --batch-size: expected a positive integer, got 'ten'"),
+    (["train", "--latent-dim", "2.5"], "argument --latent-dim: expected a positive integer, got '2.5'"),
+])
+def test_bad_flags_exit_2_with_the_argument_named(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_data_file_is_one_line_without_traceback(tmp_path, capsys):
+    code = main(["train", "--data", str(tmp_path / "nope.npz"), "--save-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "nope.npz does not exist; run `pipeline-vae data`" in err
+    assert "Traceback" not in err
+
+
+def test_debug_shows_the_traceback(tmp_path, capsys):
+    code = main(["train", "--debug", "--data", str(tmp_path / "nope.npz"), "--save-dir", str(tmp_path / "run")])
+    assert code == 2 and "Traceback" in capsys.readouterr().err
+
+
+def test_data_command_verifies(mnist_path, capsys):
+    assert main(["data", "--data", mnist_path]) == 0
+    assert "MNIST OK: 60000 train / 10000 test" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_train_end_to_end_as_a_user_runs_it(tmp_path, run_cli):
+    save_dir = tmp_path / "run"
+    result = run_cli(["train", "--epochs", "2", "--batch-size", "32", "--train-steps-per-epoch", "3",
+                      "--eval-steps-per-epoch", "2", "--save-dir", str(save_dir), "--log-steps", "0"])
+    assert result.returncode == 0, result.stderr
+    assert "FastEstimator-Eval: step: 6; epoch: 2;" in result.stdout  # FE's own progress lines
+    last = result.stdout.strip().splitlines()
+    assert last[-2].startswith("Final test ELBO: -") and "first 2 test batches" in last[-2]
+    assert str(save_dir / "encoder_best_loss.h5") in last[-1] and str(save_dir / "decoder_best_loss.h5") in last[-1]
+    assert {"encoder_best_loss.h5", "decoder_best_loss.h5", "cvae_config.json"} <= set(os.listdir(save_dir))
+    assert result.stderr.strip() == ""  # TF's start-up noise is silenced
