@@ -1,10 +1,11 @@
 """Builders that chain fe.Pipeline -> fe.Network -> fe.Estimator for the CVAE on MNIST."""
 import os
 import tempfile
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import fastestimator as fe
 from fastestimator.dataset.numpy_dataset import NumpyDataset
+from fastestimator.op.numpyop import NumpyOp
 from fastestimator.trace.adapt import EarlyStopping, ReduceLROnPlateau
 from fastestimator.trace.trace import Trace
 
@@ -28,15 +29,19 @@ def _check_positive_int(name: str, value: Any, allow_none: bool = False) -> None
         raise ValueError(f"{name} must be {expected}, got {value!r}")
 
 
-def get_pipeline(batch_size: int = 100, data: Union[None, str, MNIST] = None,
+def get_pipeline(batch_size: int = 100,
+                 data: Union[None, str, MNIST] = None,
+                 ops: Optional[Sequence[NumpyOp]] = None,
                  num_process: Optional[int] = None) -> fe.Pipeline:
     """A Pipeline that batches raw uint8 MNIST: train = the 60k training set, eval = the 10k test set.
 
-    Keys: `x` (uint8 [B, 28, 28]) and `y` (uint8 labels [B]). Scaling and binarization happen in the Network.
+    Key: `x` (uint8 [B, 28, 28]). Scaling and binarization happen in the Network. Labels are left out: nothing in the
+    CVAE reads them (FE would prune them with a warning); `load_mnist()` has them for plots and analysis.
 
     Args:
         batch_size: Examples per batch.
         data: An `MNIST` (e.g. `load_mnist().subset(...)`), a path to an MNIST `.npz`, or None for `load_mnist()`.
+        ops: NumpyOps to run per example in the loader (none by default: preprocessing is in the Network).
         num_process: Loader worker processes; None lets FastEstimator choose (one per CPU core).
 
     Returns:
@@ -49,9 +54,10 @@ def get_pipeline(batch_size: int = 100, data: Union[None, str, MNIST] = None,
     if not isinstance(data, MNIST):
         data = load_mnist(path=data)
     check_mnist(data)
-    return fe.Pipeline(train_data=NumpyDataset({"x": data.x_train, "y": data.y_train}),
-                       eval_data=NumpyDataset({"x": data.x_test, "y": data.y_test}),
+    return fe.Pipeline(train_data=NumpyDataset({"x": data.x_train}),
+                       eval_data=NumpyDataset({"x": data.x_test}),
                        batch_size=batch_size,
+                       ops=list(ops or []),
                        num_process=num_process)
 
 

@@ -4,6 +4,7 @@ Errors in user input print one line, `pipeline-vae: error: ...`, and exit non-ze
 """
 import argparse
 import os
+import re
 import sys
 import traceback
 from typing import Any, Callable, List, Optional
@@ -33,8 +34,7 @@ positive_float = _number(float, 0.0, False, "a positive number")
 
 
 def _quiet_tensorflow() -> None:
-    """Silence TF's C++ start-up lines (must run before TensorFlow is imported) and its Python WARNING logs."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    """Silence TF's Python WARNING logs (retracing notices); its C++ start-up lines are silenced in `main`."""
     import tensorflow as tf
     tf.get_logger().setLevel("ERROR")
 
@@ -76,6 +76,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _one_line(err: BaseException) -> str:
+    """The error's message on one line. Errors raised while TF traces a graph carry TF's "in user code:" frames
+    before the op's own message ("ValueError: ..."); keep only that message (its last line)."""
+    text = str(err).strip()
+    if "in user code:" in text:
+        text = re.sub(r"^\w+(Error|Exception): ", "", text.splitlines()[-1].strip())
+    return " ".join(text.split()) or type(err).__name__
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -115,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF's C++ start-up noise; must be set before TF is imported
     args = build_parser().parse_args(argv)
     debug = getattr(args, "debug", False)
     try:
@@ -125,8 +135,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except USER_ERRORS as err:
         if debug:
             traceback.print_exc()
-        message = " ".join(str(err).split()) or type(err).__name__
-        print(f"pipeline-vae: error: {message}", file=sys.stderr)
+        print(f"pipeline-vae: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USAGE if isinstance(err, (ValueError, TypeError)) else EXIT_FAILURE
 
 

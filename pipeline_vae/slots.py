@@ -19,8 +19,8 @@ from ops import Binarize, CVAELoss, ReparameterizeOp, Rescale, SplitOp
 from pipeline_vae.models import build_decoder, build_encoder
 
 SLOTS: Tuple[str, ...] = ("rescale", "binarize", "encode", "split", "reparameterize", "decode", "loss")
-#: What the default Pipeline provides: uint8 images and their labels.
-PIPELINE_KEYS: Tuple[str, ...] = ("x", "y")
+#: What the default Pipeline provides: uint8 images.
+PIPELINE_KEYS: Tuple[str, ...] = ("x", )
 #: The modes the graph is checked in (the modes `get_estimator` runs).
 CHECKED_MODES: Tuple[str, ...] = ("train", "eval")
 SlotValue = Union[None, TensorOp, Sequence[TensorOp]]

@@ -36,8 +36,9 @@ def small_mnist(mnist: MNIST) -> MNIST:
 
 @pytest.fixture
 def subprocess_env(tmp_path, mnist_path) -> Dict[str, str]:
-    """Environment for CLI subprocesses: quiet TF, a throwaway HOME, and the data path given explicitly."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", HOME=str(tmp_path / "home"), PIPELINE_VAE_DATA=mnist_path)
+    """Environment for CLI subprocesses: a throwaway HOME and the data path given explicitly."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # the CLI must quiet TF itself
+    env.update(HOME=str(tmp_path / "home"), PIPELINE_VAE_DATA=mnist_path)
     os.makedirs(env["HOME"], exist_ok=True)
     return env
 

@@ -24,7 +24,7 @@ def test_import_has_no_side_effects_and_exposes_get_estimator(small_mnist, tmp_p
 def test_runs_under_fastestimators_own_cli(tmp_path, subprocess_env):
     fe_cli = os.path.join(os.path.dirname(sys.executable), "fastestimator")
     result = subprocess.run([fe_cli, "train", SCRIPT, "--epochs", "1", "--batch_size", "8", "--train_steps_per_epoch",
-                             "2", "--eval_steps_per_epoch", "2", "--save_dir", str(tmp_path / "run")],
+                             "2", "--save_dir", str(tmp_path / "run")],
                             env=subprocess_env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "FastEstimator-Eval: step: 2; epoch: 1;" in result.stdout

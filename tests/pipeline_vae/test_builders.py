@@ -5,6 +5,8 @@ import fastestimator as fe
 import numpy as np
 import pytest
 import tensorflow as tf
+from fastestimator.trace.adapt import EarlyStopping, ReduceLROnPlateau
+from fastestimator.util.data import Data
 
 from ops import ReparameterizeOp
 from pipeline_vae import get_estimator, get_pipeline
@@ -110,3 +112,21 @@ def test_bad_images_to_the_pipeline_builder(small_mnist):
 def test_pipeline_batches_raw_uint8(small_mnist):
     batch = get_pipeline(batch_size=10, data=small_mnist).get_results(mode="eval")
     assert tuple(batch["x"].shape) == (10, 28, 28) and str(batch["x"].dtype) == "torch.uint8"
+
+
+def test_early_stop_and_lr_plateau_follow_the_test_elbo(small_mnist, tmp_path):
+    """The optional FE traces watch `elbo` and treat higher as better."""
+    est = get_estimator(epochs=10, learning_rate=1e-3, early_stop=2, lr_plateau=1, save_dir=str(tmp_path),
+                        data=small_mnist)
+    (stopper, ) = [t for t in est.traces if isinstance(t, EarlyStopping)]
+    plateaus = [t for t in est.traces if isinstance(t, ReduceLROnPlateau)]
+    assert sorted(t.model.model_name for t in plateaus) == ["decoder", "encoder"]
+    stopper.system = est.system
+    stopper.on_begin(Data())
+    for elbo in (-200.0, -190.0, -195.0, -191.0):  # improves, improves, worse, still worse than the best
+        data = Data({"elbo": elbo})
+        for trace in (stopper, *plateaus):
+            trace.on_epoch_end(data)
+        assert est.system.stop_training == (elbo == -191.0)
+    for trace in plateaus:  # reduced after each of the two non-improving epochs: 1e-3 -> 1e-4 -> 1e-5
+        assert float(trace.model.optimizer.learning_rate) == pytest.approx(1e-5)

@@ -48,3 +48,14 @@ def test_train_end_to_end_as_a_user_runs_it(tmp_path, run_cli):
     assert str(save_dir / "encoder_best_loss.h5") in last[-1] and str(save_dir / "decoder_best_loss.h5") in last[-1]
     assert {"encoder_best_loss.h5", "decoder_best_loss.h5", "cvae_config.json"} <= set(os.listdir(save_dir))
     assert result.stderr.strip() == ""  # TF's start-up noise is silenced
+
+
+def test_errors_raised_while_tf_traces_a_graph_become_the_ops_own_line():
+    import tensorflow as tf
+
+    from ops import Rescale
+    from pipeline_vae.cli import _one_line
+    with pytest.raises(ValueError) as info:
+        tf.function(lambda x: Rescale().forward([x], state={}))(tf.zeros([2, 28, 28]))
+    assert "in user code:" in str(info.value)  # TF's framing, which the CLI must strip
+    assert _one_line(info.value).startswith("Rescale: input 'x' must hold integer images in 0..255 (uint8), got float32")
