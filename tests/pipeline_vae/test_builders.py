@@ -130,3 +130,16 @@ def test_early_stop_and_lr_plateau_follow_the_test_elbo(small_mnist, tmp_path):
         assert est.system.stop_training == (elbo == -191.0)
     for trace in plateaus:  # reduced after each of the two non-improving epochs: 1e-3 -> 1e-4 -> 1e-5
         assert float(trace.model.optimizer.learning_rate) == pytest.approx(1e-5)
+
+
+@pytest.mark.slow
+def test_a_seed_makes_runs_bit_identical(small_mnist, tmp_path):
+    def weights(run):
+        est = get_estimator(epochs=1, batch_size=50, seed=7, save_dir=str(tmp_path / run), data=small_mnist,
+                            log_steps=None)
+        est.fit()
+        return [w for m in est.network.models for w in m.get_weights()]
+
+    first, second = weights("a"), weights("b")
+    assert len(first) == len(second) > 0
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
