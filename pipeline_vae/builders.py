@@ -4,6 +4,7 @@ import tempfile
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import fastestimator as fe
+import tensorflow as tf
 from fastestimator.dataset.numpy_dataset import NumpyDataset
 from fastestimator.op.numpyop import NumpyOp
 from fastestimator.trace.adapt import EarlyStopping, ReduceLROnPlateau
@@ -136,8 +137,9 @@ def get_estimator(epochs: int = 5,
         save_dir: Where models and the config go; None makes a fresh temporary folder.
         train_steps_per_epoch: Cap on training steps per epoch (None: the whole training set).
         eval_steps_per_epoch: Cap on eval steps per epoch (None: the whole test set).
-        seed: If given, `fe.enable_deterministic(seed)` (seeds Python, NumPy, TF and torch, and makes TF ops
-            deterministic: process-wide, as FE does it).
+        seed: If given, `tf.keras.backend.clear_session()` then `fe.enable_deterministic(seed)` (seeds Python, NumPy,
+            TF and torch, and makes TF ops deterministic: process-wide, as FE does it). Two runs with the same seed
+            and arguments give bit-identical models on CPU, in one process or in two.
         ops: Slot overrides for ablations, e.g. `{"loss": MyLoss(...), "binarize": None}` (see `pipeline_vae.slots`).
         data: An `MNIST`, a path to an MNIST `.npz`, or None for `load_mnist()`.
         early_stop: Patience (evals) for FE's EarlyStopping on `elbo`; None disables it.
@@ -163,6 +165,7 @@ def get_estimator(epochs: int = 5,
         raise ValueError(f"log_steps must be a non-negative integer or None, got {log_steps!r}")
     pipeline = get_pipeline(batch_size=batch_size, data=data)
     if seed is not None:
+        tf.keras.backend.clear_session()  # reset Keras' global state too, so a repeat run in this process matches
         fe.enable_deterministic(seed)
     graph = build_graph(latent_dim, learning_rate, ops, input_keys=PIPELINE_KEYS)
     save_dir = save_dir or tempfile.mkdtemp(prefix="pipeline-vae-")
