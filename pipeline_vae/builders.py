@@ -12,12 +12,11 @@ from fastestimator.trace.trace import Trace
 
 from pipeline_vae.atomic import write_json_atomic
 from pipeline_vae.data import MNIST, check_mnist, load_mnist
+from pipeline_vae.inference import CONFIG_FILE
 from pipeline_vae.models import IMAGE_SHAPE
 from pipeline_vae.slots import PIPELINE_KEYS, Graph, SlotValue, build_graph
 from pipeline_vae.traces import ExampleMean, FullModelSaver
 
-#: The file each run writes beside its models, describing how they were made.
-CONFIG_FILE = "cvae_config.json"
 #: The eval metric users read and the best models are selected on: -mean loss over the whole test set, in nats.
 METRIC = "elbo"
 

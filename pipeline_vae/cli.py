@@ -1,4 +1,4 @@
-"""The `pipeline-vae` command line: `train` and `data`.
+"""The `pipeline-vae` command line: `data`, `train`, `evaluate` and `plot`.
 
 Errors in user input print one line, `pipeline-vae: error: ...`, and exit non-zero; `--debug` shows the traceback.
 """
@@ -76,6 +76,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
+    from pipeline_vae.atomic import write_json_atomic
+    from pipeline_vae.data import load_mnist
+    from pipeline_vae.inference import CVAE
+    from pipeline_vae.metrics import evaluate, format_table
+    vae = CVAE.load(args.save_dir)
+    images = load_mnist(path=args.data).x_test
+    if args.n_images is not None:
+        images = images[:args.n_images]
+    metrics = evaluate(vae, images, iw_samples=args.iw_samples, seed=args.seed)
+    print(format_table(metrics))
+    path = os.path.join(args.save_dir, "metrics.json")
+    write_json_atomic(path, metrics)
+    print(f"Saved: {path}")
+    return 0
+
+
 def _one_line(err: BaseException) -> str:
     """The error's message on one line. Errors raised while TF traces a graph carry TF's "in user code:" frames
     before the op's own message ("ValueError: ..."); keep only that message (its last line)."""
@@ -119,6 +137,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--log-steps", type=non_negative_int, default=100,
                        help="print the training loss every N steps (0: per-epoch lines only)")
     train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser("evaluate", parents=[common],
+                              help="test-set ELBO, its terms, the importance-weighted bound and active units")
+    evaluate.add_argument("--save-dir", required=True, help="a folder written by `pipeline-vae train`")
+    evaluate.add_argument("--iw-samples", type=non_negative_int, default=1000, metavar="K",
+                          help="samples per image for the importance-weighted bound (default 1000; 0 skips it)")
+    evaluate.add_argument("--n-images", type=positive_int, default=None,
+                          help="evaluate only the first N test images (default: all 10000)")
+    evaluate.add_argument("--seed", type=non_negative_int, default=0, help="seed of the sampling noise (default 0)")
+    evaluate.add_argument("--data", metavar="PATH", default=None, help="MNIST .npz (default: env, else the cache)")
+    evaluate.set_defaults(func=cmd_evaluate)
     return parser
 
 

@@ -52,3 +52,13 @@ def run_cli(subprocess_env: Dict[str, str]) -> Callable[[List[str]], subprocess.
         return subprocess.run([exe, *args], env=subprocess_env, capture_output=True, text=True, timeout=timeout)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def trained_dir(mnist, tmp_path_factory) -> str:
+    """A save_dir from a short real training run: latent 2, 150 steps of batch 100 (about 5 s), seeded."""
+    from pipeline_vae import get_estimator
+    save_dir = str(tmp_path_factory.mktemp("trained"))
+    get_estimator(epochs=1, batch_size=100, latent_dim=2, train_steps_per_epoch=150, eval_steps_per_epoch=10,
+                  seed=1, save_dir=save_dir, data=mnist, log_steps=None).fit()
+    return save_dir

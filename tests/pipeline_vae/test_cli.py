@@ -59,3 +59,19 @@ def test_errors_raised_while_tf_traces_a_graph_become_the_ops_own_line():
         tf.function(lambda x: Rescale().forward([x], state={}))(tf.zeros([2, 28, 28]))
     assert "in user code:" in str(info.value)  # TF's framing, which the CLI must strip
     assert _one_line(info.value).startswith("Rescale: input 'x' must hold integer images in 0..255 (uint8), got float32")
+
+
+def test_evaluate_prints_the_table_and_writes_metrics_json(trained_dir, mnist_path, capsys):
+    import json
+    assert main(["evaluate", "--save-dir", trained_dir, "--iw-samples", "4", "--n-images", "40",
+                 "--data", mnist_path]) == 0
+    out = capsys.readouterr().out
+    metrics = json.load(open(os.path.join(trained_dir, "metrics.json")))
+    assert metrics["iw_samples"] == 4 and metrics["n_images"] == 40
+    assert f"{metrics['iw_bound']:.2f}" in out and "active units" in out
+
+
+def test_evaluate_on_a_missing_dir_is_one_line(tmp_path, capsys):
+    assert main(["evaluate", "--save-dir", str(tmp_path / "none")]) == 1
+    assert capsys.readouterr().err.strip() == f"pipeline-vae: error: save_dir {tmp_path / 'none'} does not exist or " \
+                                             "is not a folder"
