@@ -38,3 +38,18 @@ def bernoulli_log_likelihood(x: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     """
     ce = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(x, logits.dtype), logits=logits)
     return -tf.reduce_sum(tf.reshape(ce, [tf.shape(ce)[0], -1]), axis=1)
+
+
+def kl_to_standard_normal(mean: tf.Tensor, logvar: tf.Tensor) -> tf.Tensor:
+    """KL(N(mean, diag(exp(logvar))) || N(0, I)) per example, in closed form (Kingma & Welling 2014, Appendix B).
+
+    = 1/2 * sum_d (exp(logvar_d) + mean_d^2 - 1 - logvar_d), summed over the last axis.
+
+    Args:
+        mean: Posterior means, [..., L].
+        logvar: Posterior log-variances, [..., L].
+
+    Returns:
+        The KL divergence of each row, [...].
+    """
+    return 0.5 * tf.reduce_sum(tf.exp(logvar) + tf.square(mean) - 1.0 - logvar, axis=-1)

@@ -4,18 +4,19 @@ import tempfile
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import fastestimator as fe
-import tensorflow as tf
 from fastestimator.dataset.numpy_dataset import NumpyDataset
 from fastestimator.op.numpyop import NumpyOp
 from fastestimator.trace.adapt import EarlyStopping, ReduceLROnPlateau
+from fastestimator.trace.io import TensorBoard
 from fastestimator.trace.trace import Trace
 
 from pipeline_vae.atomic import write_json_atomic
 from pipeline_vae.data import MNIST, check_mnist, load_mnist
 from pipeline_vae.inference import CONFIG_FILE
 from pipeline_vae.models import IMAGE_SHAPE
-from pipeline_vae.slots import PIPELINE_KEYS, Graph, SlotValue, build_graph
-from pipeline_vae.traces import ExampleMean, FullModelSaver
+from pipeline_vae.slots import DEFAULT_LOSS, PIPELINE_KEYS, Graph, SlotValue, build_graph
+from pipeline_vae.plots import LOG_FILE
+from pipeline_vae.traces import AtomicCSVLogger, ExampleMean, FullModelSaver, SampleGrid
 
 #: The eval metric users read and the best models are selected on: -mean loss over the whole test set, in nats.
 METRIC = "elbo"
@@ -80,16 +81,18 @@ def get_network(latent_dim: int = 2, learning_rate: float = 1e-3,
     return fe.Network(ops=build_graph(latent_dim, learning_rate, ops).ops)
 
 
-def get_traces(graph: Graph, save_dir: str, early_stop: Optional[int] = None,
-               lr_plateau: Optional[int] = None) -> List[Trace]:
-    """The traces `get_estimator` adds: exact test ELBO, best-model saving, optional early stop / LR reduction.
+def get_traces(graph: Graph, save_dir: str, early_stop: Optional[int] = None, lr_plateau: Optional[int] = None,
+               tensorboard: bool = False) -> List[Trace]:
+    """The traces `get_estimator` adds: exact test ELBO, best-model saving, the CSV log, per-epoch sample grids and
+    GIF, and optionally early stopping, LR reduction and TensorBoard.
 
     Args:
-        graph: The op graph (its models are saved; its loss key is averaged).
-        save_dir: Where `<model_name>_best_loss.h5` files go.
+        graph: The op graph (its models are saved; its loss key is averaged; its decoder draws the sample grids).
+        save_dir: Where `<model_name>_best_loss.h5`, `train_log.csv`, `samples/` and `samples.gif` go.
         early_stop: Stop after this many evals without a better ELBO (FE's EarlyStopping); None to never stop early.
         lr_plateau: Divide the learning rate by 10 after this many evals without a better ELBO (FE's
             ReduceLROnPlateau, per model); None to keep it.
+        tensorboard: Also write TensorBoard event files (FE's TensorBoard trace) to `save_dir/tensorboard`.
 
     Returns:
         The traces, in order.
@@ -99,6 +102,12 @@ def get_traces(graph: Graph, save_dir: str, early_stop: Optional[int] = None,
         FullModelSaver(model=model, save_dir=save_dir, metric=METRIC, save_best_mode="max",
                        weights_name=f"{model.model_name}_best_loss") for model in graph.models
     ]
+    traces.append(AtomicCSVLogger(filename=os.path.join(save_dir, LOG_FILE)))
+    if graph.decoder is not None:
+        traces.append(SampleGrid(decoder=graph.decoder, save_dir=save_dir))
+    if tensorboard:
+        traces.append(TensorBoard(log_dir=os.path.join(save_dir, "tensorboard"), update_freq="epoch",
+                                  write_graph=False))
     if early_stop is not None:
         traces.append(EarlyStopping(monitor=METRIC, patience=early_stop, compare="max"))
     if lr_plateau is not None:
@@ -121,12 +130,15 @@ def get_estimator(epochs: int = 5,
                   data: Union[None, str, MNIST] = None,
                   early_stop: Optional[int] = None,
                   lr_plateau: Optional[int] = None,
-                  log_steps: Optional[int] = 100) -> fe.Estimator:
+                  log_steps: Optional[int] = 100,
+                  tensorboard: bool = False,
+                  loss: str = DEFAULT_LOSS) -> fe.Estimator:
     """Pipeline + Network + Estimator for the CVAE on MNIST, saving the best encoder/decoder by test ELBO.
 
     Every epoch trains on the training set and evaluates on the test set; `elbo` (nats, -mean loss weighted over all
     test examples) is logged and the full models are written to `save_dir/encoder_best_loss.h5` and
-    `decoder_best_loss.h5` whenever it improves. `save_dir/cvae_config.json` records the settings.
+    `decoder_best_loss.h5` whenever it improves. `save_dir/cvae_config.json` records the settings, `train_log.csv`
+    the logged values, and `samples/epoch_NNN.png` + `samples.gif` show 16 digits from fixed z after every epoch.
 
     Args:
         epochs: Training epochs.
@@ -136,14 +148,18 @@ def get_estimator(epochs: int = 5,
         save_dir: Where models and the config go; None makes a fresh temporary folder.
         train_steps_per_epoch: Cap on training steps per epoch (None: the whole training set).
         eval_steps_per_epoch: Cap on eval steps per epoch (None: the whole test set).
-        seed: If given, `tf.keras.backend.clear_session()` then `fe.enable_deterministic(seed)` (seeds Python, NumPy,
-            TF and torch, and makes TF ops deterministic: process-wide, as FE does it). Two runs with the same seed
-            and arguments give bit-identical models on CPU, in one process or in two.
+        seed: If given, `fe.enable_deterministic(seed)` (seeds Python, NumPy, TF and torch, and makes TF ops
+            deterministic: process-wide, as FE does it). Two processes run with the same seed and arguments give
+            bit-identical models on CPU; repeat runs inside one process may differ, depending on what ran before.
         ops: Slot overrides for ablations, e.g. `{"loss": MyLoss(...), "binarize": None}` (see `pipeline_vae.slots`).
         data: An `MNIST`, a path to an MNIST `.npz`, or None for `load_mnist()`.
         early_stop: Patience (evals) for FE's EarlyStopping on `elbo`; None disables it.
         lr_plateau: Patience (evals) for FE's ReduceLROnPlateau on `elbo` (factor 0.1); None disables it.
-        log_steps: Print the training loss every this many steps (0: per-epoch lines only; None: silent).
+        log_steps: Print (and log to `train_log.csv`) the training loss every this many steps (0: per-epoch lines
+            only; None: silent).
+        tensorboard: Also write TensorBoard event files to `save_dir/tensorboard`.
+        loss: The loss by name: "analytic_kl" (AnalyticKLLoss, closed-form KL; the default, chosen by measurement: see
+            the README) or "mc_kl" (CVAELoss, the seed's one-sample Monte Carlo KL).
 
     Returns:
         The Estimator; call `.fit()`.
@@ -164,9 +180,8 @@ def get_estimator(epochs: int = 5,
         raise ValueError(f"log_steps must be a non-negative integer or None, got {log_steps!r}")
     pipeline = get_pipeline(batch_size=batch_size, data=data)
     if seed is not None:
-        tf.keras.backend.clear_session()  # reset Keras' global state too, so a repeat run in this process matches
         fe.enable_deterministic(seed)
-    graph = build_graph(latent_dim, learning_rate, ops, input_keys=PIPELINE_KEYS)
+    graph = build_graph(latent_dim, learning_rate, ops, input_keys=PIPELINE_KEYS, loss=loss)
     save_dir = save_dir or tempfile.mkdtemp(prefix="pipeline-vae-")
     os.makedirs(save_dir, exist_ok=True)
     config: Dict[str, Any] = {
@@ -178,7 +193,8 @@ def get_estimator(epochs: int = 5,
     return fe.Estimator(pipeline=pipeline,
                         network=fe.Network(ops=graph.ops),
                         epochs=epochs,
-                        traces=get_traces(graph, save_dir, early_stop=early_stop, lr_plateau=lr_plateau),
+                        traces=get_traces(graph, save_dir, early_stop=early_stop, lr_plateau=lr_plateau,
+                                          tensorboard=tensorboard),
                         train_steps_per_epoch=train_steps_per_epoch,
                         eval_steps_per_epoch=eval_steps_per_epoch,
                         log_steps=log_steps)

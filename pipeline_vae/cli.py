@@ -60,7 +60,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                               data=args.data,
                               early_stop=args.early_stop,
                               lr_plateau=args.lr_plateau,
-                              log_steps=args.log_steps)
+                              log_steps=args.log_steps,
+                              tensorboard=args.tensorboard,
+                              loss=args.loss)
     summary = estimator.fit(summary="pipeline-vae")
     history = summary.history["eval"].get(METRIC, {})
     if not history:
@@ -71,7 +73,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     scope = "test set" if args.eval_steps_per_epoch is None else f"first {args.eval_steps_per_epoch} test batches"
     print(f"Final test ELBO: {float(history[last_step]):.2f} nats ({scope}, step {last_step}); "
           f"best: {float(history[best_step]):.2f} nats (step {best_step})")
-    files = [os.path.join(args.save_dir, name) for name in ("encoder_best_loss.h5", "decoder_best_loss.h5", CONFIG_FILE)]
+    names = ("encoder_best_loss.h5", "decoder_best_loss.h5", CONFIG_FILE, "train_log.csv", "samples.gif")
+    files = [os.path.join(args.save_dir, name) for name in names]
     print("Saved: " + ", ".join(f for f in files if os.path.exists(f)))
     return 0
 
@@ -91,6 +94,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     path = os.path.join(args.save_dir, "metrics.json")
     write_json_atomic(path, metrics)
     print(f"Saved: {path}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
+    from pipeline_vae.data import load_mnist
+    from pipeline_vae.plots import plot_run
+    data = load_mnist(path=args.data)
+    n = args.n_images or len(data.x_test)
+    for path in plot_run(args.save_dir, data.x_test[:n], data.y_test[:n], log=sys.stderr):
+        print(f"Saved: {path}")
     return 0
 
 
@@ -136,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="divide the learning rate by 10 after PATIENCE epochs without a better test ELBO")
     train.add_argument("--log-steps", type=non_negative_int, default=100,
                        help="print the training loss every N steps (0: per-epoch lines only)")
+    train.add_argument("--loss", choices=("analytic_kl", "mc_kl"), default="analytic_kl",
+                       help="KL term of the loss: closed form (default; lower variance) or the seed's one-sample "
+                       "Monte Carlo estimate (mc_kl)")
+    train.add_argument("--tensorboard", action="store_true",
+                       help="also write TensorBoard event files to SAVE_DIR/tensorboard")
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("evaluate", parents=[common],
@@ -148,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=non_negative_int, default=0, help="seed of the sampling noise (default 0)")
     evaluate.add_argument("--data", metavar="PATH", default=None, help="MNIST .npz (default: env, else the cache)")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    plot = sub.add_parser("plot", parents=[common], help="manifold, latent scatter, reconstructions, curves, GIF")
+    plot.add_argument("--save-dir", required=True, help="a folder written by `pipeline-vae train`")
+    plot.add_argument("--n-images", type=positive_int, default=None,
+                      help="use only the first N test images for the latent scatter (default: all 10000)")
+    plot.add_argument("--data", metavar="PATH", default=None, help="MNIST .npz (default: env, else the cache)")
+    plot.set_defaults(func=cmd_plot)
     return parser
 
 

@@ -16,20 +16,12 @@ from typing import Dict, Optional
 import numpy as np
 import tensorflow as tf
 
-from ops.densities import bernoulli_log_likelihood, log_normal_pdf
+from ops.densities import bernoulli_log_likelihood, kl_to_standard_normal, log_normal_pdf
 from pipeline_vae.inference import CVAE
 from pipeline_vae.progress import Progress
 
 #: Burda et al.'s threshold on Cov_x(E_q[z_d]) for counting latent unit d as active.
 ACTIVE_UNIT_THRESHOLD = 0.01
-
-
-def analytic_kl(mean: tf.Tensor, logvar: tf.Tensor) -> tf.Tensor:
-    """KL(N(mean, exp(logvar)) || N(0, I)) per example, closed form (Kingma & Welling 2014, Appendix B).
-
-    = 1/2 * sum_d (exp(logvar_d) + mean_d^2 - 1 - logvar_d)
-    """
-    return 0.5 * tf.reduce_sum(tf.exp(logvar) + tf.square(mean) - 1.0 - logvar, axis=-1)
 
 
 def active_units(means: np.ndarray, threshold: float = ACTIVE_UNIT_THRESHOLD) -> int:
@@ -58,7 +50,7 @@ class _Evaluator:
         z = mean + tf.exp(0.5 * logvar) * eps
         recon = bernoulli_log_likelihood(x, self.vae.decoder(z, training=False))
         kl_mc = log_normal_pdf(z, mean, logvar) - log_normal_pdf(z, 0.0, 0.0)
-        return recon, kl_mc, analytic_kl(mean, logvar), mean
+        return recon, kl_mc, kl_to_standard_normal(mean, logvar), mean
 
     @tf.function(reduce_retracing=True)
     def log_weights(self, x: tf.Tensor, eps: tf.Tensor) -> tf.Tensor:

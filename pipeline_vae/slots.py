@@ -15,7 +15,7 @@ import tensorflow as tf
 from fastestimator.op.tensorop.model import ModelOp, UpdateOp
 from fastestimator.op.tensorop.tensorop import TensorOp
 
-from ops import Binarize, CVAELoss, ReparameterizeOp, Rescale, SplitOp
+from ops import AnalyticKLLoss, Binarize, CVAELoss, ReparameterizeOp, Rescale, SplitOp
 from pipeline_vae.models import build_decoder, build_encoder
 
 SLOTS: Tuple[str, ...] = ("rescale", "binarize", "encode", "split", "reparameterize", "decode", "loss")
@@ -51,7 +51,12 @@ def build_model(kind: str, latent_dim: int, learning_rate: float) -> tf.keras.Mo
                     model_name=kind)
 
 
+#: The loss ops selectable by name (`get_estimator(loss=...)`, `pipeline-vae train --loss ...`).
+LOSSES: Dict[str, Callable[..., TensorOp]] = {"mc_kl": CVAELoss, "analytic_kl": AnalyticKLLoss}
+DEFAULT_LOSS = "analytic_kl"
+
 #: How each slot's default op is made from (latent_dim, learning_rate). Models are built only if their slot is used.
+#: The "loss" slot's default comes from `LOSSES` (see `build_graph`).
 DEFAULT_OPS: Dict[str, Callable[[int, float], TensorOp]] = {
     "rescale": lambda latent_dim, lr: Rescale(inputs="x", outputs="x"),
     "binarize": lambda latent_dim, lr: Binarize(inputs="x", outputs="x", threshold=0.5),
@@ -61,7 +66,6 @@ DEFAULT_OPS: Dict[str, Callable[[int, float], TensorOp]] = {
     "reparameterize": lambda latent_dim, lr: ReparameterizeOp(inputs=("mean", "logvar"), outputs="z"),
     "decode": lambda latent_dim, lr: ModelOp(model=build_model("decoder", latent_dim, lr), inputs="z",
                                              outputs="x_logit"),
-    "loss": lambda latent_dim, lr: CVAELoss(inputs=("x", "x_logit", "mean", "logvar", "z"), outputs="loss"),
 }
 
 
@@ -82,6 +86,12 @@ class Graph:
     def ops(self) -> List[TensorOp]:
         """The ops in execution order, ready for `fe.Network`."""
         return [op for _, op in self.named_ops]
+
+    @property
+    def decoder(self) -> Optional[tf.keras.Model]:
+        """The model of the "decode" slot's ModelOp (None if that slot holds no ModelOp)."""
+        models = [op.model for name, op in self.named_ops if name == "decode" and isinstance(op, ModelOp)]
+        return models[-1] if models else None
 
     def describe(self) -> Dict[str, List[str]]:
         """Slot name -> class names of its ops (for the run's config file and messages)."""
@@ -149,7 +159,8 @@ def check_graph(named_ops: Iterable[Tuple[str, TensorOp]], input_keys: Iterable[
 def build_graph(latent_dim: int = 2,
                 learning_rate: float = 1e-3,
                 ops: Optional[Mapping[str, SlotValue]] = None,
-                input_keys: Iterable[str] = PIPELINE_KEYS) -> Graph:
+                input_keys: Iterable[str] = PIPELINE_KEYS,
+                loss: str = DEFAULT_LOSS) -> Graph:
     """Assemble the slots (defaults, replaced or dropped as `ops` says) plus one UpdateOp per model, and check it.
 
     Args:
@@ -157,16 +168,25 @@ def build_graph(latent_dim: int = 2,
         learning_rate: Adam's learning rate for the default encoder/decoder.
         ops: Slot name -> TensorOp, list of TensorOps, or None (drop). Slots not named keep their default.
         input_keys: The keys the Pipeline provides.
+        loss: The name of the "loss" slot's op in `LOSSES` ("analytic_kl": AnalyticKLLoss, the default; "mc_kl":
+            CVAELoss, the seed's), used unless `ops` sets that slot.
 
     Returns:
         The checked graph.
 
     Raises:
-        ValueError: If a slot name is unknown, or an op reads a key nothing upstream produces.
+        ValueError: If a slot name or loss name is unknown, both `loss` and `ops["loss"]` are given, or an op reads
+            a key nothing upstream produces.
         TypeError: If a slot value is not a TensorOp, a list of them, or None.
     """
     ops = dict(ops or {})
     check_slot_names(ops)
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(sorted(LOSSES))}")
+    if "loss" in ops and loss != DEFAULT_LOSS:
+        raise ValueError(f"give either loss={loss!r} or ops['loss'], not both")
+    if "loss" not in ops:
+        ops["loss"] = LOSSES[loss](inputs=("x", "x_logit", "mean", "logvar", "z"), outputs="loss")
     named_ops: List[Tuple[str, TensorOp]] = []
     for name in SLOTS:
         value = ops[name] if name in ops else DEFAULT_OPS[name](latent_dim, learning_rate)

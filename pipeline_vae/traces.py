@@ -1,16 +1,19 @@
-"""FastEstimator Traces the builders add: an exact per-example eval mean, and a best-model saver that writes full models.
+"""FastEstimator Traces the builders add: an exact per-example eval mean, a best-model saver that writes full models,
+per-epoch sample grids with a GIF, and a crash-safe CSV log.
 """
 import os
 import warnings
-from typing import Iterable, Optional, Union
+from typing import Iterable, List, Optional, Union
 
 import numpy as np
 import tensorflow as tf
 from fastestimator.trace.io.best_model_saver import BestModelSaver
+from fastestimator.trace.io.csv_logger import CSVLogger
 from fastestimator.trace.trace import Trace
 from fastestimator.util.data import Data
 from fastestimator.util.traceability_util import traceable
 
+from pipeline_vae import plots
 from pipeline_vae.atomic import atomic_path
 
 
@@ -137,3 +140,71 @@ class ExampleMean(Trace):
         if self.count == 0:
             raise ValueError(f"ExampleMean: no examples seen for '{self.inputs[0]}' this epoch")
         data.write_with_log(self.outputs[0], self.scale * self.total / self.count)
+
+
+@traceable()
+class SampleGrid(Trace):
+    """Decode the same latent vectors after every evaluation and save the grid, then an animated GIF at the end.
+
+    Writes `save_dir/samples/epoch_000.png` before training (the untrained decoder), one `epoch_NNN.png` per eval
+    epoch, and `save_dir/samples.gif` of epochs 0..last at the end of training: the TensorFlow tutorial's `cvae.gif`.
+
+    Args:
+        decoder: The decoder model (fe.build), [B, latent_dim] -> logits [B, 28, 28, 1].
+        save_dir: The run folder.
+        n: How many digits per grid (a square grid is made).
+        seed: Seed of the fixed latent vectors z ~ N(0, I).
+
+    Raises:
+        ValueError: If `n` is not a positive integer.
+    """
+    def __init__(self, decoder: tf.keras.Model, save_dir: str, n: int = 16, seed: int = 0) -> None:
+        super().__init__(mode="eval")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"SampleGrid: n must be a positive integer, got {n!r}")
+        self.decoder, self.save_dir, self.n, self.seed = decoder, save_dir, n, seed
+        self.z = np.random.default_rng(seed).standard_normal((n, decoder.input_shape[-1])).astype(np.float32)
+        self.last_epoch = 0
+
+    def frame_path(self, epoch: int) -> str:
+        """Where the grid of `epoch` goes (0: before training)."""
+        return os.path.join(self.save_dir, plots.SAMPLES_DIR, f"epoch_{epoch:03d}.png")
+
+    def _save(self, epoch: int) -> None:
+        probs = tf.sigmoid(self.decoder(self.z, training=False)).numpy()[..., 0]
+        plots.plot_sample_grid(probs, self.frame_path(epoch), f"epoch {epoch}" if epoch else "before training")
+        self.last_epoch = epoch
+
+    def on_begin(self, data: Data) -> None:
+        self._save(0)
+
+    def on_epoch_end(self, data: Data) -> None:
+        self._save(self.system.epoch_idx)
+
+    def on_end(self, data: Data) -> None:
+        frames = [self.frame_path(e) for e in range(self.last_epoch + 1) if os.path.exists(self.frame_path(e))]
+        path = plots.write_gif(frames, os.path.join(self.save_dir, plots.GIF_FILE))
+        print(f"FastEstimator-SampleGrid: Saved {len(frames)} frames to {path}")
+
+
+@traceable()
+class AtomicCSVLogger(CSVLogger):
+    """FE's CSVLogger (per-epoch and per-`log_steps` rows), writing each update through a temporary file and a rename.
+
+    Only for train/eval runs: FE's test-mode branch appends to the existing file, which this does not support.
+
+    Args:
+        filename: The CSV file.
+        monitor_names: Keys to log; None for everything FE logs.
+    """
+    def __init__(self, filename: str, monitor_names: Union[None, str, List[str]] = None) -> None:
+        super().__init__(filename=filename, monitor_names=monitor_names, mode=("train", "eval"))
+
+    def _save(self) -> None:
+        final = self.filename
+        with atomic_path(final) as tmp:
+            self.filename = tmp
+            try:
+                super()._save()
+            finally:
+                self.filename = final

@@ -17,7 +17,7 @@ def test_import_has_no_side_effects_and_exposes_get_estimator(small_mnist, tmp_p
     est = module.get_estimator(epochs=2, batch_size=8, train_steps_per_epoch=2, save_dir=str(tmp_path))
     assert isinstance(est, fe.Estimator)
     assert est.system.total_epochs == 2 and est.system.train_steps_per_epoch == 2
-    assert os.listdir(tmp_path) == ["cvae_config.json"]
+    assert os.listdir(tmp_path) == ["cvae_config.json"]  # nothing trained, nothing else written
 
 
 @pytest.mark.slow

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from ops import bernoulli_log_likelihood, log_normal_pdf
+from ops import bernoulli_log_likelihood, kl_to_standard_normal, log_normal_pdf
 
 
 def test_standard_normal_at_zero():
@@ -30,3 +30,9 @@ def test_bernoulli_sums_over_all_pixels():
 def test_bernoulli_is_stable_for_huge_logits():
     got = bernoulli_log_likelihood(tf.constant([[1.0, 0.0]]), tf.constant([[200.0, -200.0]])).numpy()
     np.testing.assert_allclose(got, [0.0], atol=1e-6)
+
+
+def test_kl_to_standard_normal_closed_form():
+    # KL(N(1, 4) || N(0, 1)) = 1/2 (4 + 1 - 1 - log 4); the second dimension is N(0, 1) itself: 0.
+    got = kl_to_standard_normal(tf.constant([[1.0, 0.0]]), tf.constant([[math.log(4.0), 0.0]])).numpy()
+    np.testing.assert_allclose(got, [0.5 * (4 + 1 - 1 - math.log(4))], rtol=1e-6)

@@ -46,7 +46,8 @@ def test_train_end_to_end_as_a_user_runs_it(tmp_path, run_cli):
     last = result.stdout.strip().splitlines()
     assert last[-2].startswith("Final test ELBO: -") and "first 2 test batches" in last[-2]
     assert str(save_dir / "encoder_best_loss.h5") in last[-1] and str(save_dir / "decoder_best_loss.h5") in last[-1]
-    assert {"encoder_best_loss.h5", "decoder_best_loss.h5", "cvae_config.json"} <= set(os.listdir(save_dir))
+    assert {"encoder_best_loss.h5", "decoder_best_loss.h5", "cvae_config.json", "train_log.csv", "samples.gif"} <= set(
+        os.listdir(save_dir))
     assert result.stderr.strip() == ""  # TF's start-up noise is silenced
 
 
@@ -75,3 +76,32 @@ def test_evaluate_on_a_missing_dir_is_one_line(tmp_path, capsys):
     assert main(["evaluate", "--save-dir", str(tmp_path / "none")]) == 1
     assert capsys.readouterr().err.strip() == f"pipeline-vae: error: save_dir {tmp_path / 'none'} does not exist or " \
                                              "is not a folder"
+
+
+def test_plot_writes_the_pictures(trained_dir, mnist_path, capsys):
+    assert main(["plot", "--save-dir", trained_dir, "--n-images", "300", "--data", mnist_path]) == 0
+    saved = [line.split("Saved: ")[1] for line in capsys.readouterr().out.splitlines() if line.startswith("Saved: ")]
+    assert {os.path.basename(p) for p in saved} >= {"manifold.png", "latent_scatter.png", "reconstructions.png"}
+    assert all(os.path.getsize(p) > 1000 for p in saved)
+
+
+@pytest.mark.slow
+def test_two_seeded_runs_give_bit_identical_models(tmp_path, run_cli):
+    import h5py
+    import numpy as np
+
+    def weights(path):
+        arrays = []
+        with h5py.File(path, "r") as file:
+            file["model_weights"].visititems(
+                lambda name, obj: arrays.append(np.array(obj)) if isinstance(obj, h5py.Dataset) else None)
+        return arrays
+
+    for run in ("a", "b"):
+        result = run_cli(["train", "--seed", "7", "--epochs", "1", "--train-steps-per-epoch", "20",
+                          "--eval-steps-per-epoch", "2", "--save-dir", str(tmp_path / run), "--log-steps", "0"])
+        assert result.returncode == 0, result.stderr
+    for name in ("encoder_best_loss.h5", "decoder_best_loss.h5"):
+        first, second = weights(tmp_path / "a" / name), weights(tmp_path / "b" / name)
+        assert len(first) == len(second) > 0
+        assert all(np.array_equal(x, y) for x, y in zip(first, second))

@@ -24,7 +24,7 @@ def test_default_graph_is_the_seed_op_list():
     graph = build_graph(latent_dim=2)
     assert classes(graph) == [("rescale", "Rescale"), ("binarize", "Binarize"), ("encode", "ModelOp"),
                               ("split", "SplitOp"), ("reparameterize", "ReparameterizeOp"), ("decode", "ModelOp"),
-                              ("loss", "CVAELoss"), ("update", "UpdateOp"), ("update", "UpdateOp")]
+                              ("loss", "AnalyticKLLoss"), ("update", "UpdateOp"), ("update", "UpdateOp")]
     assert [m.model_name for m in graph.models] == ["encoder", "decoder"]
     assert graph.loss_key == "loss"
     assert [name for name in dict.fromkeys(n for n, _ in graph.named_ops) if name != "update"] == list(SLOTS)
@@ -91,3 +91,19 @@ def test_models_are_only_built_for_used_slots(monkeypatch):
 def test_bad_learning_rate_is_clear():
     with pytest.raises(ValueError, match="learning_rate must be a positive number, got 0"):
         build_graph(learning_rate=0)
+
+
+def test_loss_by_name_from_the_registry():
+    graph = build_graph(loss="mc_kl")
+    assert [type(op) for name, op in graph.named_ops if name == "loss"] == [CVAELoss]
+    with pytest.raises(ValueError, match="unknown loss 'beta'; expected one of analytic_kl, mc_kl"):
+        build_graph(loss="beta")
+    with pytest.raises(ValueError, match=r"give either loss='mc_kl' or ops\['loss'\], not both"):
+        build_graph(loss="mc_kl", ops={"loss": CVAELoss()})
+
+
+def test_cli_loss_choices_are_the_registry():
+    from pipeline_vae.cli import build_parser
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    (action, ) = [a for a in train._actions if a.dest == "loss"]
+    assert sorted(action.choices) == sorted(slots.LOSSES) and action.default == slots.DEFAULT_LOSS

@@ -1,0 +1,247 @@
+"""The pictures people expect from a VAE run, as PNG (and one GIF), written atomically into the run's save_dir.
+
+Figures use matplotlib's object API (`matplotlib.figure.Figure`), so no pyplot state or GUI backend is touched.
+
+    samples/epoch_000.png ... and samples.gif   16 digits from fixed latent vectors, per epoch (`SampleGrid` trace)
+    manifold.png             the 2-D latent manifold (latent size 2 only)
+    latent_scatter.png       test-set posterior means coloured by digit (first two principal components if L > 2)
+    reconstructions.png      original / binarized / decoded probabilities / binarized decoding
+    training_curves.png      train loss and test ELBO from the run's `train_log.csv`
+"""
+import csv
+import glob
+import io
+import os
+from statistics import NormalDist
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from matplotlib.figure import Figure
+from PIL import Image
+
+from pipeline_vae.atomic import atomic_path
+from pipeline_vae.inference import CVAE
+
+SAMPLES_DIR = "samples"
+GIF_FILE = "samples.gif"
+LOG_FILE = "train_log.csv"
+DPI = 100
+
+
+def save_figure(fig: Figure, path: str) -> str:
+    """Write `fig` as PNG to `path` through a temporary file and a rename. Returns `path`."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI)
+    return path
+
+
+def tile(images: np.ndarray, rows: int, cols: int, pad: int = 2) -> np.ndarray:
+    """Arrange [N, H, W] images (N <= rows * cols) on a grid padded with 0 (white under the "gray_r" colour map),
+    [rows*(H+pad)+pad, cols*(W+pad)+pad]."""
+    n, h, w = images.shape
+    grid = np.zeros((rows * (h + pad) + pad, cols * (w + pad) + pad), np.float32)
+    for i in range(min(n, rows * cols)):
+        r, c = divmod(i, cols)
+        grid[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = images[i]
+    return grid
+
+
+def plot_sample_grid(images: np.ndarray, path: str, title: str) -> str:
+    """A square grid of generated digits (Bernoulli means), 400 x 430 px. Returns `path`."""
+    side = int(np.ceil(np.sqrt(len(images))))
+    fig = Figure(figsize=(4, 4.3))
+    ax = fig.add_axes((0.02, 0.02, 0.96, 0.88))
+    ax.imshow(tile(images, side, side), cmap="gray_r", vmin=0, vmax=1)  # dark digits on white, like ink
+    ax.set_axis_off()
+    fig.suptitle(title, fontsize=11)
+    return save_figure(fig, path)
+
+
+def write_gif(frames: Sequence[str], path: str, seconds_per_frame: float = 0.5) -> str:
+    """An animated GIF (looping) of the PNG `frames`, in order. Returns `path`.
+
+    Raises:
+        ValueError: If `frames` is empty.
+    """
+    if not frames:
+        raise ValueError("write_gif: no frames given")
+    images = [Image.open(frame).convert("P", palette=Image.ADAPTIVE) for frame in frames]
+    with atomic_path(path) as tmp:
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], loop=0,
+                       duration=int(seconds_per_frame * 1000))
+    return path
+
+
+def sample_frames(save_dir: str) -> List[str]:
+    """The per-epoch sample grids of a run, in epoch order."""
+    return sorted(glob.glob(os.path.join(save_dir, SAMPLES_DIR, "epoch_*.png")))
+
+
+def plot_manifold(vae: CVAE, path: str, n: int = 20) -> str:
+    """Decode an n x n grid of z over the standard-normal quantiles 0.05..0.95, axes labelled with z. 800 x 800 px.
+
+    Raises:
+        ValueError: If the model's latent size is not 2, or n < 2.
+    """
+    if vae.latent_dim != 2:
+        raise ValueError(f"the latent manifold needs latent size 2, this model has {vae.latent_dim}")
+    if n < 2:
+        raise ValueError(f"n must be >= 2, got {n}")
+    values = np.array([NormalDist().inv_cdf(p) for p in np.linspace(0.05, 0.95, n)], np.float32)
+    z = np.array([[z1, z2] for z2 in values[::-1] for z1 in values], np.float32)  # rows top to bottom: z2 falling
+    canvas = tile(vae.decode(z), n, n, pad=0)
+    fig = Figure(figsize=(8, 8))
+    ax = fig.add_axes((0.1, 0.08, 0.86, 0.86))
+    ax.imshow(canvas, cmap="gray_r", vmin=0, vmax=1)
+    centres = np.arange(n) * 28 + 13.5
+    step = max(1, n // 10)
+    ax.set_xticks(centres[::step], [f"{v:.2f}" for v in values[::step]], rotation=90)
+    ax.set_yticks(centres[::step], [f"{v:.2f}" for v in values[::-1][::step]])
+    ax.set_xlabel("z[0]")
+    ax.set_ylabel("z[1]")
+    ax.set_title("Latent manifold: decoded grid over N(0,1) quantiles 0.05-0.95")
+    return save_figure(fig, path)
+
+
+def principal_components(points: np.ndarray, k: int = 2) -> Tuple[np.ndarray, np.ndarray]:
+    """Project [N, D] points on their first `k` principal components; returns (projection [N, k], explained share)."""
+    centred = points - points.mean(axis=0)
+    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+    share = singular**2 / np.sum(singular**2)
+    return centred @ vt[:k].T, share[:k]
+
+
+def plot_latent_scatter(vae: CVAE, images: np.ndarray, labels: np.ndarray, path: str) -> str:
+    """Posterior means of `images` coloured by digit label; for latent size > 2 the first two principal components,
+    said so in the title. 800 x 700 px.
+
+    Raises:
+        ValueError: If labels do not match the images.
+    """
+    labels = np.asarray(labels)
+    if labels.shape != (len(images), ):
+        raise ValueError(f"labels: expected shape ({len(images)},), got {labels.shape}")
+    mean, _ = vae.encode(images)
+    if vae.latent_dim == 2:
+        points, xlabel, ylabel, title = mean, "z[0]", "z[1]", "Test set in latent space (posterior means)"
+    elif vae.latent_dim == 1:
+        points = np.concatenate([mean, np.zeros_like(mean)], axis=1)
+        xlabel, ylabel, title = "z[0]", "", "Test set in latent space (posterior means, 1-D)"
+    else:
+        points, share = principal_components(mean)
+        xlabel, ylabel = f"PC 1 ({share[0]:.0%} of variance)", f"PC 2 ({share[1]:.0%} of variance)"
+        title = f"Test set posterior means: first two principal components of {vae.latent_dim}-D z"
+    fig = Figure(figsize=(8, 7))
+    ax = fig.add_axes((0.1, 0.09, 0.75, 0.83))
+    scatter = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=3, vmin=-0.5, vmax=9.5)
+    fig.colorbar(scatter, cax=fig.add_axes((0.88, 0.09, 0.03, 0.83)), ticks=range(10), label="digit")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    return save_figure(fig, path)
+
+
+def plot_reconstructions(vae: CVAE, images: np.ndarray, path: str) -> str:
+    """Rows: original, binarized (the model's input), decoded probabilities of z = mean, binarized decoding; one
+    column per image. (100 + 75 * N) x 400 px."""
+    original = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
+    model_input = vae.prepare(images)[..., 0]
+    probs = vae.reconstruct(images)
+    rows = [("original", original), ("binarized" if vae.binarize else "input", model_input),
+            ("decoded p(x|z)", probs), ("decoded > 0.5", (probs > 0.5).astype(np.float32))]
+    n = len(images)
+    fig = Figure(figsize=(1 + 0.75 * n, 4))
+    for r, (name, row) in enumerate(rows):
+        for c in range(n):
+            ax = fig.add_axes((1 / (1 + 0.75 * n) + c * 0.75 / (1 + 0.75 * n), 0.76 - r * 0.23,
+                               0.72 / (1 + 0.75 * n), 0.22))
+            ax.imshow(row[c], cmap="gray_r", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+    return save_figure(fig, path)
+
+
+def read_log(path: str) -> Dict[str, List[Tuple[int, int, float]]]:
+    """Read FE's CSVLogger file: {"loss": [(step, epoch, value) of train rows], "elbo": [... of eval rows]}.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: If it has no mode/step/epoch columns.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"training log {path} does not exist (runs of `pipeline-vae train` write it)")
+    with open(path, newline="") as file:
+        rows = list(csv.DictReader(file))
+    if rows and not {"mode", "step", "epoch"} <= set(rows[0]):
+        raise ValueError(f"{path}: expected FastEstimator CSVLogger columns mode, step, epoch")
+    out: Dict[str, List[Tuple[int, int, float]]] = {"loss": [], "elbo": []}
+    for row in rows:
+        key = "loss" if row["mode"] == "train" else "elbo" if row["mode"] == "eval" else None
+        if key and row.get(key, "") not in ("", None):
+            out[key].append((int(row["step"]), int(row["epoch"]), float(row[key])))
+    return out
+
+
+def plot_training_curves(log_path: str, path: str) -> str:
+    """Train loss (per logged step) and test ELBO (per epoch) against the training step. 1000 x 400 px.
+
+    Raises:
+        FileNotFoundError: If the log does not exist.
+        ValueError: If it holds neither train loss nor test ELBO values.
+    """
+    log = read_log(log_path)
+    if not log["loss"] and not log["elbo"]:
+        raise ValueError(f"{log_path}: no train loss or test ELBO rows to plot")
+    fig = Figure(figsize=(10, 4))
+    left, right = fig.add_axes((0.07, 0.13, 0.4, 0.77)), fig.add_axes((0.57, 0.13, 0.4, 0.77))
+    if log["loss"]:
+        steps, _, values = zip(*log["loss"])
+        left.plot(steps, values, lw=1)
+    left.set(xlabel="training step", ylabel="train loss (nats, batch mean)", title="Training loss")
+    if log["elbo"]:
+        steps, epochs, values = zip(*log["elbo"])
+        right.plot(steps, values, marker="o")
+        for step, epoch, value in zip(steps, epochs, values):
+            right.annotate(f"{epoch}", (step, value), textcoords="offset points", xytext=(0, 6), fontsize=7)
+    right.set(xlabel="training step (labels: epoch)", ylabel="test ELBO (nats)", title="Test ELBO")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
+def plot_run(save_dir: str, images: np.ndarray, labels: np.ndarray, n_reconstructions: int = 12,
+             log: Optional[io.TextIOBase] = None) -> List[str]:
+    """Every picture for a run's save_dir: manifold (latent 2), latent scatter, reconstructions, training curves (if
+    the log exists), and the samples GIF (if per-epoch grids exist).
+
+    Args:
+        save_dir: A folder written by `pipeline-vae train`.
+        images: Test images (uint8) for the scatter and reconstructions.
+        labels: Their digit labels.
+        n_reconstructions: Columns of the reconstruction figure.
+        log: Where to say what was skipped; None for silence.
+
+    Returns:
+        The paths written.
+    """
+    vae = CVAE.load(save_dir)
+    written = []
+    if vae.latent_dim == 2:
+        written.append(plot_manifold(vae, os.path.join(save_dir, "manifold.png")))
+    elif log:
+        log.write(f"manifold.png skipped: latent size is {vae.latent_dim}, not 2\n")
+    written.append(plot_latent_scatter(vae, images, labels, os.path.join(save_dir, "latent_scatter.png")))
+    written.append(plot_reconstructions(vae, images[:n_reconstructions], os.path.join(save_dir, "reconstructions.png")))
+    log_path = os.path.join(save_dir, LOG_FILE)
+    if os.path.isfile(log_path):
+        written.append(plot_training_curves(log_path, os.path.join(save_dir, "training_curves.png")))
+    elif log:
+        log.write(f"training_curves.png skipped: no {LOG_FILE} in {save_dir}\n")
+    frames = sample_frames(save_dir)
+    if frames:
+        written.append(write_gif(frames, os.path.join(save_dir, GIF_FILE)))
+    elif log:
+        log.write(f"{GIF_FILE} skipped: no {SAMPLES_DIR}/epoch_*.png grids in {save_dir}\n")
+    return written

@@ -1,0 +1,100 @@
+import csv
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline_vae import plots
+from pipeline_vae.inference import CVAE
+
+
+def png_size(path):
+    assert os.path.getsize(path) > 1000
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        return image.size
+
+
+@pytest.fixture(scope="module")
+def vae(trained_dir):
+    return CVAE.load(trained_dir)
+
+
+def test_tile_places_images_on_a_padded_grid():
+    grid = plots.tile(np.ones((3, 2, 2), np.float32), rows=2, cols=2, pad=1)
+    assert grid.shape == (7, 7)
+    assert grid.sum() == 12  # 3 images of 4 ones; padding and the empty cell stay 0
+
+
+def test_sample_grid_and_gif(tmp_path):
+    frames = []
+    for epoch in range(3):
+        images = np.full((16, 28, 28), epoch / 2, np.float32)
+        frames.append(plots.plot_sample_grid(images, str(tmp_path / f"epoch_{epoch:03d}.png"), f"epoch {epoch}"))
+    assert png_size(frames[0]) == (400, 430)
+    gif = plots.write_gif(frames, str(tmp_path / "samples.gif"))
+    with Image.open(gif) as image:
+        assert image.format == "GIF" and image.n_frames == 3
+
+
+def test_manifold(vae, tmp_path):
+    assert png_size(plots.plot_manifold(vae, str(tmp_path / "m.png"), n=10)) == (800, 800)
+
+
+def test_manifold_needs_two_latent_dims(tmp_path):
+    from pipeline_vae.models import build_decoder, build_encoder
+    with pytest.raises(ValueError, match="needs latent size 2, this model has 5"):
+        plots.plot_manifold(CVAE(build_encoder(5), build_decoder(5)), str(tmp_path / "m.png"))
+
+
+def test_latent_scatter_2d_and_pca(vae, mnist, tmp_path):
+    assert png_size(plots.plot_latent_scatter(vae, mnist.x_test[:300], mnist.y_test[:300],
+                                              str(tmp_path / "s.png"))) == (800, 700)
+    from pipeline_vae.models import build_decoder, build_encoder
+    wide = CVAE(build_encoder(6), build_decoder(6))
+    assert png_size(plots.plot_latent_scatter(wide, mnist.x_test[:300], mnist.y_test[:300],
+                                              str(tmp_path / "p.png"))) == (800, 700)
+    with pytest.raises(ValueError, match=r"labels: expected shape \(300,\)"):
+        plots.plot_latent_scatter(vae, mnist.x_test[:300], mnist.y_test[:10], str(tmp_path / "x.png"))
+
+
+def test_principal_components_of_a_line():
+    t = np.linspace(-1, 1, 50)
+    points = np.stack([t, 2 * t, np.zeros_like(t)], axis=1)
+    projection, share = plots.principal_components(points)
+    assert share[0] == pytest.approx(1.0)
+    np.testing.assert_allclose(np.abs(projection[:, 0]), np.abs(t) * np.sqrt(5), atol=1e-9)
+
+
+def test_reconstructions(vae, mnist, tmp_path):
+    assert png_size(plots.plot_reconstructions(vae, mnist.x_test[:8], str(tmp_path / "r.png"))) == (700, 400)
+
+
+def test_training_curves_from_fe_csv_log(tmp_path):
+    log = tmp_path / "train_log.csv"
+    with open(log, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["mode", "step", "epoch", "loss", "elbo"])
+        writer.writerows([["train", 1, 1, 540.0, ""], ["train", 100, 1, 200.0, ""], ["eval", 100, 1, 180.0, -180.0],
+                          ["train", 200, 2, 170.0, ""], ["eval", 200, 2, 160.0, -160.0]])
+    parsed = plots.read_log(str(log))
+    assert parsed["loss"] == [(1, 1, 540.0), (100, 1, 200.0), (200, 2, 170.0)]
+    assert parsed["elbo"] == [(100, 1, -180.0), (200, 2, -160.0)]
+    assert png_size(plots.plot_training_curves(str(log), str(tmp_path / "c.png"))) == (1000, 400)
+
+
+def test_missing_log_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="training log .* does not exist"):
+        plots.plot_training_curves(str(tmp_path / "none.csv"), str(tmp_path / "c.png"))
+
+
+def test_plot_run_on_a_trained_dir(trained_dir, mnist):
+    """Everything from a real training run's folder: its own CSV log and its per-epoch grids (1 epoch -> 2 frames)."""
+    written = plots.plot_run(trained_dir, mnist.x_test[:500], mnist.y_test[:500])
+    names = sorted(os.path.basename(p) for p in written)
+    assert names == ["latent_scatter.png", "manifold.png", "reconstructions.png", "samples.gif",
+                     "training_curves.png"]
+    with Image.open(os.path.join(trained_dir, "samples.gif")) as gif:
+        assert gif.n_frames == 2  # the initial grid plus one per epoch
+    assert plots.read_log(os.path.join(trained_dir, "train_log.csv"))["elbo"][0][1] == 1
