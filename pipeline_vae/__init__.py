@@ -16,6 +16,7 @@ _EXPORTS = {
     "MNIST": "data", "DataError": "data", "load_mnist": "data",
     "build_decoder": "models", "build_encoder": "models",
     "SLOTS": "slots", "build_graph": "slots",
+    "CVAE": "inference", "evaluate": "metrics",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -199,7 +199,8 @@ def plot_training_curves(log_path: str, path: str) -> str:
     if log["loss"]:
         steps, _, values = zip(*log["loss"])
         left.plot(steps, values, lw=1)
-    left.set(xlabel="training step", ylabel="train loss (nats, batch mean)", title="Training loss")
+        left.set_yscale("log")  # the untrained first steps are ~3x the rest
+    left.set(xlabel="training step", ylabel="train loss (nats, batch mean, log scale)", title="Training loss")
     if log["elbo"]:
         steps, epochs, values = zip(*log["elbo"])
         right.plot(steps, values, marker="o")
