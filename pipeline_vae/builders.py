@@ -14,8 +14,8 @@ from pipeline_vae.atomic import write_json_atomic
 from pipeline_vae.data import MNIST, check_mnist, load_mnist
 from pipeline_vae.inference import CONFIG_FILE
 from pipeline_vae.models import IMAGE_SHAPE
-from pipeline_vae.slots import DEFAULT_LOSS, PIPELINE_KEYS, Graph, SlotValue, build_graph
 from pipeline_vae.plots import LOG_FILE
+from pipeline_vae.slots import DEFAULT_LOSS, PIPELINE_KEYS, Graph, SlotValue, build_graph
 from pipeline_vae.traces import AtomicCSVLogger, ExampleMean, FullModelSaver, SampleGrid
 
 #: The eval metric users read and the best models are selected on: -mean loss over the whole test set, in nats.
