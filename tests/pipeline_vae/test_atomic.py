@@ -1,0 +1,30 @@
+import json
+import os
+import stat
+
+import pytest
+
+from pipeline_vae.atomic import atomic_path, write_json_atomic
+
+
+def test_replaces_in_one_step_with_normal_permissions(tmp_path):
+    target = tmp_path / "sub" / "out.json"
+    write_json_atomic(str(target), {"a": 1})
+    write_json_atomic(str(target), {"a": 2})
+    assert json.loads(target.read_text()) == {"a": 2}
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o666 & ~mask  # not mkstemp's 0600
+    assert os.listdir(target.parent) == ["out.json"]
+
+
+def test_a_failure_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError, match="disk full"):
+        with atomic_path(str(target)) as tmp:
+            with open(tmp, "w") as file:
+                file.write("half of the new")
+            raise RuntimeError("disk full")
+    assert target.read_text() == "old"
+    assert os.listdir(tmp_path) == ["out.txt"]
