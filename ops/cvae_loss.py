@@ -16,7 +16,8 @@ class CVAELoss(LossOp):
 
     loss = -(log p(x|z) + log p(z) - log q(z|x)) per example (Kingma & Welling 2014, Eq. 3 with one MC sample), the
     seed's `CVAELoss`. log p(x|z) sums the Bernoulli log-likelihood of the decoder *logits* over all pixels, p(z) is
-    N(0, I) and q(z|x) is N(mean, diag(exp(logvar))). Variants override `reconstruction_term` or `kl_term`.
+    N(0, I) and q(z|x) is N(mean, diag(exp(logvar))). Variants override `reconstruction_term`, `kl_term` or
+    `kl_weight` (the factor on the KL term: 1 here, beta for the beta-VAE and KL warm-up variants).
 
     Args:
         inputs: Five keys, in order (x, x_logit, mean, logvar, z): targets [B, H, W, C] in 0..1, decoder logits of the
@@ -56,6 +57,11 @@ class CVAELoss(LossOp):
         """The KL(q(z|x) || p(z)) estimate per example, [B]: here log q(z|x) - log p(z) at the one sample z."""
         return log_normal_pdf(z, mean, logvar) - log_normal_pdf(z, 0.0, 0.0)
 
+    def kl_weight(self, state: Dict[str, Any]) -> Union[float, tf.Tensor]:
+        """The factor on the KL term for this step (1: the ELBO). `state` is FE's (it has "mode" and "epoch")."""
+        del state
+        return 1.0
+
     def forward(self, data: List[tf.Tensor], state: Dict[str, Any]) -> tf.Tensor:
         x, x_logit, mean, logvar, z = data
         if not x.shape.is_compatible_with(x_logit.shape):
@@ -64,5 +70,5 @@ class CVAELoss(LossOp):
         if not (mean.shape.is_compatible_with(logvar.shape) and mean.shape.is_compatible_with(z.shape)):
             raise ValueError(f"{type(self).__name__}: mean {mean.shape}, logvar {logvar.shape} and z {z.shape} must "
                              "have the same shape")
-        loss = -self.reconstruction_term(x, x_logit) + self.kl_term(mean, logvar, z)
+        loss = -self.reconstruction_term(x, x_logit) + self.kl_weight(state) * self.kl_term(mean, logvar, z)
         return tf.reduce_mean(loss) if self.average_loss else loss
