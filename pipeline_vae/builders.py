@@ -13,7 +13,7 @@ from fastestimator.trace.trace import Trace
 from pipeline_vae.atomic import write_json_atomic
 from pipeline_vae.data import MNIST, check_mnist, load_mnist
 from pipeline_vae.inference import CONFIG_FILE
-from pipeline_vae.models import IMAGE_SHAPE
+from pipeline_vae.models import DEFAULT_MODEL, IMAGE_SHAPE
 from pipeline_vae.plots import LOG_FILE
 from pipeline_vae.slots import DEFAULT_LOSS, PIPELINE_KEYS, Graph, SlotValue, build_graph
 from pipeline_vae.traces import AtomicCSVLogger, ExampleMean, FullModelSaver, SampleGrid
@@ -62,23 +62,25 @@ def get_pipeline(batch_size: int = 100,
                        num_process=num_process)
 
 
-def get_network(latent_dim: int = 2, learning_rate: float = 1e-3,
-                ops: Optional[Mapping[str, SlotValue]] = None) -> fe.Network:
+def get_network(latent_dim: int = 2, learning_rate: float = 1e-3, ops: Optional[Mapping[str, SlotValue]] = None,
+                model: str = DEFAULT_MODEL, widths: Optional[Sequence[int]] = None) -> fe.Network:
     """The CVAE Network: the named slots (see `pipeline_vae.slots`) and one UpdateOp per model.
 
     Args:
         latent_dim: Size of z.
         learning_rate: Adam's learning rate.
         ops: Slot overrides, e.g. `{"loss": MyLoss(...), "binarize": None}`.
+        model: The encoder/decoder family ("conv", the seed's; "mlp").
+        widths: Its layer widths (None: the family's default).
 
     Returns:
         The Network.
 
     Raises:
-        ValueError: If a slot name is unknown or an op's inputs are not produced upstream.
+        ValueError: If a slot or model name is unknown or an op's inputs are not produced upstream.
         TypeError: If a slot value is not a TensorOp, a list of them, or None.
     """
-    return fe.Network(ops=build_graph(latent_dim, learning_rate, ops).ops)
+    return fe.Network(ops=build_graph(latent_dim, learning_rate, ops, model=model, widths=widths).ops)
 
 
 def get_traces(graph: Graph, save_dir: str, early_stop: Optional[int] = None, lr_plateau: Optional[int] = None,
@@ -132,7 +134,9 @@ def get_estimator(epochs: int = 5,
                   lr_plateau: Optional[int] = None,
                   log_steps: Optional[int] = 100,
                   tensorboard: bool = False,
-                  loss: str = DEFAULT_LOSS) -> fe.Estimator:
+                  loss: str = DEFAULT_LOSS,
+                  model: str = DEFAULT_MODEL,
+                  widths: Optional[Sequence[int]] = None) -> fe.Estimator:
     """Pipeline + Network + Estimator for the CVAE on MNIST, saving the best encoder/decoder by test ELBO.
 
     Every epoch trains on the training set and evaluates on the test set; `elbo` (nats, -mean loss weighted over all
@@ -160,6 +164,9 @@ def get_estimator(epochs: int = 5,
         tensorboard: Also write TensorBoard event files to `save_dir/tensorboard`.
         loss: The loss by name: "analytic_kl" (AnalyticKLLoss, closed-form KL; the default, chosen by measurement: see
             the README) or "mc_kl" (CVAELoss, the seed's one-sample Monte Carlo KL).
+        model: The encoder/decoder family: "conv" (the seed's, the default) or "mlp" (the Keras examples' MLP).
+        widths: Its layer widths: conv filters (2 values, default 32, 64) or MLP hidden sizes (default 512, 256);
+            the decoder mirrors them. None: the family's default.
 
     Returns:
         The Estimator; call `.fit()`.
@@ -181,12 +188,14 @@ def get_estimator(epochs: int = 5,
     pipeline = get_pipeline(batch_size=batch_size, data=data)
     if seed is not None:
         fe.enable_deterministic(seed)
-    graph = build_graph(latent_dim, learning_rate, ops, input_keys=PIPELINE_KEYS, loss=loss)
+    graph = build_graph(latent_dim, learning_rate, ops, input_keys=PIPELINE_KEYS, loss=loss, model=model,
+                        widths=widths)
     save_dir = save_dir or tempfile.mkdtemp(prefix="pipeline-vae-")
     os.makedirs(save_dir, exist_ok=True)
     config: Dict[str, Any] = {
         "latent_dim": latent_dim, "image_shape": list(IMAGE_SHAPE), "batch_size": batch_size,
-        "learning_rate": learning_rate, "epochs": epochs, "seed": seed, "slots": graph.describe(),
+        "learning_rate": learning_rate, "epochs": epochs, "seed": seed, "model": model,
+        "widths": None if widths is None else list(widths), "slots": graph.describe(),
         "models": {model.model_name: f"{model.model_name}_best_loss.h5" for model in graph.models}, "metric": METRIC
     }
     write_json_atomic(os.path.join(save_dir, CONFIG_FILE), config)

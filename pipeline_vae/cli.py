@@ -1,4 +1,4 @@
-"""The `pipeline-vae` command line: `data`, `train`, `evaluate` and `plot`.
+"""The `pipeline-vae` command line: `data`, `train`, `evaluate`, `plot` and `ablate`.
 
 Errors in user input print one line, `pipeline-vae: error: ...`, and exit non-zero; `--debug` shows the traceback.
 """
@@ -8,6 +8,8 @@ import re
 import sys
 import traceback
 from typing import Any, Callable, List, Optional
+
+from pipeline_vae.ablation import RunFailed
 
 #: Exit codes: bad usage or input (argparse uses 2 too), failure while running, interrupted.
 EXIT_USAGE, EXIT_FAILURE, EXIT_INTERRUPTED = 2, 1, 130
@@ -31,6 +33,17 @@ def _number(kind: Callable[[str], Any], minimum: float, inclusive: bool, what: s
 positive_int = _number(int, 1, True, "a positive integer")
 non_negative_int = _number(int, 0, True, "a non-negative integer")
 positive_float = _number(float, 0.0, False, "a positive number")
+
+
+def width_list(text: str) -> List[int]:
+    """Parse "512,256" into [512, 256] (positive integers, comma-separated)."""
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers such as 512,256, got {text!r}")
+    return values
 
 
 def _quiet_tensorflow() -> None:
@@ -62,7 +75,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                               lr_plateau=args.lr_plateau,
                               log_steps=args.log_steps,
                               tensorboard=args.tensorboard,
-                              loss=args.loss)
+                              loss=args.loss,
+                              model=args.model,
+                              widths=args.widths)
     summary = estimator.fit(summary="pipeline-vae")
     history = summary.history["eval"].get(METRIC, {})
     if not history:
@@ -105,6 +120,27 @@ def cmd_plot(args: argparse.Namespace) -> int:
     n = args.n_images or len(data.x_test)
     for path in plot_run(args.save_dir, data.x_test[:n], data.y_test[:n], log=sys.stderr):
         print(f"Saved: {path}")
+    return 0
+
+
+def cmd_ablate(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
+    from pipeline_vae.ablation.report import write_reports
+    from pipeline_vae.ablation.runner import run_ablation
+    from pipeline_vae.ablation.spec import load_spec
+    spec = load_spec(args.spec)
+    runs = len(spec.variants) * len(spec.seeds)
+    if args.check:
+        print(f"{args.spec}: OK: {len(spec.variants)} variants ({', '.join(v.name for v in spec.variants)}; baseline "
+              f"{spec.baseline}) x {len(spec.seeds)} seeds = {runs} runs of {spec.budget['epochs']} epoch(s)")
+        return 0
+    out_dir = args.out or os.path.join("runs", "ablations", spec.name)
+    rows = run_ablation(spec, out_dir, data=args.data)
+    command = "pipeline-vae " + " ".join(args.argv)
+    paths = write_reports(spec, rows, out_dir, command=command)
+    with open(paths["md"]) as file:
+        print(file.read())
+    print("Saved: " + ", ".join(paths.values()))
     return 0
 
 
@@ -153,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--loss", choices=("analytic_kl", "mc_kl"), default="analytic_kl",
                        help="KL term of the loss: closed form (default; lower variance) or the seed's one-sample "
                        "Monte Carlo estimate (mc_kl)")
+    train.add_argument("--model", choices=("conv", "mlp"), default="conv",
+                       help="encoder/decoder family: the seed's convolutional pair (default) or an MLP pair")
+    train.add_argument("--widths", type=width_list, default=None, metavar="W1,W2,...",
+                       help="layer widths, encoder side first (conv: 2 filter counts, default 32,64; mlp: hidden "
+                       "sizes, default 512,256); the decoder mirrors them")
     train.add_argument("--tensorboard", action="store_true",
                        help="also write TensorBoard event files to SAVE_DIR/tensorboard")
     train.set_defaults(func=cmd_train)
@@ -174,6 +215,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help="use only the first N test images for the latent scatter (default: all 10000)")
     plot.add_argument("--data", metavar="PATH", default=None, help="MNIST .npz (default: env, else the cache)")
     plot.set_defaults(func=cmd_plot)
+
+    ablate = sub.add_parser("ablate", parents=[common],
+                            help="train and evaluate the variants of an ablation spec; table and plot of results")
+    ablate.add_argument("spec", help="YAML or JSON spec (see apphub/ablations/)")
+    ablate.add_argument("--out", default=None, help="results folder (default runs/ablations/<spec name>); rerunning "
+                        "with the same folder skips finished runs")
+    ablate.add_argument("--data", metavar="PATH", default=None, help="MNIST .npz (default: env, else the cache)")
+    ablate.add_argument("--check", action="store_true", help="only validate the spec and print the plan")
+    ablate.set_defaults(func=cmd_ablate)
     return parser
 
 
@@ -181,6 +231,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF's C++ start-up noise; must be set before TF is imported
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     debug = getattr(args, "debug", False)
     try:
         return args.func(args)
@@ -192,6 +243,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             traceback.print_exc()
         print(f"pipeline-vae: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USAGE if isinstance(err, (ValueError, TypeError)) else EXIT_FAILURE
+    except RunFailed as err:
+        if debug:
+            traceback.print_exc()
+        print(f"pipeline-vae: error: {err}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

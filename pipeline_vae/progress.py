@@ -4,7 +4,8 @@ import time
 from typing import Optional, TextIO
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
+    """Seconds as "1m05s", or "1h02m03s" from an hour on."""
     seconds = int(round(seconds))
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s" if seconds >= 3600 else \
         f"{seconds // 60}m{seconds % 60:02d}s"
@@ -32,9 +33,9 @@ class Progress:
         """The current progress text."""
         elapsed = time.perf_counter() - self.start
         eta = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
-        eta_text = _clock(eta) if self.done else "?"
+        eta_text = clock(eta) if self.done else "?"
         return (f"{self.label}: {self.done}/{self.total} ({100 * self.done / self.total:.0f}%) "
-                f"elapsed {_clock(elapsed)} ETA {eta_text}")
+                f"elapsed {clock(elapsed)} ETA {eta_text}")
 
     def update(self, n: int = 1) -> None:
         """Record `n` more units done and redraw if due."""

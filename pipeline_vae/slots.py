@@ -16,7 +16,7 @@ from fastestimator.op.tensorop.model import ModelOp, UpdateOp
 from fastestimator.op.tensorop.tensorop import TensorOp
 
 from ops import AnalyticKLLoss, Binarize, CVAELoss, ReparameterizeOp, Rescale, SplitOp
-from pipeline_vae.models import build_decoder, build_encoder
+from pipeline_vae.models import DEFAULT_MODEL, MODELS
 
 SLOTS: Tuple[str, ...] = ("rescale", "binarize", "encode", "split", "reparameterize", "decode", "loss")
 #: What the default Pipeline provides: uint8 images.
@@ -26,46 +26,69 @@ CHECKED_MODES: Tuple[str, ...] = ("train", "eval")
 SlotValue = Union[None, TensorOp, Sequence[TensorOp]]
 
 
-def build_model(kind: str, latent_dim: int, learning_rate: float) -> tf.keras.Model:
-    """`fe.build` the seed's encoder or decoder with Adam, named so the best-model file is `<kind>_best_loss.h5`.
+def build_model(kind: str, latent_dim: int, learning_rate: float, model: str = DEFAULT_MODEL,
+                widths: Optional[Sequence[int]] = None) -> tf.keras.Model:
+    """`fe.build` an encoder or decoder with Adam, named so the best-model file is `<kind>_best_loss.h5`.
 
     Args:
         kind: "encoder" or "decoder".
         latent_dim: Size of z.
         learning_rate: Adam's learning rate.
+        model: The model family in `pipeline_vae.models.MODELS` ("conv": the seed's, the default; "mlp").
+        widths: The family's layer widths (None: its default).
 
     Returns:
         The compiled Keras model (FE's `fe.build` result).
 
     Raises:
-        ValueError: If `kind` is unknown or `latent_dim`/`learning_rate` is invalid.
+        ValueError: If `kind` or `model` is unknown or `latent_dim`/`learning_rate`/`widths` is invalid.
     """
-    builders = {"encoder": build_encoder, "decoder": build_decoder}
-    if kind not in builders:
-        raise ValueError(f"kind must be one of {sorted(builders)}, got {kind!r}")
+    if kind not in ("encoder", "decoder"):
+        raise ValueError(f"kind must be 'encoder' or 'decoder', got {kind!r}")
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; expected one of {', '.join(sorted(MODELS))}")
     if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
         raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
-    builders[kind](latent_dim)  # validate latent_dim here, outside fe.build's lambda, for a clean error
-    return fe.build(model_fn=lambda: builders[kind](latent_dim),
+    family = MODELS[model]
+    builder = family.encoder if kind == "encoder" else family.decoder
+    widths = family.widths if widths is None else widths
+    builder(latent_dim, widths)  # validate the arguments here, outside fe.build's lambda, for a clean error
+    return fe.build(model_fn=lambda: builder(latent_dim, widths),
                     optimizer_fn=lambda: tf.keras.optimizers.legacy.Adam(learning_rate=learning_rate),
                     model_name=kind)
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """What the default encode/decode slots are built from.
+
+    Args:
+        latent_dim: Size of z.
+        learning_rate: Adam's learning rate.
+        model: The model family in `pipeline_vae.models.MODELS`.
+        widths: The family's layer widths (None: its default).
+    """
+    latent_dim: int = 2
+    learning_rate: float = 1e-3
+    model: str = DEFAULT_MODEL
+    widths: Optional[Tuple[int, ...]] = None
 
 
 #: The loss ops selectable by name (`get_estimator(loss=...)`, `pipeline-vae train --loss ...`).
 LOSSES: Dict[str, Callable[..., TensorOp]] = {"mc_kl": CVAELoss, "analytic_kl": AnalyticKLLoss}
 DEFAULT_LOSS = "analytic_kl"
 
-#: How each slot's default op is made from (latent_dim, learning_rate). Models are built only if their slot is used.
+#: How each slot's default op is made from the ModelSettings. Models are built only if their slot is used.
 #: The "loss" slot's default comes from `LOSSES` (see `build_graph`).
-DEFAULT_OPS: Dict[str, Callable[[int, float], TensorOp]] = {
-    "rescale": lambda latent_dim, lr: Rescale(inputs="x", outputs="x"),
-    "binarize": lambda latent_dim, lr: Binarize(inputs="x", outputs="x", threshold=0.5),
-    "encode": lambda latent_dim, lr: ModelOp(model=build_model("encoder", latent_dim, lr), inputs="x",
-                                             outputs="meanlogvar"),
-    "split": lambda latent_dim, lr: SplitOp(inputs="meanlogvar", outputs=("mean", "logvar")),
-    "reparameterize": lambda latent_dim, lr: ReparameterizeOp(inputs=("mean", "logvar"), outputs="z"),
-    "decode": lambda latent_dim, lr: ModelOp(model=build_model("decoder", latent_dim, lr), inputs="z",
-                                             outputs="x_logit"),
+DEFAULT_OPS: Dict[str, Callable[[ModelSettings], TensorOp]] = {
+    "rescale": lambda s: Rescale(inputs="x", outputs="x"),
+    "binarize": lambda s: Binarize(inputs="x", outputs="x", threshold=0.5),
+    "encode": lambda s: ModelOp(model=build_model("encoder", s.latent_dim, s.learning_rate, s.model, s.widths),
+                                inputs="x", outputs="meanlogvar"),
+    "split": lambda s: SplitOp(inputs="meanlogvar", outputs=("mean", "logvar")),
+    "reparameterize": lambda s: ReparameterizeOp(inputs=("mean", "logvar"), outputs="z"),
+    "decode": lambda s: ModelOp(model=build_model("decoder", s.latent_dim, s.learning_rate, s.model, s.widths),
+                                inputs="z", outputs="x_logit"),
 }
 
 
@@ -160,7 +183,9 @@ def build_graph(latent_dim: int = 2,
                 learning_rate: float = 1e-3,
                 ops: Optional[Mapping[str, SlotValue]] = None,
                 input_keys: Iterable[str] = PIPELINE_KEYS,
-                loss: str = DEFAULT_LOSS) -> Graph:
+                loss: str = DEFAULT_LOSS,
+                model: str = DEFAULT_MODEL,
+                widths: Optional[Sequence[int]] = None) -> Graph:
     """Assemble the slots (defaults, replaced or dropped as `ops` says) plus one UpdateOp per model, and check it.
 
     Args:
@@ -170,26 +195,31 @@ def build_graph(latent_dim: int = 2,
         input_keys: The keys the Pipeline provides.
         loss: The name of the "loss" slot's op in `LOSSES` ("analytic_kl": AnalyticKLLoss, the default; "mc_kl":
             CVAELoss, the seed's), used unless `ops` sets that slot.
+        model: The model family of the default encode/decode slots ("conv", the seed's; "mlp").
+        widths: Its layer widths (None: the family's default).
 
     Returns:
         The checked graph.
 
     Raises:
-        ValueError: If a slot name or loss name is unknown, both `loss` and `ops["loss"]` are given, or an op reads
+        ValueError: If a slot, loss or model name is unknown, both `loss` and `ops["loss"]` are given, or an op reads
             a key nothing upstream produces.
         TypeError: If a slot value is not a TensorOp, a list of them, or None.
     """
     ops = dict(ops or {})
     check_slot_names(ops)
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; expected one of {', '.join(sorted(MODELS))}")
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(sorted(LOSSES))}")
     if "loss" in ops and loss != DEFAULT_LOSS:
         raise ValueError(f"give either loss={loss!r} or ops['loss'], not both")
     if "loss" not in ops:
         ops["loss"] = LOSSES[loss](inputs=("x", "x_logit", "mean", "logvar", "z"), outputs="loss")
+    settings = ModelSettings(latent_dim, learning_rate, model, None if widths is None else tuple(widths))
     named_ops: List[Tuple[str, TensorOp]] = []
     for name in SLOTS:
-        value = ops[name] if name in ops else DEFAULT_OPS[name](latent_dim, learning_rate)
+        value = ops[name] if name in ops else DEFAULT_OPS[name](settings)
         named_ops.extend((name, op) for op in _slot_ops(name, value))
     models: List[tf.keras.Model] = []
     for _, op in named_ops:

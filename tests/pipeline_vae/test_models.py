@@ -26,3 +26,32 @@ def test_architecture_is_the_seeds():
 def test_latent_dim_is_checked(bad):
     with pytest.raises(ValueError, match="latent_dim must be a positive integer"):
         build_encoder(bad)
+
+
+def test_mlp_pair_is_the_keras_examples_and_takes_widths():
+    from pipeline_vae.models import MODELS
+    encoder, decoder = MODELS["mlp"].build(latent_dim=3)
+    assert [layer.units for layer in encoder.layers if hasattr(layer, "units")] == [512, 256, 6]
+    assert [layer.units for layer in decoder.layers if hasattr(layer, "units")] == [256, 512, 784]
+    assert encoder(tf.zeros([2, 28, 28, 1])).shape == (2, 6) and decoder(tf.zeros([2, 3])).shape == (2, 28, 28, 1)
+    assert decoder.layers[-2].activation.__name__ == "linear"  # logits
+    encoder, decoder = MODELS["mlp"].build(latent_dim=2, widths=[64])
+    assert [layer.units for layer in encoder.layers if hasattr(layer, "units")] == [64, 4]
+    assert [layer.units for layer in decoder.layers if hasattr(layer, "units")] == [64, 784]
+
+
+def test_conv_widths_are_parameters():
+    from pipeline_vae.models import MODELS
+    encoder, decoder = MODELS["conv"].build(latent_dim=2, widths=(8, 16))
+    assert [layer.filters for layer in encoder.layers if hasattr(layer, "filters")] == [8, 16]
+    assert decoder.layers[0].units == 7 * 7 * 8
+    assert [layer.filters for layer in decoder.layers if hasattr(layer, "filters")] == [16, 8, 1]
+    assert decoder(tf.zeros([1, 2])).shape == (1, 28, 28, 1)
+
+
+@pytest.mark.parametrize("family, widths", [("conv", [32]), ("conv", [32, 64, 128]), ("mlp", []), ("mlp", [0]),
+                                            ("mlp", "512"), ("mlp", [2.5])])
+def test_bad_widths_are_clear_errors(family, widths):
+    from pipeline_vae.models import MODELS
+    with pytest.raises(ValueError, match="widths must be a list of"):
+        MODELS[family].build(latent_dim=2, widths=widths)

@@ -107,3 +107,12 @@ def test_cli_loss_choices_are_the_registry():
     train = build_parser()._subparsers._group_actions[0].choices["train"]
     (action, ) = [a for a in train._actions if a.dest == "loss"]
     assert sorted(action.choices) == sorted(slots.LOSSES) and action.default == slots.DEFAULT_LOSS
+
+
+def test_model_family_and_widths_reach_both_models():
+    graph = build_graph(latent_dim=3, model="mlp", widths=(32, 16))
+    encoder, decoder = graph.models
+    assert [layer.units for layer in encoder.layers if hasattr(layer, "units")] == [32, 16, 6]
+    assert [layer.units for layer in decoder.layers if hasattr(layer, "units")] == [16, 32, 784]
+    with pytest.raises(ValueError, match="unknown model 'resnet'; expected one of conv, mlp"):
+        build_graph(model="resnet")

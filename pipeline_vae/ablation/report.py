@@ -1,0 +1,157 @@
+"""The ablation's results: per-run CSV and JSON, a Markdown table ranked by IW bound, and a point plot.
+
+    results.csv   one row per variant x seed (every metric)
+    results.json  the spec, every run, the per-variant summary, the command and the machine
+    results.md    variant | IW bound | delta | ELBO | delta | KL | active units | train time (mean ± sd over seeds)
+    results.png   IW bound and ELBO per variant, mean ± sd over seeds, each seed as a dot, the baseline as a line
+"""
+import csv
+import math
+import os
+import platform
+from statistics import mean, stdev
+from typing import Any, Dict, List, Sequence
+
+from matplotlib.figure import Figure
+
+from pipeline_vae.ablation.spec import Spec
+from pipeline_vae.atomic import atomic_path, write_json_atomic
+from pipeline_vae.plots import save_figure
+
+#: Per-run columns of results.csv, in order (`variant` and `seed` first).
+COLUMNS = ("variant", "seed", "iw_bound", "iw_bound_se", "iw_samples", "elbo_analytic", "elbo_mc", "elbo_mc_se",
+           "reconstruction", "kl", "active_units", "latent_dim", "best_logged_elbo", "train_seconds", "eval_seconds",
+           "epochs", "parameters", "n_images")
+#: The numbers summarised per variant.
+SUMMARISED = ("iw_bound", "elbo_analytic", "reconstruction", "kl", "active_units", "train_seconds")
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN -> None, recursively, so results.json is strict JSON."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _number(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def summarize(spec: Spec, rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Mean and sample standard deviation over seeds of each `SUMMARISED` metric, per variant, ranked by IW bound
+    (ELBO if the spec skips the IW bound), best first, with deltas against the baseline's means.
+
+    Returns:
+        One dict per variant: `variant`, `baseline` (bool), `seeds`, `<metric>_mean`, `<metric>_sd` (NaN for one seed),
+        `delta_iw_bound`, `delta_elbo_analytic`.
+    """
+    summary = []
+    for variant in spec.variants:
+        runs = [row for row in rows if row["variant"] == variant.name]
+        entry: Dict[str, Any] = {"variant": variant.name, "baseline": variant.name == spec.baseline,
+                                 "description": variant.description, "seeds": len(runs)}
+        for key in SUMMARISED:
+            values = [_number(row.get(key)) for row in runs]
+            entry[f"{key}_mean"] = mean(values) if values else float("nan")
+            entry[f"{key}_sd"] = stdev(values) if len(values) > 1 else float("nan")
+        summary.append(entry)
+    base = next(e for e in summary if e["baseline"])
+    for entry in summary:
+        for key in ("iw_bound", "elbo_analytic"):
+            entry[f"delta_{key}"] = entry[f"{key}_mean"] - base[f"{key}_mean"]
+    rank = "iw_bound_mean" if spec.eval["iw_samples"] else "elbo_analytic_mean"
+    return sorted(summary, key=lambda e: -e[rank] if not math.isnan(e[rank]) else math.inf)
+
+
+def _pm(entry: Dict[str, Any], key: str, digits: int = 2) -> str:
+    value, spread = entry[f"{key}_mean"], entry[f"{key}_sd"]
+    if math.isnan(value):
+        return "n/a"
+    return f"{value:.{digits}f}" + ("" if math.isnan(spread) else f" ± {spread:.{digits}f}")
+
+
+def markdown_table(spec: Spec, summary: Sequence[Dict[str, Any]], command: str = "") -> str:
+    """The summary as a Markdown table with a caption saying how it was made."""
+    iw = spec.eval["iw_samples"]
+    budget = f"{spec.budget['epochs']} epoch(s)"
+    if spec.budget["train_steps_per_epoch"]:
+        budget += f" of {spec.budget['train_steps_per_epoch']} steps"
+    lines = [f"**Ablation `{spec.name}`**: {len(spec.variants)} variants x seeds {spec.seeds}, {budget} each; "
+             f"evaluated on the first {spec.eval['n_images']} MNIST test images (statically binarized at 0.5), "
+             f"mean ± sd over seeds, nats per image (higher is better). Ranked by "
+             f"{f'the IW bound (K={iw})' if iw else 'the ELBO'}; deltas are against the baseline.", ""]
+    if command:
+        lines += [f"Command: `{command}`", ""]
+    header = ["variant", f"IW bound K={iw}" if iw else "IW bound", "Δ IW", "ELBO (closed-form KL)", "Δ ELBO", "KL",
+              "active units", "train s"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    for e in summary:
+        name = f"**{e['variant']}** (baseline)" if e["baseline"] else e["variant"]
+        delta = (lambda key: "–" if e["baseline"] or math.isnan(e[key]) else f"{e[key]:+.2f}")
+        cells = [name, _pm(e, "iw_bound"), delta("delta_iw_bound"), _pm(e, "elbo_analytic"),
+                 delta("delta_elbo_analytic"), _pm(e, "kl"), _pm(e, "active_units", 1), _pm(e, "train_seconds", 0)]
+        lines.append("| " + " | ".join(cells) + " |")
+    described = [e for e in summary if e["description"]]
+    if described:
+        lines += [""] + [f"- `{e['variant']}`: {e['description']}" for e in described]
+    return "\n".join(lines) + "\n"
+
+
+def plot_results(spec: Spec, rows: Sequence[Dict[str, Any]], summary: Sequence[Dict[str, Any]], path: str) -> str:
+    """IW bound (if evaluated) and ELBO per variant: mean ± sd over seeds, seeds as dots, the baseline's mean as a
+    dashed line. Variants in table order, best at the top. Returns `path`."""
+    metrics = ([("iw_bound", f"IW bound, K={spec.eval['iw_samples']} (nats)")] if spec.eval["iw_samples"] else []) + \
+        [("elbo_analytic", "ELBO (nats)")]
+    height = 1.2 + 0.45 * len(summary)
+    fig = Figure(figsize=(5 * len(metrics), height))
+    order = [e["variant"] for e in summary]
+    y = {name: len(order) - 1 - i for i, name in enumerate(order)}
+    for i, (key, label) in enumerate(metrics):
+        ax = fig.add_subplot(1, len(metrics), i + 1)
+        for e in summary:
+            colour = "tab:red" if e["baseline"] else "tab:blue"
+            sd = e[f"{key}_sd"]
+            ax.errorbar(e[f"{key}_mean"], y[e["variant"]], xerr=None if math.isnan(sd) else sd, fmt="o", color=colour,
+                        capsize=4, ms=6)
+            if e["baseline"]:
+                ax.axvline(e[f"{key}_mean"], color=colour, ls="--", lw=0.8)
+        seeds = [(row[key], y[row["variant"]]) for row in rows if row.get(key) is not None]
+        if seeds:
+            xs, ys = zip(*seeds)
+            ax.scatter(xs, ys, s=10, color="black", alpha=0.5, zorder=3, label="one seed")
+            ax.legend(loc="lower right", fontsize=7)
+        ax.set_yticks(range(len(order)))
+        ax.set_yticklabels(reversed(order) if i == 0 else [""] * len(order))
+        ax.set(xlabel=label, ylim=(-0.6, len(order) - 0.4))
+        ax.grid(alpha=0.3, axis="x")
+    fig.suptitle(f"Ablation {spec.name}: mean ± sd over seeds {spec.seeds} (red: baseline)", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def write_reports(spec: Spec, rows: Sequence[Dict[str, Any]], out_dir: str, command: str = "") -> Dict[str, str]:
+    """Write results.csv, results.json, results.md and results.png into `out_dir` (each atomically).
+
+    Returns:
+        File kind ("csv", "json", "md", "png") -> path.
+    """
+    summary = summarize(spec, rows)
+    paths = {kind: os.path.join(out_dir, f"results.{kind}") for kind in ("csv", "json", "md", "png")}
+    with atomic_path(paths["csv"]) as tmp, open(tmp, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    write_json_atomic(paths["json"], _json_safe({
+        "spec": spec.to_json(), "runs": list(rows), "summary": summary, "command": command,
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "cpus": os.cpu_count(), "python": platform.python_version()}
+    }))
+    with atomic_path(paths["md"]) as tmp, open(tmp, "w") as file:
+        file.write(markdown_table(spec, summary, command))
+    plot_results(spec, rows, summary, paths["png"])
+    return paths
+

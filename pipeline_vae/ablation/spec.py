@@ -1,0 +1,320 @@
+"""Ablation specs: a YAML or JSON file naming a base configuration, variants, a budget, seeds and the evaluation.
+
+    name: binarization
+    baseline: static                  # the row the others are compared with
+    seeds: [0, 1]
+    budget: {epochs: 3}               # the same for every variant (also train_steps_per_epoch, eval_steps_per_epoch)
+    base: {latent_dim: 2}             # get_estimator settings: latent_dim, batch_size, learning_rate, model, widths,
+                                      # loss
+    eval: {iw_samples: 100, n_images: 10000}
+    variants:
+      - name: static                  # no changes: the base configuration
+      - name: dynamic
+        ops: {binarize: {op: DynamicBinarize}}
+      - name: none
+        ops: {binarize: null}         # drop the slot
+      - name: beta4
+        ops: {loss: {op: BetaVAELoss, args: {beta: 4}}}
+      - name: mlp
+        set: {model: mlp}             # override base settings
+
+A slot takes null (drop), one `{op: NAME, args: {...}}`, or a list of them; NAME is a TensorOp class exported by
+`ops` (`OPS`). Every mistake (unknown key, slot, op or argument, bad value) raises `SpecError` naming the file, the
+line and the entry, before anything trains; so does a variant whose op graph does not connect (each variant's graph is
+built and checked while the spec is read).
+"""
+import inspect
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+
+import tensorflow as tf
+import yaml
+from fastestimator.op.tensorop.tensorop import TensorOp
+
+import ops as ops_package
+from pipeline_vae.models import MODELS
+from pipeline_vae.slots import LOSSES, SLOTS, build_graph
+
+#: The ops a spec can name: every TensorOp class exported by the `ops` package.
+OPS: Dict[str, type] = {
+    name: obj
+    for name, obj in vars(ops_package).items()
+    if name in ops_package.__all__ and inspect.isclass(obj) and issubclass(obj, TensorOp)
+}
+#: `get_estimator` settings a spec's `base` (and a variant's `set`) may give, with their defaults.
+SETTINGS: Dict[str, Any] = {"latent_dim": 2, "batch_size": 100, "learning_rate": 1e-3, "model": "conv",
+                            "widths": None, "loss": "analytic_kl"}
+BUDGET: Dict[str, Any] = {"epochs": None, "train_steps_per_epoch": None, "eval_steps_per_epoch": None}
+EVAL: Dict[str, Any] = {"iw_samples": 100, "n_images": 10000}
+TOP_KEYS = ("name", "description", "baseline", "seeds", "budget", "base", "eval", "variants")
+VARIANT_KEYS = ("name", "description", "ops", "set")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+Path = Tuple[Union[str, int], ...]
+
+
+class SpecError(ValueError):
+    """A mistake in an ablation spec; the message names the file, line and entry."""
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """One op of a slot: the class name in `OPS` and its keyword arguments."""
+    op: str
+    args: Dict[str, Any] = field(default_factory=dict)
+
+    def build(self) -> TensorOp:
+        """A fresh instance of the op."""
+        return OPS[self.op](**self.args)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of the ablation.
+
+    Args:
+        name: Unique name (letters, digits, `_.-`).
+        ops: Slot -> None (drop) or a list of OpSpecs; slots not named keep their default.
+        settings: The complete `get_estimator` settings (base with this variant's `set` applied).
+        description: Free text for the table.
+    """
+    name: str
+    ops: Dict[str, Optional[List[OpSpec]]]
+    settings: Dict[str, Any]
+    description: str = ""
+
+    def build_ops(self) -> Dict[str, Any]:
+        """Slot -> fresh op instances (or None), ready for `get_estimator(ops=...)`."""
+        return {slot: None if specs is None else [spec.build() for spec in specs] for slot, specs in self.ops.items()}
+
+    def to_json(self) -> Dict[str, Any]:
+        """A plain-JSON form (also what identifies a finished run: changing it re-runs the variant)."""
+        return {"name": self.name, "description": self.description, "settings": self.settings,
+                "ops": {slot: None if specs is None else [{"op": s.op, "args": s.args} for s in specs]
+                        for slot, specs in sorted(self.ops.items())}}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated ablation spec. See the module docstring for the file format."""
+    name: str
+    baseline: str
+    seeds: List[int]
+    budget: Dict[str, Any]
+    eval: Dict[str, Any]
+    variants: List[Variant]
+    description: str = ""
+    path: str = ""
+
+    def variant(self, name: str) -> Variant:
+        """The variant called `name`."""
+        return next(v for v in self.variants if v.name == name)
+
+    def to_json(self) -> Dict[str, Any]:
+        """A plain-JSON form; `from_json` reads it back."""
+        return {"name": self.name, "description": self.description, "baseline": self.baseline, "seeds": self.seeds,
+                "budget": self.budget, "eval": self.eval, "variants": [v.to_json() for v in self.variants]}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], path: str = "") -> "Spec":
+        """Rebuild a Spec from `to_json()` output (as written to the run folder)."""
+        variants = [
+            Variant(name=v["name"], description=v.get("description", ""), settings=dict(v["settings"]),
+                    ops={slot: None if specs is None else [OpSpec(s["op"], dict(s["args"])) for s in specs]
+                         for slot, specs in v["ops"].items()}) for v in obj["variants"]
+        ]
+        return cls(name=obj["name"], description=obj.get("description", ""), baseline=obj["baseline"],
+                   seeds=list(obj["seeds"]), budget=dict(obj["budget"]), eval=dict(obj["eval"]), variants=variants,
+                   path=path)
+
+
+class _Reader:
+    """Reads a parsed spec, remembering the source line of every entry for error messages."""
+    def __init__(self, path: str, text: str) -> None:
+        self.path = path
+        self.lines: Dict[Path, int] = {}
+        try:
+            self.data = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+            root = yaml.compose(text)
+        except (ValueError, yaml.YAMLError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            line = getattr(getattr(err, "problem_mark", None), "line", None)
+            line = getattr(err, "lineno", None) if line is None else line + 1
+            raise SpecError(f"{path}:{line or '?'}: not valid {'JSON' if path.endswith('.json') else 'YAML'} "
+                            f"({first})") from None
+        if root is not None:
+            self._index(root, ())
+
+    def _index(self, node: yaml.Node, path: Path) -> None:
+        self.lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                self._index(value, path + (key.value, ))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, value in enumerate(node.value):
+                self._index(value, path + (i, ))
+
+    def fail(self, path: Path, message: str) -> SpecError:
+        """A SpecError at the line of `path` (or its nearest parent that has one)."""
+        probe = path
+        while probe not in self.lines and probe:
+            probe = probe[:-1]
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".") or "(top level)"
+        return SpecError(f"{self.path}:{self.lines.get(probe, '?')}: {where}: {message}")
+
+    def mapping(self, value: Any, path: Path, allowed: Tuple[str, ...]) -> Dict[str, Any]:
+        """Check that `value` is a mapping (None counts as empty) with only `allowed` keys."""
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(path, f"expected a mapping with keys {', '.join(allowed)}, got {type(value).__name__}")
+        for key in value:
+            if key not in allowed:
+                raise self.fail(path + (key, ), f"unknown key {key!r}; expected one of {', '.join(allowed)}")
+        return value
+
+
+def _is_int(value: Any, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _check_settings(reader: _Reader, settings: Mapping[str, Any], path: Path) -> None:
+    checks = {
+        "latent_dim": (lambda v: _is_int(v, 1), "a positive integer"),
+        "batch_size": (lambda v: _is_int(v, 1), "a positive integer"),
+        "learning_rate": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf"),
+                          "a positive number"),
+        "model": (lambda v: v in MODELS, f"one of {', '.join(sorted(MODELS))}"),
+        "widths": (lambda v: v is None or (isinstance(v, list) and v and all(_is_int(w, 1) for w in v)),
+                   "null or a list of positive integers"),
+        "loss": (lambda v: v in LOSSES, f"one of {', '.join(sorted(LOSSES))}"),
+    }
+    for key, value in settings.items():
+        ok, expected = checks[key]
+        if not ok(value):
+            raise reader.fail(path + (key, ), f"{key} must be {expected}, got {value!r}")
+
+
+def _op_spec(reader: _Reader, value: Any, path: Path) -> OpSpec:
+    entry = reader.mapping(value, path, ("op", "args"))
+    name = entry.get("op")
+    if name not in OPS:
+        raise reader.fail(path + ("op", ), f"unknown op {name!r}; known ops: {', '.join(sorted(OPS))}")
+    args = reader.mapping(entry.get("args"), path + ("args", ), tuple(inspect.signature(OPS[name]).parameters))
+    spec = OpSpec(name, dict(args))
+    try:
+        spec.build()
+    except (ValueError, TypeError) as err:
+        raise reader.fail(path + ("args", ), f"{name}: {err}") from None
+    return spec
+
+
+def _variant(reader: _Reader, value: Any, path: Path, base: Dict[str, Any]) -> Variant:
+    entry = reader.mapping(value, path, VARIANT_KEYS)
+    if not value:
+        raise reader.fail(path, "a variant needs at least a name")
+    name = entry.get("name")
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise reader.fail(path + ("name", ), f"name must be letters, digits, '_', '.' or '-', got {name!r}")
+    slots: Dict[str, Optional[List[OpSpec]]] = {}
+    for slot, slot_value in reader.mapping(entry.get("ops"), path + ("ops", ), SLOTS).items():
+        if slot_value is None:
+            slots[slot] = None
+        elif isinstance(slot_value, list):
+            slots[slot] = [_op_spec(reader, v, path + ("ops", slot, i)) for i, v in enumerate(slot_value)]
+        else:
+            slots[slot] = [_op_spec(reader, slot_value, path + ("ops", slot))]
+    overrides = reader.mapping(entry.get("set"), path + ("set", ), tuple(SETTINGS))
+    _check_settings(reader, overrides, path + ("set", ))
+    if "loss" in overrides and "loss" in slots:
+        raise reader.fail(path + ("set", "loss"), "give either set.loss or ops.loss, not both")
+    settings = {**base, **overrides}
+    if "loss" in slots:
+        del settings["loss"]  # the slot's op replaces the loss chosen by name
+    variant = Variant(name=name, ops=slots, settings=settings, description=str(entry.get("description", "")))
+    try:
+        build_graph(ops=variant.build_ops(), **_graph_settings(settings))
+    except (ValueError, TypeError) as err:
+        raise reader.fail(path + (("ops", ) if slots else ()), str(err)) from None
+    finally:
+        tf.keras.backend.clear_session()
+    return variant
+
+
+def _graph_settings(settings: Mapping[str, Any]) -> Dict[str, Any]:
+    """The `build_graph` keyword arguments among a variant's settings."""
+    return {key: settings[key] for key in ("latent_dim", "learning_rate", "model", "widths", "loss") if key in settings}
+
+
+def parse_spec(text: str, path: str = "<spec>") -> Spec:
+    """Parse and validate a spec.
+
+    Args:
+        text: The file's content (YAML, or JSON when `path` ends in .json).
+        path: The file name, for messages.
+
+    Returns:
+        The validated Spec.
+
+    Raises:
+        SpecError: Naming the file, line and entry of the first mistake.
+    """
+    reader = _Reader(path, text)
+    top = reader.mapping(reader.data, (), TOP_KEYS)
+    for key in ("name", "budget", "variants"):
+        if key not in top:
+            raise reader.fail((), f"missing required key {key!r}")
+    name = top["name"]
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise reader.fail(("name", ), f"name must be letters, digits, '_', '.' or '-', got {name!r}")
+    budget = {**BUDGET, **reader.mapping(top["budget"], ("budget", ), tuple(BUDGET))}
+    if not _is_int(budget["epochs"], 1):
+        raise reader.fail(("budget", "epochs"), f"epochs must be a positive integer, got {budget['epochs']!r}")
+    for key in ("train_steps_per_epoch", "eval_steps_per_epoch"):
+        if budget[key] is not None and not _is_int(budget[key], 1):
+            raise reader.fail(("budget", key), f"{key} must be a positive integer or null, got {budget[key]!r}")
+    base_overrides = reader.mapping(top.get("base"), ("base", ), tuple(SETTINGS))
+    _check_settings(reader, base_overrides, ("base", ))
+    base = {**SETTINGS, **base_overrides}
+    evaluation = {**EVAL, **reader.mapping(top.get("eval"), ("eval", ), tuple(EVAL))}
+    if not _is_int(evaluation["iw_samples"], 0):
+        raise reader.fail(("eval", "iw_samples"), f"iw_samples must be an integer >= 0, got "
+                          f"{evaluation['iw_samples']!r}")
+    if not _is_int(evaluation["n_images"], 2) or evaluation["n_images"] > 10000:
+        raise reader.fail(("eval", "n_images"), f"n_images must be an integer from 2 to 10000 (the test set), got "
+                          f"{evaluation['n_images']!r}")
+    seeds = top.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(_is_int(s, 0) for s in seeds) or len(set(seeds)) != len(
+            seeds):
+        raise reader.fail(("seeds", ), f"seeds must be a non-empty list of distinct integers >= 0, got {seeds!r}")
+    if not isinstance(top["variants"], list) or not top["variants"]:
+        raise reader.fail(("variants", ), "variants must be a non-empty list")
+    variants = [_variant(reader, v, ("variants", i), base) for i, v in enumerate(top["variants"])]
+    names = [v.name for v in variants]
+    for i, variant_name in enumerate(names):
+        if variant_name in names[:i]:
+            raise reader.fail(("variants", i, "name"), f"duplicate variant name {variant_name!r}")
+    baseline = top.get("baseline", names[0])
+    if baseline not in names:
+        raise reader.fail(("baseline", ), f"baseline {baseline!r} is not a variant; variants: {', '.join(names)}")
+    return Spec(name=name, description=str(top.get("description", "")), baseline=baseline, seeds=seeds,
+                budget=budget, eval=evaluation, variants=variants, path=path)
+
+
+def load_spec(path: str) -> Spec:
+    """Read and validate the spec file at `path` (YAML, or JSON for `.json`).
+
+    Raises:
+        FileNotFoundError: If `path` does not exist.
+        SpecError: For any mistake in it (file, line and entry named).
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"spec file {path} does not exist")
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+    except UnicodeDecodeError as err:
+        raise SpecError(f"{path}: not a text file ({err.reason})") from None
+    return parse_spec(text, path)
