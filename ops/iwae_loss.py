@@ -34,8 +34,9 @@ class IWAELoss(CVAELoss):
         average_loss: If True the output is the batch mean; if False it is the per-example loss [B].
 
     Raises:
-        ValueError: If `k` is not a positive integer or `inputs` is not five keys; at run time
-            (tf.errors.InvalidArgumentError) if x_logit or z does not hold k rows per image.
+        ValueError: If `k` is not a positive integer, `inputs` is not five keys, or (when traced with known batch
+            sizes) x_logit or z does not hold k rows per image; tf.errors.InvalidArgumentError at run time for the
+            latter when the batch size is only known then.
     """
     def __init__(self,
                  inputs: Iterable[str] = ("x", "x_logit", "mean", "logvar", "z"),
@@ -55,9 +56,12 @@ class IWAELoss(CVAELoss):
         batch = tf.shape(x)[0]
         message = (f"{type(self).__name__}(k={self.k}): '{self.inputs[1]}' and '{self.inputs[4]}' need k * batch rows; "
                    f"put MultiSampleReparameterizeOp(samples={self.k}) in the reparameterize slot")
+        if x.shape[0] is not None and any(t.shape[0] not in (None, self.k * x.shape[0]) for t in (x_logit, z)):
+            raise ValueError(f"{message} (got {x_logit.shape[0]} and {z.shape[0]} rows for a batch of {x.shape[0]})")
         checks = [tf.debugging.assert_equal(tf.shape(t)[0], self.k * batch, message=message) for t in (x_logit, z)]
-        with tf.control_dependencies(checks):
-            targets = tf.tile(x, tf.concat([[self.k], tf.ones([tf.rank(x) - 1], tf.int32)], axis=0))
+        with tf.control_dependencies(checks):  # nothing below may run before the checks
+            x, x_logit, mean, logvar, z = (tf.identity(t) for t in (x, x_logit, mean, logvar, z))
+        targets = tf.tile(x, tf.concat([[self.k], tf.ones([tf.rank(x) - 1], tf.int32)], axis=0))
         log_px = bernoulli_log_likelihood(targets, x_logit)
         tiled = [tf.tile(t, [self.k, 1]) for t in (mean, logvar)]
         log_w = log_px + log_normal_pdf(z, 0.0, 0.0) - log_normal_pdf(z, tiled[0], tiled[1])

@@ -122,10 +122,18 @@ class ModelFamily:
         encoder: (latent_dim, widths) -> encoder.
         decoder: (latent_dim, widths) -> decoder.
         widths: The default widths.
+        n_widths: How many widths the family takes (None: any number from one up).
     """
     encoder: Callable[[int, Sequence[int]], tf.keras.Model]
     decoder: Callable[[int, Sequence[int]], tf.keras.Model]
     widths: Tuple[int, ...]
+    n_widths: Optional[int] = None
+
+    def check(self, latent_dim: int, widths: Optional[Sequence[int]] = None) -> None:
+        """Raise the ValueError `build` would, without building anything."""
+        _check_latent_dim(latent_dim)
+        if widths is not None:
+            _check_widths(widths, self.n_widths)
 
     def build(self, latent_dim: int, widths: Optional[Sequence[int]] = None) -> Tuple[tf.keras.Model, tf.keras.Model]:
         """Both models, with `widths` (None: the family's default)."""
@@ -134,7 +142,7 @@ class ModelFamily:
 
 
 MODELS: Dict[str, ModelFamily] = {
-    "conv": ModelFamily(build_encoder, build_decoder, CONV_WIDTHS),
+    "conv": ModelFamily(build_encoder, build_decoder, CONV_WIDTHS, n_widths=2),
     "mlp": ModelFamily(build_mlp_encoder, build_mlp_decoder, MLP_WIDTHS),
 }
 DEFAULT_MODEL = "conv"

@@ -136,7 +136,7 @@ def check_slot_names(ops: Mapping[str, SlotValue]) -> None:
                          f"{', '.join(SLOTS)}")
 
 
-def _slot_ops(name: str, value: SlotValue) -> List[TensorOp]:
+def slot_ops(name: str, value: SlotValue) -> List[TensorOp]:
     """The ops of one slot as a list, checking their type."""
     if value is None:
         return []
@@ -220,7 +220,7 @@ def build_graph(latent_dim: int = 2,
     named_ops: List[Tuple[str, TensorOp]] = []
     for name in SLOTS:
         value = ops[name] if name in ops else DEFAULT_OPS[name](settings)
-        named_ops.extend((name, op) for op in _slot_ops(name, value))
+        named_ops.extend((name, op) for op in slot_ops(name, value))
     models: List[tf.keras.Model] = []
     for _, op in named_ops:
         if isinstance(op, ModelOp) and op.model not in models:

@@ -20,8 +20,8 @@
 
 A slot takes null (drop), one `{op: NAME, args: {...}}`, or a list of them; NAME is a TensorOp class exported by
 `ops` (`OPS`). Every mistake (unknown key, slot, op or argument, bad value) raises `SpecError` naming the file, the
-line and the entry, before anything trains; so does a variant whose op graph does not connect (each variant's graph is
-built and checked while the spec is read).
+line and the entry, before anything trains; so does a variant whose op graph does not connect (an op reading a key
+nothing upstream produces).
 """
 import inspect
 import json
@@ -32,11 +32,11 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import tensorflow as tf
 import yaml
-from fastestimator.op.tensorop.tensorop import TensorOp
+from fastestimator.op.tensorop.tensorop import LambdaOp, TensorOp
 
 import ops as ops_package
 from pipeline_vae.models import MODELS
-from pipeline_vae.slots import LOSSES, SLOTS, build_graph
+from pipeline_vae.slots import DEFAULT_OPS, LOSSES, PIPELINE_KEYS, SLOTS, ModelSettings, check_graph, slot_ops
 
 #: The ops a spec can name: every TensorOp class exported by the `ops` package.
 OPS: Dict[str, type] = {
@@ -233,19 +233,33 @@ def _variant(reader: _Reader, value: Any, path: Path, base: Dict[str, Any]) -> V
     settings = {**base, **overrides}
     if "loss" in slots:
         del settings["loss"]  # the slot's op replaces the loss chosen by name
-    variant = Variant(name=name, ops=slots, settings=settings, description=str(entry.get("description", "")))
     try:
-        build_graph(ops=variant.build_ops(), **_graph_settings(settings))
+        MODELS[settings["model"]].check(settings["latent_dim"], settings["widths"])
+    except ValueError as err:
+        where = path + ("set", "widths") if "widths" in overrides or "model" in overrides else ("base", "widths")
+        raise reader.fail(where, f"{settings['model']} model: {err}") from None
+    variant = Variant(name=name, ops=slots, settings=settings, description=str(entry.get("description", "")))
+    # Check that the graph connects (every op's inputs produced upstream). The models' slots get stand-ins with the
+    # same keys, so nothing is built; a variant can only put `ops` ops (no ModelOps) in those slots.
+    stand_ins = {"encode": LambdaOp(fn=tf.identity, inputs="x", outputs="meanlogvar"),
+                 "decode": LambdaOp(fn=tf.identity, inputs="z", outputs="x_logit")}
+    try:
+        check_graph(_named_ops({**stand_ins, **variant.build_ops()}, settings), PIPELINE_KEYS)
     except (ValueError, TypeError) as err:
         raise reader.fail(path + (("ops", ) if slots else ()), str(err)) from None
-    finally:
-        tf.keras.backend.clear_session()
     return variant
 
 
-def _graph_settings(settings: Mapping[str, Any]) -> Dict[str, Any]:
-    """The `build_graph` keyword arguments among a variant's settings."""
-    return {key: settings[key] for key in ("latent_dim", "learning_rate", "model", "widths", "loss") if key in settings}
+def _named_ops(ops: Mapping[str, Any], settings: Mapping[str, Any]) -> List[Tuple[str, TensorOp]]:
+    """(slot, op) in order for the key check, defaults where `ops` is silent (models are in `ops` as stand-ins)."""
+    ops = dict(ops)
+    if "loss" not in ops:
+        ops["loss"] = LOSSES[settings["loss"]]()
+    named = []
+    for slot in SLOTS:
+        value = ops[slot] if slot in ops else DEFAULT_OPS[slot](ModelSettings())
+        named += [(slot, op) for op in slot_ops(slot, value)]
+    return named
 
 
 def parse_spec(text: str, path: str = "<spec>") -> Spec:

@@ -105,3 +105,52 @@ def test_two_seeded_runs_give_bit_identical_models(tmp_path, run_cli):
         first, second = weights(tmp_path / "a" / name), weights(tmp_path / "b" / name)
         assert len(first) == len(second) > 0
         assert all(np.array_equal(x, y) for x, y in zip(first, second))
+
+
+ABLATION = """\
+name: cli
+budget: {epochs: 1, train_steps_per_epoch: 3, eval_steps_per_epoch: 1}
+eval: {iw_samples: 2, n_images: 10}
+variants:
+  - name: base
+  - name: mlp
+    set: {model: mlp, widths: [32]}
+"""
+
+
+def test_ablate_check_prints_the_plan(tmp_path, capsys):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(ABLATION)
+    assert main(["ablate", str(spec), "--check"]) == 0
+    assert capsys.readouterr().out == (f"{spec}: OK: 2 variants (base, mlp; baseline base) x 1 seeds = 2 runs of 1 "
+                                       "epoch(s)\n")
+
+
+def test_ablate_with_a_bad_spec_is_one_line_naming_the_line(tmp_path, capsys):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(ABLATION.replace("widths: [32]", "widths: [32], depth: 3"))
+    assert main(["ablate", str(spec), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"pipeline-vae: error: {spec}:7: variants[1].set.depth: unknown key 'depth'; expected one of " \
+                  "latent_dim, batch_size, learning_rate, model, widths, loss\n"
+    assert not (tmp_path / "out").exists()  # nothing ran
+
+
+@pytest.mark.slow
+def test_ablate_end_to_end_as_a_user_runs_it(tmp_path, run_cli):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(ABLATION.replace("  - name: mlp\n    set: {model: mlp, widths: [32]}\n", ""))
+    out = tmp_path / "out"
+    result = run_cli(["ablate", str(spec), "--out", str(out)])
+    assert result.returncode == 0, result.stderr
+    assert "[1/1] base seed 0" in result.stdout and "| **base** (baseline) | -" in result.stdout
+    assert {"results.csv", "results.json", "results.md", "results.png", "search.json", "spec.json",
+            "runs"} == set(os.listdir(out))
+    assert result.stderr.strip() == ""
+
+
+def test_train_rejects_bad_widths(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--model", "mlp", "--widths", "512,0"])
+    assert "argument --widths: expected comma-separated positive integers such as 512,256, got '512,0'" in \
+        capsys.readouterr().err

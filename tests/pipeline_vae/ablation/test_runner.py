@@ -1,0 +1,74 @@
+import json
+import math
+import os
+
+import pytest
+
+from pipeline_vae.ablation import RunFailed
+from pipeline_vae.ablation.runner import SEARCH_NAME, run_ablation, run_dir, run_key
+from pipeline_vae.ablation.spec import parse_spec
+
+TINY = """\
+name: tiny
+seeds: [0, 1]
+budget: {epochs: 1, train_steps_per_epoch: 5, eval_steps_per_epoch: 1}
+eval: {iw_samples: 2, n_images: 10}
+variants:
+  - name: static
+  - name: beta
+    ops: {loss: {op: BetaVAELoss, args: {beta: 0.5}}}
+"""
+
+
+@pytest.mark.slow
+def test_two_variants_two_seeds_then_a_repeat_skips_every_finished_run(tmp_path, mnist_path, capsys):
+    spec = parse_spec(TINY, "tiny.yaml")
+    out = str(tmp_path / "out")
+    rows = run_ablation(spec, out, data=mnist_path)
+    assert [(r["variant"], r["seed"]) for r in rows] == [("static", 0), ("static", 1), ("beta", 0), ("beta", 1)]
+    for row in rows:
+        for key in ("iw_bound", "elbo_analytic", "elbo_mc", "kl", "reconstruction", "train_seconds", "best_logged_elbo"):
+            assert math.isfinite(row[key]), (row["variant"], key)
+        assert row["n_images"] == 10 and row["iw_samples"] == 2 and row["epochs"] == 1
+        assert row["iw_bound"] < 0 and row["kl"] >= 0
+        assert os.path.isfile(os.path.join(run_dir(out, row["variant"], row["seed"]), "encoder_best_loss.h5"))
+    # Seeds matter, and the two variants of one seed start from the same weights but train differently.
+    assert rows[0]["iw_bound"] != rows[1]["iw_bound"] and rows[0]["elbo_analytic"] != rows[2]["elbo_analytic"]
+    with open(os.path.join(out, f"{SEARCH_NAME}.json")) as file:
+        assert len(json.load(file)["search_summary"]) == 4
+    capsys.readouterr()
+
+    mtimes = {r["variant"] + str(r["seed"]): os.path.getmtime(os.path.join(run_dir(out, r["variant"], r["seed"]),
+                                                                           "result.json")) for r in rows}
+    again = run_ablation(spec, out, data=mnist_path)
+    assert again == rows
+    assert "4 already done" in capsys.readouterr().out
+    assert mtimes == {r["variant"] + str(r["seed"]): os.path.getmtime(os.path.join(
+        run_dir(out, r["variant"], r["seed"]), "result.json")) for r in rows}
+
+
+@pytest.mark.slow
+def test_a_failing_run_names_the_variant_the_error_and_the_log(tmp_path, mnist_path):
+    spec = parse_spec(TINY.replace("seeds: [0, 1]", "seeds: [0]").replace(
+        "{op: BetaVAELoss, args: {beta: 0.5}}", "{op: IWAELoss, args: {k: 3}}"), "tiny.yaml")
+    out = str(tmp_path / "out")
+    with pytest.raises(RunFailed) as info:
+        run_ablation(spec, out, data=mnist_path)
+    message = str(info.value)
+    assert message.startswith("beta seed 0 failed (exit code 1): ")
+    assert "MultiSampleReparameterizeOp(samples=3)" in message and message.endswith("beta/seed_0/run.log")
+    with open(os.path.join(out, f"{SEARCH_NAME}.json")) as file:  # the finished run is kept for the next attempt
+        assert [s["param"]["seed"] for s in json.load(file)["search_summary"]] == [0]
+
+
+def test_run_key_changes_only_with_what_the_run_depends_on():
+    spec = parse_spec(TINY, "tiny.yaml")
+    keys = [run_key(spec, v) for v in spec.variants]
+    assert keys[0].startswith("static@") and keys[1].startswith("beta@") and keys[0] != keys[1]
+    more_seeds = parse_spec(TINY.replace("seeds: [0, 1]", "seeds: [0, 1, 2]"), "tiny.yaml")
+    assert [run_key(more_seeds, v) for v in more_seeds.variants] == keys  # adding seeds keeps finished runs
+    edited = parse_spec(TINY.replace("beta: 0.5", "beta: 2"), "tiny.yaml")
+    assert [run_key(edited, v) for v in edited.variants] == [keys[0], run_key(edited, edited.variants[1])]
+    assert run_key(edited, edited.variants[1]) != keys[1]
+    longer = parse_spec(TINY.replace("epochs: 1", "epochs: 2"), "tiny.yaml")
+    assert all(run_key(longer, v) not in keys for v in longer.variants)
