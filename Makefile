@@ -7,7 +7,10 @@ STAMP  := $(VENV)/.installed
 SAVE_DIR   ?= runs/default
 TRAIN_ARGS ?=
 
-.PHONY: setup data train test clean
+BENCH_ARGS ?=
+BENCH_OUT  ?= benchmarks/results
+
+.PHONY: setup data train test bench bench-smoke clean
 
 # Re-install only when the package definition changed (the stamp is newer than setup.cfg/pyproject.toml).
 $(STAMP): setup.cfg pyproject.toml
@@ -26,6 +29,14 @@ train: data
 
 test: data
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The full benchmark (about 25 minutes here): table on stdout, numbers in benchmarks/results/bench.json.
+bench: data
+	$(BIN)/python -m benchmarks.bench --out $(BENCH_OUT) $(BENCH_ARGS)
+
+# Every benchmark path on tiny sizes (1-2 minutes: it starts fresh TF processes); the test suite runs it.
+bench-smoke: data
+	$(BIN)/python -m benchmarks.bench --smoke --out $(BENCH_OUT)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

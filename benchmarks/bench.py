@@ -1,0 +1,491 @@
+"""pipeline-vae benchmarks: the project against a raw TensorFlow loop, measured in one run.
+
+    make bench                        # the full run (about 25 minutes on 2 cores); table + benchmarks/results/bench.json
+    make bench-smoke                  # every path on tiny sizes (what the tests run), results in a temporary folder
+    .venv/bin/python -m benchmarks.bench --only train,eval --rounds 3
+
+Sections (`--only` picks some):
+    train      training images/s: the project's `get_estimator(...).fit()` against a `tf.function` loop over `tf.data`
+               (benchmarks/raw_tf.py) for the identical model, loss, optimizer and batch size, contenders alternating
+               round by round; medians of windows after warm-up; plus levers: preprocessing in the Pipeline
+               (NumpyOps), a preprocessed float32 dataset (cached), XLA auto-clustering, XLA for the raw loop
+    pipeline   FE's Pipeline alone (the loader, no model): images/s, to show whether loading is ever the bottleneck
+    eval       test ELBO over the test set and the IW bound at K=1000: images/s (`pipeline_vae.metrics`)
+    inference  CVAE.generate and CVAE.reconstruct images/s at batch 1, 64 and 1024
+    process    fresh processes: start-up (process start to the first trained step), peak RSS of training and of the
+               K=1000 evaluation, and the thread-setting lever (TF intra/inter-op threads)
+    quality    time to quality: wall-clock seconds (training + per-epoch test evaluation) until the test ELBO first
+               reaches -156 nats at latent 2: the project's default preset against the TensorFlow tutorial's own
+               settings (batch 32, Adam 1e-4) in the raw loop, and the project run with the tutorial's settings
+
+Timings are never asserted; the machine is shared, so look at medians and ratios measured in the same run.
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+SECTIONS = ("train", "pipeline", "eval", "inference", "process", "quality")
+TARGET_ELBO = -156.0
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> Dict[str, Any]:
+    """The machine line of the report."""
+    import tensorflow as tf
+    return {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
+            "tensorflow": tf.__version__, "gpus": len(tf.config.list_physical_devices("GPU")),
+            "load_average_at_start": round(os.getloadavg()[0], 2)}
+
+
+def windows(times: List[float], batch: int, skip: int, window: int) -> List[float]:
+    """images/s over consecutive windows of `window` steps, after the first `skip` steps."""
+    times = times[skip:]
+    return [window * batch / (times[i + window] - times[i]) for i in range(0, len(times) - window, window)]
+
+
+def _median(values: List[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+# --------------------------------------------------------------------------------------------------------- train
+class _Contenders:
+    """Builds and runs each training contender for `steps` steps, returning per-step end times."""
+    def __init__(self, data, batch: int, steps: int, work_dir: str) -> None:
+        self.data, self.batch, self.steps, self.work_dir = data, batch, steps, work_dir
+
+    def project(self, pipeline_ops: bool = False, cached: bool = False, xla: bool = False) -> List[float]:
+        import fastestimator as fe
+        import numpy as np
+        import tensorflow as tf
+        from fastestimator.dataset.numpy_dataset import NumpyDataset
+        from fastestimator.op.numpyop.univariate import Binarize as NumpyBinarize
+        from fastestimator.op.numpyop.univariate import ExpandDims
+        from fastestimator.trace.trace import Trace
+
+        from pipeline_vae.builders import get_estimator
+
+        class StepTimes(Trace):
+            def __init__(self) -> None:
+                super().__init__(mode="train")
+                self.times: List[float] = []
+
+            def on_batch_end(self, data) -> None:
+                self.times.append(time.perf_counter())
+
+        ops = {"rescale": None, "binarize": None} if (pipeline_ops or cached) else None
+        tf.config.optimizer.set_jit("autoclustering" if xla else False)
+        try:
+            est = get_estimator(epochs=1, batch_size=self.batch, train_steps_per_epoch=self.steps,
+                                eval_steps_per_epoch=1, data=self.data, log_steps=None, ops=ops,
+                                save_dir=os.path.join(self.work_dir, "project"))
+            if pipeline_ops:
+                est.pipeline.ops = [ExpandDims(inputs="x", outputs="x", axis=-1),
+                                    NumpyBinarize(threshold=128, inputs="x", outputs="x")]
+            if cached:
+                x = (self.data.x_train[..., None] >= 128).astype(np.float32)
+                est.system.pipeline = fe.Pipeline(train_data=NumpyDataset({"x": x}),
+                                                  eval_data=NumpyDataset({"x": x[:100]}), batch_size=self.batch)
+            timer = StepTimes()
+            est.traces.append(timer)
+            est.fit(warmup=False)
+        finally:
+            tf.config.optimizer.set_jit(False)
+        return timer.times
+
+    def raw(self, jit_compile: bool = False) -> List[float]:
+        from benchmarks.raw_tf import RawCVAE, run_steps, train_dataset
+        model = RawCVAE(jit_compile=jit_compile)
+        return run_steps(model, train_dataset(self.data.x_train, self.batch), self.steps)
+
+
+def bench_train(data, args, work_dir: str, say: Callable[[str], None]) -> Dict[str, Any]:
+    contenders = _Contenders(data, args.batch, args.steps, work_dir)
+    runs: Dict[str, Callable[[], List[float]]] = {
+        "project": contenders.project,
+        "raw_tf_loop": contenders.raw,
+        "project_numpyops_in_pipeline": lambda: contenders.project(pipeline_ops=True),
+        "project_cached_float32": lambda: contenders.project(cached=True),
+        "project_xla_autoclustering": lambda: contenders.project(xla=True),
+        "raw_tf_loop_xla": lambda: contenders.raw(jit_compile=True),
+    }
+    rates: Dict[str, List[float]] = {name: [] for name in runs}
+    for round_index in range(args.rounds):
+        for name, run in runs.items():
+            window_rates = windows(run(), args.batch, args.skip, args.window)
+            rates[name].append(_median(window_rates))
+        say(f"  train round {round_index + 1}/{args.rounds}: " +
+            ", ".join(f"{name} {values[-1]:.0f}" for name, values in rates.items()))
+    medians = {name: _median(values) for name, values in rates.items()}
+    return {"images_per_s_by_round": rates, "median_images_per_s": medians,
+            "ratio_project_over_raw": medians["project"] / medians["raw_tf_loop"],
+            "batch_size": args.batch, "steps_per_run": args.steps, "warmup_steps": args.skip,
+            "window_steps": args.window}
+
+
+# ------------------------------------------------------------------------------------------------------ pipeline
+def bench_pipeline(data, args, say: Callable[[str], None]) -> Dict[str, Any]:
+    from pipeline_vae.builders import get_pipeline
+    pipeline = get_pipeline(batch_size=args.batch, data=data)
+    steps = args.steps
+    rates = []
+    for _ in range(args.rounds):
+        with pipeline(mode="train", epoch=1, steps_per_epoch=steps) as loader:
+            times = []
+            for _batch in loader:
+                times.append(time.perf_counter())
+        rates.append(_median(windows(times, args.batch, args.skip, args.window)))
+    say(f"  pipeline alone: {', '.join(f'{r:.0f}' for r in rates)} images/s")
+    return {"images_per_s_by_round": rates, "median_images_per_s": _median(rates)}
+
+
+# ---------------------------------------------------------------------------------------------------------- eval
+def _trained_vae(data, work_dir: str, steps: int):
+    """A briefly trained latent-2 CVAE (weights only matter for realism, not for speed)."""
+    from pipeline_vae.builders import get_estimator
+    from pipeline_vae.inference import CVAE
+    save_dir = os.path.join(work_dir, "trained")
+    get_estimator(epochs=1, train_steps_per_epoch=steps, eval_steps_per_epoch=2, data=data, log_steps=None,
+                  save_dir=save_dir).fit(warmup=False)
+    return CVAE.load(save_dir)
+
+
+def bench_eval(vae, data, args, say: Callable[[str], None]) -> Dict[str, Any]:
+    from pipeline_vae.metrics import evaluate, iw_bound
+    x_test = data.x_test[:args.eval_images]
+    elbo_rates, iw_rates = [], []
+    for _ in range(args.rounds):
+        start = time.perf_counter()
+        evaluate(vae, x_test, iw_samples=0, show_progress=False)
+        elbo_rates.append(len(x_test) / (time.perf_counter() - start))
+        images = data.x_test[:args.iw_images]
+        start = time.perf_counter()
+        iw_bound(vae, images, k=args.iw_k)
+        iw_rates.append(len(images) / (time.perf_counter() - start))
+    say(f"  test ELBO: {_median(elbo_rates):.0f} images/s; IW K={args.iw_k}: {_median(iw_rates):.2f} images/s")
+    return {"elbo_images_per_s": _median(elbo_rates), "elbo_images": len(x_test),
+            "iw_images_per_s": _median(iw_rates), "iw_k": args.iw_k, "iw_images": args.iw_images,
+            "iw_minutes_for_10k_images": 10000 / _median(iw_rates) / 60}
+
+
+# ----------------------------------------------------------------------------------------------------- inference
+def bench_inference(vae, data, args, say: Callable[[str], None]) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for batch in args.inference_batches:
+        images = data.x_test[:batch]
+        for name, call in (("generate", lambda: vae.generate(batch, seed=0)), ("reconstruct",
+                                                                                 lambda: vae.reconstruct(images))):
+            call()  # trace
+            repeats = max(3, min(200, args.inference_images // batch))
+            timings = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                call()
+                timings.append(time.perf_counter() - start)
+            out[f"{name}_batch_{batch}_images_per_s"] = batch / _median(timings)
+    say("  inference: " + ", ".join(f"{k.replace('_images_per_s', '')} {v:.0f}/s" for k, v in out.items()))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------- process
+def _child(kind: str, args, env: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+    """Run `python -m benchmarks.bench --child KIND` in a fresh process; returns its JSON line, plus start-up."""
+    command = [sys.executable, "-m", "benchmarks.bench", "--child", kind, "--batch", str(args.batch),
+               "--steps", str(args.steps), "--skip", str(args.skip), "--window", str(args.window), "--iw-k",
+               str(args.iw_k), "--iw-images", str(args.iw_images)]
+    launched = time.time()
+    result = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, **(env or {})),
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    if result.returncode != 0 or not lines:
+        raise RuntimeError(f"benchmark child {kind} failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
+    out = json.loads(lines[-1])
+    if "first_step_at" in out:
+        out["startup_seconds"] = out.pop("first_step_at") - launched
+    return out
+
+
+def bench_process(args, say: Callable[[str], None]) -> Dict[str, Any]:
+    out: Dict[str, Any] = {"train": _child("train", args), "raw_train": _child("raw_train", args),
+                           "iw": _child("iw", args)}
+    threads = {"default": out["train"]["images_per_s"]}
+    settings = (("intra2_inter1", 2, 1), ) if args.smoke else (("intra2_inter1", 2, 1), ("intra1_inter1", 1, 1),
+                                                                ("intra2_inter2", 2, 2))
+    for label, intra, inter in settings:
+        threads[label] = _child("train", args, {"PIPELINE_VAE_BENCH_THREADS": f"{intra},{inter}"})["images_per_s"]
+    out["threads_images_per_s"] = threads
+    say(f"  start-up to first trained step: project {out['train']['startup_seconds']:.1f} s, raw loop "
+        f"{out['raw_train']['startup_seconds']:.1f} s; peak RSS: training {out['train']['peak_rss_mb']:.0f} MB "
+        f"(from {out['train']['rss_before_mb']:.0f} MB after imports and data), "
+        f"IW K={args.iw_k} {out['iw']['peak_rss_mb']:.0f} MB; threads: " +
+        ", ".join(f"{k} {v:.0f}" for k, v in threads.items()))
+    return out
+
+
+def _memory_mb() -> Dict[str, float]:
+    """This process's current and peak resident set size (Linux /proc; else the peak from getrusage)."""
+    try:
+        with open("/proc/self/status") as file:
+            fields = dict(line.split(":", 1) for line in file if ":" in line)
+        return {"rss": int(fields["VmRSS"].split()[0]) / 1024, "peak": int(fields["VmHWM"].split()[0]) / 1024}
+    except (OSError, KeyError, ValueError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return {"rss": float("nan"), "peak": peak}
+
+
+def _reset_peak_memory() -> bool:
+    """Start a new peak-RSS window (Linux >= 4.0: writing 5 to /proc/self/clear_refs resets VmHWM)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as file:
+            file.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def run_child(kind: str, args) -> None:
+    """The body of a fresh benchmark process; prints one JSON line."""
+    threads = os.environ.get("PIPELINE_VAE_BENCH_THREADS")
+    import tensorflow as tf
+    if threads:
+        intra, inter = (int(v) for v in threads.split(","))
+        tf.config.threading.set_intra_op_parallelism_threads(intra)
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
+    import fastestimator as fe
+    fe.record_history(False)
+    fe.estimator.draw = lambda: None
+    from pipeline_vae.data import load_mnist
+    data = load_mnist()
+    out: Dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as work_dir:
+        contenders = _Contenders(data, args.batch, args.steps, work_dir)
+        vae = _trained_vae(data, work_dir, steps=5) if kind == "iw" else None
+        out["rss_before_mb"] = _memory_mb()["rss"]  # imports, data (and for "iw" a model) loaded
+        out["peak_is_phase_only"] = _reset_peak_memory()
+        if kind in ("train", "raw_train"):
+            times = contenders.project() if kind == "train" else contenders.raw()
+            out["first_step_at"] = time.time() - (time.perf_counter() - times[0])
+            out["images_per_s"] = _median(windows(times, args.batch, args.skip, args.window))
+        elif kind == "iw":
+            from pipeline_vae.metrics import iw_bound
+            iw_bound(vae, data.x_test[:args.iw_images], k=args.iw_k)
+        out["peak_rss_mb"] = _memory_mb()["peak"]
+    print(json.dumps(out), flush=True)
+
+
+# ------------------------------------------------------------------------------------------------------- quality
+def bench_quality(data, args, work_dir: str, say: Callable[[str], None]) -> Dict[str, Any]:
+    """Seconds (training + per-epoch test evaluation) to the first test ELBO >= the target."""
+    from fastestimator.trace.trace import Trace
+
+    from benchmarks.raw_tf import RawCVAE, test_dataset, train_dataset
+    from pipeline_vae.builders import METRIC, get_estimator
+
+    def project(batch: int, lr: float) -> Dict[str, Any]:
+        class Clock(Trace):
+            def __init__(self) -> None:
+                super().__init__(mode="eval", inputs=METRIC)
+                self.curve: List[List[float]] = []
+
+            def on_epoch_end(self, data) -> None:
+                self.curve.append([time.perf_counter() - start, float(data[METRIC])])
+                if float(data[METRIC]) >= args.target:
+                    self.system.stop_training = True
+
+        est = get_estimator(epochs=args.quality_epochs, batch_size=batch, learning_rate=lr, data=data, log_steps=None,
+                            seed=0, save_dir=os.path.join(work_dir, f"quality_{batch}"),
+                            train_steps_per_epoch=args.quality_steps)
+        clock = Clock()
+        est.traces.append(clock)
+        start = time.perf_counter()
+        est.fit(warmup=False)
+        return _reached(clock.curve)
+
+    def raw(batch: int, lr: float) -> Dict[str, Any]:
+        import tensorflow as tf
+        tf.keras.utils.set_random_seed(0)
+        model = RawCVAE(learning_rate=lr)
+        train, test = train_dataset(data.x_train, batch), test_dataset(data.x_test, batch)
+        curve, start = [], time.perf_counter()
+        for _ in range(args.quality_epochs):
+            for step, x in enumerate(train):
+                if args.quality_steps and step >= args.quality_steps:
+                    break
+                model.train_step(x)
+            curve.append([time.perf_counter() - start, model.test_elbo(test)])
+            if curve[-1][1] >= args.target:
+                break
+        return _reached(curve)
+
+    def _reached(curve: List[List[float]]) -> Dict[str, Any]:
+        hits = [seconds for seconds, elbo in curve if elbo >= args.target]
+        return {"seconds_to_target": hits[0] if hits else None, "epochs_to_target": len(curve) if hits else None,
+                "curve_seconds_elbo": curve}
+
+    out = {"target_elbo": args.target, "max_epochs": args.quality_epochs,
+           "project_default_batch100_lr1e-3": project(100, 1e-3),
+           "raw_tf_loop_tutorial_batch32_lr1e-4": raw(32, 1e-4)}
+    if not args.smoke:
+        out["project_tutorial_settings_batch32_lr1e-4"] = project(32, 1e-4)
+    for name, result in out.items():
+        if isinstance(result, dict):
+            reached = result["seconds_to_target"]
+            say(f"  {name}: " + (f"{reached:.0f} s ({result['epochs_to_target']} epochs)" if reached is not None else
+                                 f"not reached in {len(result['curve_seconds_elbo'])} epochs"))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------- main
+def table(results: Dict[str, Any]) -> str:
+    """The headline numbers as a text table."""
+    rows = []
+    train = results.get("train")
+    if train:
+        med = train["median_images_per_s"]
+        rows.append(("training, project (get_estimator().fit())", f"{med['project']:.0f} images/s"))
+        rows.append(("training, raw tf.function loop over tf.data", f"{med['raw_tf_loop']:.0f} images/s"))
+        rows.append(("ratio project / raw loop", f"{train['ratio_project_over_raw']:.3f}"))
+        for name in ("project_numpyops_in_pipeline", "project_cached_float32", "project_xla_autoclustering",
+                     "raw_tf_loop_xla"):
+            rows.append((f"  lever: {name}", f"{med[name]:.0f} images/s ({med[name] / med['project']:.2f}x project)"
+                         if not name.startswith("raw") else
+                         f"{med[name]:.0f} images/s ({med[name] / med['raw_tf_loop']:.2f}x raw loop)"))
+    if "pipeline" in results:
+        rows.append(("FE Pipeline alone (loader)", f"{results['pipeline']['median_images_per_s']:.0f} images/s"))
+    if "eval" in results:
+        ev = results["eval"]
+        rows.append((f"test ELBO ({ev['elbo_images']} images)", f"{ev['elbo_images_per_s']:.0f} images/s"))
+        rows.append((f"IW bound K={ev['iw_k']}", f"{ev['iw_images_per_s']:.2f} images/s "
+                     f"({ev['iw_minutes_for_10k_images']:.0f} min for 10k)"))
+    for key, value in results.get("inference", {}).items():
+        rows.append((key.replace("_images_per_s", "").replace("_", " "), f"{value:.0f} images/s"))
+    if "process" in results:
+        pr = results["process"]
+        rows.append(("start-up to first trained step, project", f"{pr['train']['startup_seconds']:.1f} s"))
+        rows.append(("start-up to first trained step, raw loop", f"{pr['raw_train']['startup_seconds']:.1f} s"))
+        for label, key in (("training (project)", "train"), ("training (raw loop)", "raw_train"),
+                           (f"IW bound K={results['settings']['iw_k']}", "iw")):
+            rows.append((f"peak RSS, {label}", f"{pr[key]['peak_rss_mb']:.0f} MB (before: "
+                         f"{pr[key]['rss_before_mb']:.0f} MB)"))
+        for label, value in pr["threads_images_per_s"].items():
+            rows.append((f"  lever: TF threads {label}", f"{value:.0f} images/s"))
+    if "quality" in results:
+        for name, result in results["quality"].items():
+            if isinstance(result, dict):
+                reached = result["seconds_to_target"]
+                rows.append((f"time to {results['quality']['target_elbo']:.0f} nats: {name}",
+                             f"{reached:.0f} s ({result['epochs_to_target']} epochs)" if reached is not None else
+                             f"not reached in {len(result['curve_seconds_elbo'])} epochs"))
+    width = max(len(name) for name, _ in rows) if rows else 0
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: every path in well under a minute")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {SECTIONS}")
+    parser.add_argument("--out", default="benchmarks/results", help="folder for bench.json (bench-smoke.json)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per contender")
+    parser.add_argument("--steps", type=int, default=400, help="training steps per contender run")
+    parser.add_argument("--skip", type=int, default=50, help="warm-up steps left out of the timing")
+    parser.add_argument("--window", type=int, default=50, help="steps per timing window")
+    parser.add_argument("--batch", type=int, default=100, help="batch size of the training contenders")
+    parser.add_argument("--eval-images", type=int, default=10000)
+    parser.add_argument("--iw-k", type=int, default=1000)
+    parser.add_argument("--iw-images", type=int, default=100)
+    parser.add_argument("--inference-images", type=int, default=20000, help="images per timing of each batch size")
+    parser.add_argument("--quality-epochs", type=int, default=15)
+    parser.add_argument("--quality-steps", type=int, default=None, help="cap on steps per epoch in `quality`")
+    parser.add_argument("--target", type=float, default=TARGET_ELBO)
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.inference_batches = (1, 64, 1024)
+    if args.smoke:
+        args.rounds, args.steps, args.skip, args.window = 1, 12, 2, 4
+        args.eval_images, args.iw_k, args.iw_images, args.inference_images = 200, 10, 20, 64
+        args.inference_batches = (1, 64)
+        args.quality_epochs, args.quality_steps, args.target = 1, 5, -1000.0
+    unknown = set(args.only.split(",")) - set(SECTIONS)
+    if unknown:
+        parser.error(f"--only: unknown section(s) {', '.join(sorted(unknown))}; expected {', '.join(SECTIONS)}")
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        run_child(args.child, args)
+        return 0
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+
+    import fastestimator as fe
+    import tensorflow as tf
+    tf.get_logger().setLevel("ERROR")
+    fe.record_history(False)
+    fe.estimator.draw = lambda: None  # FE's ASCII banner, once per fit
+    from pipeline_vae.atomic import write_json_atomic
+    from pipeline_vae.data import load_mnist
+    data = load_mnist()
+    sections = args.only.split(",")
+    settings = {k: v for k, v in vars(args).items() if k not in ("child", )}
+    results: Dict[str, Any] = {"machine": machine(), "settings": settings,
+                               "command": "python -m benchmarks.bench " + " ".join(sys.argv[1:] if argv is None
+                                                                                   else argv)}
+    say(f"machine: {results['machine']['cpu']}, {results['machine']['cores']} cores, "
+        f"{results['machine']['gpus']} GPUs, load {results['machine']['load_average_at_start']}")
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as work_dir:
+        if "train" in sections:
+            say("train: contenders alternating")
+            results["train"] = bench_train(data, args, work_dir, say)
+        if "pipeline" in sections:
+            say("pipeline:")
+            results["pipeline"] = bench_pipeline(data, args, say)
+        if "eval" in sections or "inference" in sections:
+            vae = _trained_vae(data, work_dir, steps=args.steps)
+            if "eval" in sections:
+                say("eval:")
+                results["eval"] = bench_eval(vae, data, args, say)
+            if "inference" in sections:
+                say("inference:")
+                results["inference"] = bench_inference(vae, data, args, say)
+        if "process" in sections:
+            say("process: fresh processes")
+            results["process"] = bench_process(args, say)
+        if "quality" in sections:
+            say(f"quality: seconds to a test ELBO of {args.target} nats")
+            results["quality"] = bench_quality(data, args, work_dir, say)
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    results["machine"]["load_average_at_end"] = round(os.getloadavg()[0], 2)
+    path = os.path.join(args.out, "bench-smoke.json" if args.smoke else "bench.json")
+    write_json_atomic(path, results)
+    say("\n" + table(results))
+    say(f"\n{results['seconds']:.0f} s; results in {path}")
+    import gc
+    gc.collect()  # free TF functions now, not during interpreter shutdown (which prints spurious errors)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
