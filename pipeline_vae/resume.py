@@ -1,0 +1,80 @@
+"""Resumable training: FastEstimator 1.7's RestoreWizard, made to work on Python 3.11 and to extend runs.
+
+`get_estimator(..., resume=True)` (the CLI's default for unseeded runs) adds `ExtendableRestoreWizard`, which saves
+both models, both optimizers, the epoch/step counters and the traces' state (best metric so far, ...) to
+`save_dir/checkpoint/` at the end of every training epoch; the same command run again continues from there.
+
+Two fixes to FE 1.7, both here and nowhere else:
+
+1. **Python 3.11 pickling** (`patch_getstate`). FE's `@traceable` gives traces, ops, datasets and slicers a
+   `__getstate__` that keeps only their simple state, but only when the class has none; Python 3.11 added
+   `object.__getstate__`, so FE's is never installed and RestoreWizard pickles whole objects (models, the System, the
+   data), and the second start crashes (`TypeError: 'Sequential' object does not support item assignment`). The
+   patch installs FE's own function where only `object`'s is found. Idempotent; a no-op on Python < 3.11.
+2. **Extending a run** (`ExtendableRestoreWizard`). RestoreWizard restores `total_epochs` from the checkpoint, so a
+   larger `--epochs` on the second start would not train further; the new value is kept instead.
+
+RestoreWizard refuses to run under `fe.enable_deterministic` (a restored run cannot put every random generator back
+where it was). So a seeded run is reproducible but not checkpointed; see the README.
+"""
+import json
+import os
+
+from fastestimator.trace.io.restore_wizard import RestoreWizard
+from fastestimator.util.data import Data
+from fastestimator.util.traceability_util import traceable
+
+#: Where the checkpoints go inside a run's save_dir (RestoreWizard's A/, B/ and key.txt).
+CHECKPOINT_DIR = "checkpoint"
+
+
+def patch_getstate() -> None:
+    """Install FE's filtered `__getstate__` on Trace, Op, FEDataset and Slicer where Python 3.11's default shadows it."""
+    import fastestimator.util.traceability_util as traceability
+    from fastestimator.dataset.dataset import FEDataset
+    from fastestimator.op.op import Op
+    from fastestimator.slicer.slicer import Slicer
+    from fastestimator.trace.trace import Trace
+    for cls in (Trace, Op, FEDataset, Slicer):
+        if getattr(cls, "__getstate__", None) is getattr(object, "__getstate__", None):
+            cls.__getstate__ = traceability.__getstate__
+
+
+@traceable()
+class ExtendableRestoreWizard(RestoreWizard):
+    """FE's RestoreWizard that keeps this run's `epochs` and never checkpoints a run stopped by a NaN.
+
+    Args:
+        directory: Where the checkpoints go.
+        frequency: Save every this many epochs.
+    """
+    def __init__(self, directory: str, frequency: int = 1) -> None:
+        patch_getstate()
+        super().__init__(directory=directory, frequency=frequency)
+        self.restored_epoch = 0
+
+    def on_begin(self, data: Data) -> None:
+        total = self.system.total_epochs
+        super().on_begin(data)
+        self.system.total_epochs = total
+        self.restored_epoch = self.system.epoch_idx if self.should_restore() else 0
+
+    def on_epoch_end(self, data: Data) -> None:
+        if self.system.stop_training:  # a NaN stop in this training epoch: keep the last good checkpoint
+            return
+        super().on_epoch_end(data)
+
+    def last_checkpoint_epoch(self) -> int:
+        """The epoch the newest complete checkpoint was taken after (0: none)."""
+        return last_checkpoint_epoch(self.directory)
+
+
+def last_checkpoint_epoch(directory: str) -> int:
+    """The epoch after which the newest complete checkpoint in `directory` was taken (0 if there is none)."""
+    try:
+        with open(os.path.join(directory, "key.txt")) as file:
+            key = file.readline().strip()
+        with open(os.path.join(directory, key, "system.json")) as file:
+            return int(json.load(file).get("epoch_idx", 0))
+    except (OSError, ValueError):
+        return 0
