@@ -9,8 +9,8 @@ Sections (`--only` picks some):
                (benchmarks/raw_tf.py) for the identical model, loss, optimizer and batch size, contenders alternating
                round by round; medians of windows after warm-up; plus levers: FE's own loader (NumpyDataset +
                torch DataLoader) instead of tf.data, preprocessing in the Pipeline (NumpyOps), a preprocessed float32
-               dataset (cached), FE's separate per-model UpdateOps instead of one backward pass for both models
-               (JointGradientOp), XLA auto-clustering, XLA for the raw loop; the order rotates every round
+               dataset (cached), one backward pass for both models (JointGradientOp) instead of FE's per-model
+               UpdateOps, XLA auto-clustering, XLA for the raw loop; the order rotates every round
     pipeline   FE's Pipeline alone (the loader, no model): images/s, to show whether loading is ever the bottleneck
     eval       test ELBO over the test set and the IW bound at K=1000: images/s (`pipeline_vae.metrics`)
     inference  CVAE.generate and CVAE.reconstruct images/s at batch 1, 64 and 1024
@@ -77,18 +77,17 @@ class _Contenders:
         self.data, self.batch, self.steps, self.work_dir = data, batch, steps, work_dir
 
     def project(self, loader: str = "tf.data", pipeline_ops: bool = False, cached: bool = False, xla: bool = False,
-                separate_updates: bool = False) -> List[float]:
+                joint_gradient: bool = False) -> List[float]:
         """The project's training path: `get_estimator(...)` as users call it, optionally with one lever changed."""
         import fastestimator as fe
         import numpy as np
         import tensorflow as tf
         from fastestimator.op.numpyop.univariate import Binarize as NumpyBinarize
         from fastestimator.op.numpyop.univariate import ExpandDims
-        from fastestimator.op.tensorop.model import UpdateOp
         from fastestimator.trace.trace import Trace
 
-        from ops import JointGradientOp
         from pipeline_vae.builders import get_estimator, get_pipeline
+        from pipeline_vae.slots import build_graph
 
         class StepTimes(Trace):
             def __init__(self) -> None:
@@ -114,11 +113,9 @@ class _Contenders:
                 est.system.pipeline = fe.Pipeline(train_data=train.prefetch(tf.data.AUTOTUNE),
                                                   eval_data=tf.data.Dataset.from_tensor_slices({"x": x[:100]}).batch(
                                                       self.batch))
-            if separate_updates:  # FE's default: each UpdateOp computes its own model's gradients
-                network_ops = [op for op in est.network.ops if not isinstance(op, (UpdateOp, JointGradientOp))]
-                models = [op.model for op in est.network.ops if isinstance(op, UpdateOp)]
-                network_ops += [UpdateOp(model=m, loss_name="loss") for m in models]
-                est.system.network = fe.Network(ops=network_ops)
+            if joint_gradient:  # one backward pass for both models, gradients handed to the UpdateOps
+                graph = build_graph(latent_dim=2, learning_rate=1e-3, ops=ops, joint_update=True)
+                est.system.network = fe.Network(ops=graph.ops)
             timer = StepTimes()
             est.traces.append(timer)
             est.fit(warmup=False)
@@ -140,7 +137,7 @@ def bench_train(data, args, work_dir: str, say: Callable[[str], None]) -> Dict[s
         "project_fe_loader": lambda: contenders.project(loader="fe"),
         "project_numpyops_in_pipeline": lambda: contenders.project(pipeline_ops=True),
         "project_cached_float32": lambda: contenders.project(cached=True),
-        "project_separate_updates": lambda: contenders.project(separate_updates=True),
+        "project_joint_gradient": lambda: contenders.project(joint_gradient=True),
         "project_xla_autoclustering": lambda: contenders.project(xla=True),
         "raw_tf_loop_xla": lambda: contenders.raw(jit_compile=True),
     }
@@ -386,7 +383,7 @@ def table(results: Dict[str, Any]) -> str:
         rows.append(("ratio project / raw loop (median of per-round ratios)", f"{train['ratio_project_over_raw']:.3f}"))
         paired = train["median_ratio_to_raw_by_round"]
         for name in ("project_fe_loader", "project_numpyops_in_pipeline", "project_cached_float32",
-                     "project_separate_updates", "project_xla_autoclustering", "raw_tf_loop_xla"):
+                     "project_joint_gradient", "project_xla_autoclustering", "raw_tf_loop_xla"):
             rows.append((f"  lever: {name}", f"{med[name]:.0f} images/s ({paired[name]:.3f} of the raw loop)"))
     if "pipeline" in results:
         rows.append(("FE Pipeline alone (loader)", f"{results['pipeline']['median_images_per_s']:.0f} images/s"))

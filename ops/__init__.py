@@ -7,7 +7,7 @@ Variants are siblings with the same keys, for ablations:
     reparameterize:  ReparameterizeOp | DeterministicReparameterizeOp | MultiSampleReparameterizeOp (for IWAELoss)
     loss:            CVAELoss (MC KL) | AnalyticKLLoss | BetaVAELoss | KLWarmupLoss | IWAELoss
 
-JointGradientOp computes every model's gradients in one backward pass for the UpdateOps (the builders' default).
+JointGradientOp computes every model's gradients in one backward pass for the UpdateOps (`build_graph(joint_update=True)`).
 """
 from ops.analytic_kl_loss import AnalyticKLLoss
 from ops.beta_vae_loss import BetaVAELoss

@@ -1,7 +1,6 @@
 """The CVAE op graph as named slots, so an ablation replaces or drops one slot with no other code change.
 
-    rescale -> binarize -> encode -> split -> reparameterize -> decode -> loss   (then the updates: one backward pass
-                                                                                  for all models, one UpdateOp each)
+    rescale -> binarize -> encode -> split -> reparameterize -> decode -> loss   (then one UpdateOp per model)
 
 `build_graph(..., ops={"loss": MyLoss(...), "binarize": None})` swaps the loss and drops the binarization. A slot
 takes one TensorOp, a list of TensorOps (expanding the slot), or None (dropping it). Every key an op reads must be
@@ -187,7 +186,7 @@ def build_graph(latent_dim: int = 2,
                 loss: str = DEFAULT_LOSS,
                 model: str = DEFAULT_MODEL,
                 widths: Optional[Sequence[int]] = None,
-                joint_update: bool = True) -> Graph:
+                joint_update: bool = False) -> Graph:
     """Assemble the slots (defaults, replaced or dropped as `ops` says) plus one UpdateOp per model, and check it.
 
     Args:
@@ -200,8 +199,8 @@ def build_graph(latent_dim: int = 2,
         model: The model family of the default encode/decode slots ("conv", the seed's; "mlp").
         widths: Its layer widths (None: the family's default).
         joint_update: Compute all models' gradients in one backward pass (`ops.JointGradientOp`, then one
-            `UpdateOp(gradients=...)` per model) instead of FE's default of one gradient computation per UpdateOp,
-            which runs the decoder's backward pass twice. Measured faster (docs/benchmarks.md); same gradients.
+            `UpdateOp(gradients=...)` per model) instead of FE's default of one gradient computation per UpdateOp.
+            Same gradients; measured a tie on this CPU (docs/benchmarks.md), so off by default.
 
     Returns:
         The checked graph.
