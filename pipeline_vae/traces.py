@@ -203,18 +203,15 @@ class AtomicCSVLogger(CSVLogger):
     """
     def __init__(self, filename: str, monitor_names: Union[None, str, List[str]] = None) -> None:
         super().__init__(filename=filename, monitor_names=monitor_names, mode=("train", "eval"))
-        self._resumed: Optional[bool] = None
 
     def on_epoch_begin(self, data: Data) -> None:
         super().on_epoch_begin(data)
-        if self._resumed is None:  # first epoch of this process: a resumed run? keep the rows it logged before
-            self._resumed = (self.system.global_step or 0) > 0
-            if self._resumed and os.path.isfile(self.filename):
-                self._keep_previous_rows()
-
-    def on_begin(self, data: Data) -> None:
-        super().on_begin(data)
-        self._resumed = None
+        # An empty table after training steps means this process resumed a run (RestoreWizard restored the step
+        # counter, not this table): take over the rows that run logged. (A flag attribute would not do: FE's
+        # RestoreWizard restores simple attributes to their saved values.)
+        if self.df_agg is not None and self.df_agg.empty and (self.system.global_step or 0) > 0 and os.path.isfile(
+                self.filename):
+            self._keep_previous_rows()
 
     def _keep_previous_rows(self) -> None:
         """Load the log of the interrupted run up to the checkpoint: train rows up to the restored step, eval rows of
