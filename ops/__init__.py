@@ -6,6 +6,8 @@ Variants are siblings with the same keys, for ablations:
     binarize:        Binarize (static) | DynamicBinarize | none
     reparameterize:  ReparameterizeOp | DeterministicReparameterizeOp | MultiSampleReparameterizeOp (for IWAELoss)
     loss:            CVAELoss (MC KL) | AnalyticKLLoss | BetaVAELoss | KLWarmupLoss | IWAELoss
+
+JointGradientOp computes every model's gradients in one backward pass for the UpdateOps (the builders' default).
 """
 from ops.analytic_kl_loss import AnalyticKLLoss
 from ops.beta_vae_loss import BetaVAELoss
@@ -15,6 +17,7 @@ from ops.densities import bernoulli_log_likelihood, kl_to_standard_normal, log_n
 from ops.deterministic_reparameterize import DeterministicReparameterizeOp
 from ops.dynamic_binarize import DynamicBinarize
 from ops.iwae_loss import IWAELoss
+from ops.joint_gradient import JointGradientOp
 from ops.kl_warmup_loss import KLWarmupLoss
 from ops.multi_sample_reparameterize import MultiSampleReparameterizeOp
 from ops.reparameterize import ReparameterizeOp
@@ -22,5 +25,5 @@ from ops.rescale import Rescale
 from ops.split import SplitOp
 
 __all__ = ["AnalyticKLLoss", "BetaVAELoss", "Binarize", "CVAELoss", "DeterministicReparameterizeOp",
-           "DynamicBinarize", "IWAELoss", "KLWarmupLoss", "MultiSampleReparameterizeOp", "ReparameterizeOp", "Rescale",
+           "DynamicBinarize", "IWAELoss", "JointGradientOp", "KLWarmupLoss", "MultiSampleReparameterizeOp", "ReparameterizeOp", "Rescale",
            "SplitOp", "bernoulli_log_likelihood", "kl_to_standard_normal", "log_normal_pdf"]

@@ -1,10 +1,12 @@
 """Builders that chain fe.Pipeline -> fe.Network -> fe.Estimator for the CVAE on MNIST."""
 import json
+import math
 import os
 import tempfile
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import fastestimator as fe
+import tensorflow as tf
 from fastestimator.dataset.numpy_dataset import NumpyDataset
 from fastestimator.op.numpyop import NumpyOp
 from fastestimator.trace.adapt import EarlyStopping, ReduceLROnPlateau
@@ -32,36 +34,60 @@ def _check_positive_int(name: str, value: Any, allow_none: bool = False) -> None
         raise ValueError(f"{name} must be {expected}, got {value!r}")
 
 
+#: How `get_pipeline` feeds the Network: "tf.data" (default, measured faster here) or "fe" (FE's NumpyDataset and
+#: torch DataLoader, needed for NumpyOps).
+LOADERS = ("tf.data", "fe")
+
+
 def get_pipeline(batch_size: int = 100,
                  data: Union[None, str, MNIST] = None,
                  ops: Optional[Sequence[NumpyOp]] = None,
-                 num_process: Optional[int] = None) -> fe.Pipeline:
-    """A Pipeline that batches raw uint8 MNIST: train = the 60k training set, eval = the 10k test set.
+                 num_process: Optional[int] = None,
+                 loader: Optional[str] = None) -> fe.Pipeline:
+    """A Pipeline that batches raw uint8 MNIST: train = the 60k training set (reshuffled every epoch), eval = the 10k
+    test set.
 
     Key: `x` (uint8 [B, 28, 28]). Scaling and binarization happen in the Network. Labels are left out: nothing in the
     CVAE reads them (FE would prune them with a warning); `load_mnist()` has them for plots and analysis.
 
+    Two loaders give the same batches: a `tf.data` pipeline handed to FE (`loader="tf.data"`, the default without
+    `ops`: shuffled over the whole set, batched and prefetched inside TensorFlow), or FE's own NumpyDataset and
+    torch DataLoader with `num_process` worker processes (`loader="fe"`, needed for per-example NumpyOps). On this
+    2-core machine the tf.data route trained about 20% faster: FE's loader workers compete with TensorFlow for the
+    cores and its batches cross a Python generator (see docs/benchmarks.md).
+
     Args:
         batch_size: Examples per batch.
         data: An `MNIST` (e.g. `load_mnist().subset(...)`), a path to an MNIST `.npz`, or None for `load_mnist()`.
-        ops: NumpyOps to run per example in the loader (none by default: preprocessing is in the Network).
-        num_process: Loader worker processes; None lets FastEstimator choose (one per CPU core).
+        ops: NumpyOps to run per example in the loader (implies `loader="fe"`).
+        num_process: FE loader worker processes; None lets FastEstimator choose (one per CPU core).
+        loader: "tf.data" or "fe"; None picks "tf.data" unless `ops` are given.
 
     Returns:
         The Pipeline.
 
     Raises:
-        ValueError: If `batch_size` is not a positive integer, or the data is missing or malformed (`DataError`).
+        ValueError: If `batch_size` is not a positive integer, `loader` is unknown or "tf.data" with `ops` or
+            `num_process`, or the data is missing or malformed (`DataError`).
     """
     _check_positive_int("batch_size", batch_size)
+    loader = loader or ("fe" if ops else "tf.data")
+    if loader not in LOADERS:
+        raise ValueError(f"loader must be one of {', '.join(LOADERS)}, got {loader!r}")
+    if loader == "tf.data" and (ops or num_process is not None):
+        raise ValueError("ops (NumpyOps) and num_process need loader='fe'")
     if not isinstance(data, MNIST):
         data = load_mnist(path=data)
     check_mnist(data)
-    return fe.Pipeline(train_data=NumpyDataset({"x": data.x_train}),
-                       eval_data=NumpyDataset({"x": data.x_test}),
-                       batch_size=batch_size,
-                       ops=list(ops or []),
-                       num_process=num_process)
+    if loader == "fe":
+        return fe.Pipeline(train_data=NumpyDataset({"x": data.x_train}),
+                           eval_data=NumpyDataset({"x": data.x_test}),
+                           batch_size=batch_size,
+                           ops=list(ops or []),
+                           num_process=num_process)
+    train = tf.data.Dataset.from_tensor_slices({"x": data.x_train}).shuffle(len(data.x_train)).batch(batch_size)
+    test = tf.data.Dataset.from_tensor_slices({"x": data.x_test}).batch(batch_size)
+    return fe.Pipeline(train_data=train.prefetch(tf.data.AUTOTUNE), eval_data=test.prefetch(tf.data.AUTOTUNE))
 
 
 def get_network(latent_dim: int = 2, learning_rate: float = 1e-3, ops: Optional[Mapping[str, SlotValue]] = None,
@@ -226,9 +252,13 @@ def get_estimator(epochs: int = 5,
                          "generators back where a seeded run left them (a seeded run restarts instead)")
     if log_steps is not None and (isinstance(log_steps, bool) or not isinstance(log_steps, int) or log_steps < 0):
         raise ValueError(f"log_steps must be a non-negative integer or None, got {log_steps!r}")
-    pipeline = get_pipeline(batch_size=batch_size, data=data)
+    if not isinstance(data, MNIST):
+        data = load_mnist(path=data)
     if seed is not None:
-        fe.enable_deterministic(seed)
+        fe.enable_deterministic(seed)  # before the pipeline: tf.data's shuffle takes its seed when it is created
+    pipeline = get_pipeline(batch_size=batch_size, data=data)
+    if eval_steps_per_epoch is None:  # FE 1.7 needs the count for a tf.data eval set; this is one full pass
+        eval_steps_per_epoch = math.ceil(len(data.x_test) / batch_size)
     graph = build_graph(latent_dim, learning_rate, ops, input_keys=PIPELINE_KEYS, loss=loss, model=model,
                         widths=widths)
     save_dir = save_dir or tempfile.mkdtemp(prefix="pipeline-vae-")

@@ -38,11 +38,11 @@ import ops as ops_package
 from pipeline_vae.models import MODELS
 from pipeline_vae.slots import DEFAULT_OPS, LOSSES, PIPELINE_KEYS, SLOTS, ModelSettings, check_graph, slot_ops
 
-#: The ops a spec can name: every TensorOp class exported by the `ops` package.
+#: The ops a spec can name: every TensorOp class exported by the `ops` package that fits a slot.
 OPS: Dict[str, type] = {
     name: obj
     for name, obj in vars(ops_package).items()
-    if name in ops_package.__all__ and inspect.isclass(obj) and issubclass(obj, TensorOp)
+    if name in ops_package.__all__ and inspect.isclass(obj) and issubclass(obj, TensorOp) and name != "JointGradientOp"
 }
 #: `get_estimator` settings a spec's `base` (and a variant's `set`) may give, with their defaults.
 SETTINGS: Dict[str, Any] = {"latent_dim": 2, "batch_size": 100, "learning_rate": 1e-3, "model": "conv",

@@ -31,8 +31,9 @@ def test_make_bench_smoke_runs_every_path(tmp_path):
         results = json.load(file)
     assert set(SECTIONS) <= set(results)
     medians = results["train"]["median_images_per_s"]
-    assert set(medians) == {"project", "raw_tf_loop", "project_numpyops_in_pipeline", "project_cached_float32",
-                            "project_xla_autoclustering", "raw_tf_loop_xla"}
+    assert set(medians) == {"project", "raw_tf_loop", "project_fe_loader", "project_numpyops_in_pipeline",
+                            "project_cached_float32", "project_separate_updates", "project_xla_autoclustering",
+                            "raw_tf_loop_xla"}
     numbers = [*medians.values(), results["train"]["ratio_project_over_raw"],
                results["pipeline"]["median_images_per_s"], results["eval"]["elbo_images_per_s"],
                results["eval"]["iw_images_per_s"], *results["inference"].values(),

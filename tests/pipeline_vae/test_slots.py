@@ -24,8 +24,15 @@ def test_default_graph_is_the_seed_op_list():
     graph = build_graph(latent_dim=2)
     assert classes(graph) == [("rescale", "Rescale"), ("binarize", "Binarize"), ("encode", "ModelOp"),
                               ("split", "SplitOp"), ("reparameterize", "ReparameterizeOp"), ("decode", "ModelOp"),
-                              ("loss", "AnalyticKLLoss"), ("update", "UpdateOp"), ("update", "UpdateOp")]
+                              ("loss", "AnalyticKLLoss"), ("update", "JointGradientOp"), ("update", "UpdateOp"),
+                              ("update", "UpdateOp")]
     assert [m.model_name for m in graph.models] == ["encoder", "decoder"]
+    updates = [op for op in graph.ops if isinstance(op, UpdateOp)]
+    assert [(u.model.model_name, u.gradients) for u in updates] == [("encoder", "gradient_encoder"),
+                                                                    ("decoder", "gradient_decoder")]
+    separate = build_graph(latent_dim=2, joint_update=False)  # FE's default: each UpdateOp differentiates the loss
+    assert classes(separate)[-2:] == [("update", "UpdateOp"), ("update", "UpdateOp")]
+    assert all(op.gradients is None for op in separate.ops if isinstance(op, UpdateOp))
     assert graph.loss_key == "loss"
     assert [name for name in dict.fromkeys(n for n, _ in graph.named_ops) if name != "update"] == list(SLOTS)
 
@@ -64,7 +71,7 @@ def test_missing_upstream_key_names_slot_and_key():
 
 
 def test_dropping_the_loss_is_caught_at_the_updates():
-    with pytest.raises(ValueError, match=r"slot 'update' \(UpdateOp\) needs key 'loss'"):
+    with pytest.raises(ValueError, match=r"slot 'update' \(JointGradientOp\) needs key 'loss'"):
         build_graph(ops={"loss": None})
 
 
