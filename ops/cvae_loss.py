@@ -7,7 +7,7 @@ from fastestimator.op.tensorop.loss.loss import LossOp
 from fastestimator.util.traceability_util import traceable
 
 from ops._checks import require_tf
-from ops.densities import bernoulli_log_likelihood, log_normal_pdf
+from ops.densities import bernoulli_log_likelihood, clamp_logvar, log_normal_pdf
 
 
 @traceable()
@@ -16,7 +16,7 @@ class CVAELoss(LossOp):
 
     loss = -(log p(x|z) + log p(z) - log q(z|x)) per example (Kingma & Welling 2014, Eq. 3 with one MC sample), the
     seed's `CVAELoss`. log p(x|z) sums the Bernoulli log-likelihood of the decoder *logits* over all pixels, p(z) is
-    N(0, I) and q(z|x) is N(mean, diag(exp(logvar))). Variants override `reconstruction_term`, `kl_term` or
+    N(0, I) and q(z|x) is N(mean, diag(exp(logvar))), logvar clipped to [-30, 20]. Variants override `reconstruction_term`, `kl_term` or
     `kl_weight` (the factor on the KL term: 1 here, beta for the beta-VAE and KL warm-up variants).
 
     Args:
@@ -70,5 +70,6 @@ class CVAELoss(LossOp):
         if not (mean.shape.is_compatible_with(logvar.shape) and mean.shape.is_compatible_with(z.shape)):
             raise ValueError(f"{type(self).__name__}: mean {mean.shape}, logvar {logvar.shape} and z {z.shape} must "
                              "have the same shape")
+        logvar = clamp_logvar(logvar)  # [-30, 20]: exp(logvar) and exp(-logvar) stay finite in float32
         loss = -self.reconstruction_term(x, x_logit) + self.kl_weight(state) * self.kl_term(mean, logvar, z)
         return tf.reduce_mean(loss) if self.average_loss else loss

@@ -4,6 +4,16 @@ import math
 import tensorflow as tf
 
 LOG_2PI = math.log(2.0 * math.pi)
+#: The range the posterior log-variance is clipped to wherever the encoder's output is split (SplitOp, the metrics,
+#: the inference API). exp(20) = 4.9e8 and exp(30) = 1.1e13 (for exp(-logvar)) stay far inside float32 (3.4e38), so
+#: the KL, the Gaussian log-densities and the reparameterization cannot overflow; a variance of e^-30 = 9e-14 is a
+#: point mass for any practical purpose. A trained CVAE on MNIST uses about -12..1.
+LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
+
+
+def clamp_logvar(logvar: tf.Tensor) -> tf.Tensor:
+    """Clip log-variances to [LOGVAR_MIN, LOGVAR_MAX] (the gradient is zero outside, as for any clip)."""
+    return tf.clip_by_value(logvar, LOGVAR_MIN, LOGVAR_MAX)
 
 
 def log_normal_pdf(sample: tf.Tensor, mean: tf.Tensor, logvar: tf.Tensor) -> tf.Tensor:

@@ -6,7 +6,7 @@ import tensorflow as tf
 from fastestimator.util.traceability_util import traceable
 
 from ops.cvae_loss import CVAELoss
-from ops.densities import bernoulli_log_likelihood, log_normal_pdf
+from ops.densities import bernoulli_log_likelihood, clamp_logvar, log_normal_pdf
 
 
 @traceable()
@@ -69,7 +69,7 @@ class IWAELoss(CVAELoss):
 
     def forward(self, data: List[tf.Tensor], state: Dict[str, Any]) -> tf.Tensor:
         x, x_logit, mean, logvar, z = data
-        log_w = self.log_weights(x, x_logit, mean, logvar, z)
+        log_w = self.log_weights(x, x_logit, mean, clamp_logvar(logvar), z)
         if state.get("mode") == "train":
             loss = -(tf.reduce_logsumexp(log_w, axis=0) - math.log(self.k))
         else:

@@ -7,6 +7,7 @@ from fastestimator.op.tensorop.tensorop import TensorOp
 from fastestimator.util.traceability_util import traceable
 
 from ops._checks import require_tf
+from ops.densities import clamp_logvar
 
 
 @traceable()
@@ -14,7 +15,8 @@ class ReparameterizeOp(TensorOp):
     """Draw one latent sample per example with the reparameterization trick (Kingma & Welling 2014, Eq. 10).
 
     z = eps * exp(logvar / 2) + mean with eps ~ N(0, I), so gradients flow to `mean` and `logvar`. The noise shape is
-    taken from `tf.shape(mean)` at run time, so partial batches and any batch size work. Variants override `sample`.
+    taken from `tf.shape(mean)` at run time, so partial batches and any batch size work. logvar is clipped to
+    [-30, 20] first (`ops.densities.clamp_logvar`), so exp cannot overflow. Variants override `sample`.
 
     Args:
         inputs: Two keys, in order (mean, logvar), each [B, latent_dim].
@@ -59,4 +61,4 @@ class ReparameterizeOp(TensorOp):
         if not mean.shape.is_compatible_with(logvar.shape):
             raise ValueError(f"ReparameterizeOp: '{self.inputs[0]}' and '{self.inputs[1]}' must have the same shape, "
                              f"got {mean.shape} and {logvar.shape}")
-        return self.sample(mean, logvar)
+        return self.sample(mean, clamp_logvar(logvar))

@@ -27,7 +27,8 @@ class Rescale(TensorOp):
 
     Raises:
         ValueError: If the Network is not TensorFlow, or (when the graph is traced, before training) an input is not an
-            integer image batch of rank 3 or 4.
+            integer image batch of rank 3 or 4; at run time (tf.errors.InvalidArgumentError) if a non-uint8 integer
+            input holds values outside 0..255.
     """
     def __init__(self,
                  inputs: Union[str, Iterable[str]] = "x",
@@ -47,6 +48,11 @@ class Rescale(TensorOp):
                 raise ValueError(f"Rescale: input '{key}' must hold integer images in 0..255 (uint8), got {x.dtype.name}"
                                  "; for images already in 0..1 drop the 'rescale' slot (ops={'rescale': None})")
             require_image_batch("Rescale", key, x)
+            if x.dtype != tf.uint8:  # wider integers must still hold 0..255
+                in_range = tf.logical_and(tf.reduce_min(x) >= 0, tf.reduce_max(x) <= 255)
+                with tf.control_dependencies([tf.debugging.Assert(in_range, [f"Rescale: input '{key}' must be in "
+                                                                             "0..255"])]):
+                    x = tf.identity(x)
             x = tf.cast(x, tf.float32) / 255.0
             out.append(tf.expand_dims(x, -1) if x.shape.rank == 3 else x)
         return out

@@ -7,11 +7,16 @@ from fastestimator.op.tensorop.tensorop import TensorOp
 from fastestimator.util.traceability_util import traceable
 
 from ops._checks import require_tf
+from ops.densities import clamp_logvar
 
 
 @traceable()
 class SplitOp(TensorOp):
     """Split the encoder's output in two halves along the last axis: the posterior mean, then its log-variance.
+
+    The log-variance is clipped to [-30, 20] (`ops.densities.LOGVAR_MIN/MAX`), so that nothing downstream (the
+    reparameterization's exp(logvar / 2), the KL's exp(logvar), the Gaussian density's exp(-logvar)) can overflow in
+    float32, whatever the encoder outputs.
 
     Args:
         inputs: Key of the encoder output, shape [B, 2 * latent_dim].
@@ -43,4 +48,4 @@ class SplitOp(TensorOp):
         if data.shape.rank != 2 or data.shape[-1] is None or data.shape[-1] % 2:
             raise ValueError(f"SplitOp: input '{self.inputs[0]}' must be [B, 2 * latent_dim], got shape {data.shape}")
         mean, logvar = tf.split(data, num_or_size_splits=2, axis=1)
-        return [mean, logvar]
+        return [mean, clamp_logvar(logvar)]

@@ -1,4 +1,5 @@
 """Builders that chain fe.Pipeline -> fe.Network -> fe.Estimator for the CVAE on MNIST."""
+import json
 import math
 import os
 import tempfile
@@ -18,7 +19,8 @@ from pipeline_vae.inference import CONFIG_FILE
 from pipeline_vae.models import DEFAULT_MODEL, IMAGE_SHAPE
 from pipeline_vae.plots import LOG_FILE
 from pipeline_vae.slots import DEFAULT_LOSS, PIPELINE_KEYS, Graph, SlotValue, build_graph
-from pipeline_vae.traces import AtomicCSVLogger, ExampleMean, FullModelSaver, SampleGrid
+from pipeline_vae.resume import CHECKPOINT_DIR, ExtendableRestoreWizard
+from pipeline_vae.traces import AtomicCSVLogger, ExampleMean, FullModelSaver, SampleGrid, StopOnNaN
 
 #: The eval metric users read and the best models are selected on: -mean loss over the whole test set, in nats.
 METRIC = "elbo"
@@ -111,8 +113,8 @@ def get_network(latent_dim: int = 2, learning_rate: float = 1e-3, ops: Optional[
 
 def get_traces(graph: Graph, save_dir: str, early_stop: Optional[int] = None, lr_plateau: Optional[int] = None,
                tensorboard: bool = False) -> List[Trace]:
-    """The traces `get_estimator` adds: exact test ELBO, best-model saving, the CSV log, per-epoch sample grids and
-    GIF, and optionally early stopping, LR reduction and TensorBoard.
+    """The traces `get_estimator` adds: a stop at the first NaN/Inf loss, exact test ELBO, best-model saving, the CSV
+    log, per-epoch sample grids and GIF, and optionally early stopping, LR reduction and TensorBoard.
 
     Args:
         graph: The op graph (its models are saved; its loss key is averaged; its decoder draws the sample grids).
@@ -125,7 +127,8 @@ def get_traces(graph: Graph, save_dir: str, early_stop: Optional[int] = None, lr
     Returns:
         The traces, in order.
     """
-    traces: List[Trace] = [ExampleMean(inputs=graph.loss_key, outputs=METRIC, batch_key="x", scale=-1.0)]
+    traces: List[Trace] = [StopOnNaN(monitor_names=graph.loss_key),
+                           ExampleMean(inputs=graph.loss_key, outputs=METRIC, batch_key="x", scale=-1.0)]
     traces += [
         FullModelSaver(model=model, save_dir=save_dir, metric=METRIC, save_best_mode="max",
                        weights_name=f"{model.model_name}_best_loss") for model in graph.models
@@ -146,6 +149,36 @@ def get_traces(graph: Graph, save_dir: str, early_stop: Optional[int] = None, lr
     return traces
 
 
+#: The settings that make two runs different models; resuming or reusing a save_dir with any of them changed is refused.
+RUN_IDENTITY = ("latent_dim", "image_shape", "batch_size", "learning_rate", "model", "widths", "slots")
+
+
+def check_save_dir(save_dir: str, config: Mapping[str, Any]) -> None:
+    """Refuse to mix two different runs in one folder.
+
+    If `save_dir` already holds a run (its `cvae_config.json` plus models or a checkpoint) whose `RUN_IDENTITY`
+    settings differ from `config`, raise instead of silently resuming or overwriting it.
+
+    Raises:
+        ValueError: Naming the folder and the first differing setting, and what to do.
+    """
+    path = os.path.join(save_dir, CONFIG_FILE)
+    holds_run = any(os.path.exists(os.path.join(save_dir, name))
+                    for name in ("encoder_best_loss.h5", "decoder_best_loss.h5", CHECKPOINT_DIR))
+    if not (holds_run and os.path.isfile(path)):
+        return
+    try:
+        with open(path) as file:
+            old = json.load(file)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"save_dir {save_dir} holds a run whose {CONFIG_FILE} is unreadable ({err}); use another "
+                         "save_dir, or --fresh to start over") from None
+    for key in RUN_IDENTITY:
+        if key in old and old[key] != config[key]:
+            raise ValueError(f"save_dir {save_dir} holds a different run ({key}={old[key]!r}, this run has "
+                             f"{key}={config[key]!r}); use another --save-dir, or --fresh to start over in it")
+
+
 def get_estimator(epochs: int = 5,
                   batch_size: int = 100,
                   latent_dim: int = 2,
@@ -162,7 +195,8 @@ def get_estimator(epochs: int = 5,
                   tensorboard: bool = False,
                   loss: str = DEFAULT_LOSS,
                   model: str = DEFAULT_MODEL,
-                  widths: Optional[Sequence[int]] = None) -> fe.Estimator:
+                  widths: Optional[Sequence[int]] = None,
+                  resume: bool = False) -> fe.Estimator:
     """Pipeline + Network + Estimator for the CVAE on MNIST, saving the best encoder/decoder by test ELBO.
 
     Every epoch trains on the training set and evaluates on the test set; `elbo` (nats, -mean loss weighted over all
@@ -193,6 +227,10 @@ def get_estimator(epochs: int = 5,
         model: The encoder/decoder family: "conv" (the seed's, the default) or "mlp" (the Keras examples' MLP).
         widths: Its layer widths: conv filters (2 values, default 32, 64) or MLP hidden sizes (default 512, 256);
             the decoder mirrors them. None: the family's default.
+        resume: Checkpoint every epoch to `save_dir/checkpoint` (FE's RestoreWizard, fixed for Python 3.11 in
+            `pipeline_vae.resume`) and continue from the last checkpoint there, if any: both models and optimizers,
+            epoch and step, the best metric so far and the log. A larger `epochs` than before extends the run. Not
+            with `seed` (FE refuses to restore random generators mid-run).
 
     Returns:
         The Estimator; call `.fit()`.
@@ -209,6 +247,9 @@ def get_estimator(epochs: int = 5,
         _check_positive_int(name, value, allow_none=True)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+    if resume and seed is not None:
+        raise ValueError("resume and seed cannot be combined: FastEstimator's RestoreWizard cannot put the random "
+                         "generators back where a seeded run left them (a seeded run restarts instead)")
     if log_steps is not None and (isinstance(log_steps, bool) or not isinstance(log_steps, int) or log_steps < 0):
         raise ValueError(f"log_steps must be a non-negative integer or None, got {log_steps!r}")
     if not isinstance(data, MNIST):
@@ -228,12 +269,15 @@ def get_estimator(epochs: int = 5,
         "widths": None if widths is None else list(widths), "slots": graph.describe(),
         "models": {model.model_name: f"{model.model_name}_best_loss.h5" for model in graph.models}, "metric": METRIC
     }
+    check_save_dir(save_dir, json.loads(json.dumps(config)))  # compare in JSON form (tuples become lists)
     write_json_atomic(os.path.join(save_dir, CONFIG_FILE), config)
+    traces = get_traces(graph, save_dir, early_stop=early_stop, lr_plateau=lr_plateau, tensorboard=tensorboard)
+    if resume:
+        traces.append(ExtendableRestoreWizard(directory=os.path.join(save_dir, CHECKPOINT_DIR)))
     return fe.Estimator(pipeline=pipeline,
                         network=fe.Network(ops=graph.ops),
                         epochs=epochs,
-                        traces=get_traces(graph, save_dir, early_stop=early_stop, lr_plateau=lr_plateau,
-                                          tensorboard=tensorboard),
+                        traces=traces,
                         train_steps_per_epoch=train_steps_per_epoch,
                         eval_steps_per_epoch=eval_steps_per_epoch,
                         log_steps=log_steps)

@@ -10,6 +10,7 @@ import traceback
 from typing import Any, Callable, List, Optional
 
 from pipeline_vae.ablation import RunFailed
+from pipeline_vae.run_lock import RunLockedError
 
 #: Exit codes: bad usage or input (argparse uses 2 too), failure while running, interrupted.
 EXIT_USAGE, EXIT_FAILURE, EXIT_INTERRUPTED = 2, 1, 130
@@ -59,32 +60,82 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+#: What a training run writes into its save_dir (what `train --fresh` removes; anything else there is left alone).
+RUN_FILES = ("encoder_best_loss.h5", "decoder_best_loss.h5", "cvae_config.json", "train_log.csv", "samples",
+             "samples.gif", "checkpoint", "tensorboard", "metrics.json", "manifold.png", "latent_scatter.png",
+             "reconstructions.png", "training_curves.png")
+
+
+def _clear_run(save_dir: str) -> List[str]:
+    """Remove the files of a previous run from `save_dir`; returns their names."""
+    import shutil
+    removed = []
+    for name in RUN_FILES:
+        path = os.path.join(save_dir, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
+        else:
+            continue
+        removed.append(name)
+    return removed
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     from pipeline_vae.builders import CONFIG_FILE, METRIC, get_estimator
-    estimator = get_estimator(epochs=args.epochs,
-                              batch_size=args.batch_size,
-                              latent_dim=args.latent_dim,
-                              learning_rate=args.lr,
-                              save_dir=args.save_dir,
-                              train_steps_per_epoch=args.train_steps_per_epoch,
-                              eval_steps_per_epoch=args.eval_steps_per_epoch,
-                              seed=args.seed,
-                              data=args.data,
-                              early_stop=args.early_stop,
-                              lr_plateau=args.lr_plateau,
-                              log_steps=args.log_steps,
-                              tensorboard=args.tensorboard,
-                              loss=args.loss,
-                              model=args.model,
-                              widths=args.widths)
-    summary = estimator.fit(summary="pipeline-vae")
+    from pipeline_vae.resume import CHECKPOINT_DIR, last_checkpoint_epoch
+    from pipeline_vae.run_lock import RunLock
+    from pipeline_vae.traces import StopOnNaN
+    resume = args.seed is None and not args.no_resume
+    checkpoints = os.path.join(args.save_dir, CHECKPOINT_DIR)
+    with RunLock(args.save_dir) as lock:
+        if lock.took_over:
+            print(f"pipeline-vae: {args.save_dir} was locked by a process that no longer runs (pid "
+                  f"{lock.took_over}); taking over", file=sys.stderr)
+        if args.fresh:
+            removed = _clear_run(args.save_dir)
+            print(f"pipeline-vae: --fresh: removed {', '.join(removed) if removed else 'nothing'} from "
+                  f"{args.save_dir}")
+        elif resume and last_checkpoint_epoch(checkpoints):
+            print(f"pipeline-vae: resuming from the checkpoint after epoch {last_checkpoint_epoch(checkpoints)} in "
+                  f"{checkpoints} (--fresh starts over)")
+        estimator = get_estimator(epochs=args.epochs,
+                                  batch_size=args.batch_size,
+                                  latent_dim=args.latent_dim,
+                                  learning_rate=args.lr,
+                                  save_dir=args.save_dir,
+                                  train_steps_per_epoch=args.train_steps_per_epoch,
+                                  eval_steps_per_epoch=args.eval_steps_per_epoch,
+                                  seed=args.seed,
+                                  data=args.data,
+                                  early_stop=args.early_stop,
+                                  lr_plateau=args.lr_plateau,
+                                  log_steps=args.log_steps,
+                                  tensorboard=args.tensorboard,
+                                  loss=args.loss,
+                                  model=args.model,
+                                  widths=args.widths,
+                                  resume=resume)
+        summary = estimator.fit(summary="pipeline-vae")
     history = summary.history["eval"].get(METRIC, {})
+    best_step = max(history, key=lambda step: float(history[step])) if history else None
+    nan_stop = next((t.stopped_at for t in estimator.traces if isinstance(t, StopOnNaN) and t.stopped_at), None)
+    if nan_stop:
+        epoch, step, key = nan_stop
+        kept = (f"the best model so far is kept ({os.path.join(args.save_dir, 'encoder_best_loss.h5')}, decoder "
+                f"beside it; test ELBO {float(history[best_step]):.2f} at step {best_step})" if history else
+                "no model was saved (no epoch finished)")
+        checkpoint = last_checkpoint_epoch(checkpoints) if resume else 0
+        where = f"; last good checkpoint: after epoch {checkpoint}" if checkpoint else ""
+        print(f"pipeline-vae: error: training stopped: '{key}' became NaN/Inf at epoch {epoch}, step {step} (a "
+              f"diverging learning rate? try a lower --lr with --fresh); {kept}{where}", file=sys.stderr)
+        return EXIT_FAILURE
     if not history:
         print("pipeline-vae: training ended before any evaluation; no model was saved", file=sys.stderr)
         return EXIT_FAILURE
     last_step = max(history)
-    best_step = max(history, key=lambda step: float(history[step]))
     scope = "test set" if args.eval_steps_per_epoch is None else f"first {args.eval_steps_per_epoch} test batches"
     print(f"Final test ELBO: {float(history[last_step]):.2f} nats ({scope}, step {last_step}); "
           f"best: {float(history[best_step]):.2f} nats (step {best_step})")
@@ -194,6 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--widths", type=width_list, default=None, metavar="W1,W2,...",
                        help="layer widths, encoder side first (conv: 2 filter counts, default 32,64; mlp: hidden "
                        "sizes, default 512,256); the decoder mirrors them")
+    train.add_argument("--fresh", action="store_true",
+                       help="start over: remove the previous run's files from SAVE_DIR (after checking that no other "
+                       "process uses it) instead of resuming")
+    train.add_argument("--no-resume", action="store_true",
+                       help="do not checkpoint every epoch (default: checkpoint to SAVE_DIR/checkpoint and resume from "
+                       "it when the same command runs again; seeded runs never checkpoint)")
     train.add_argument("--tensorboard", action="store_true",
                        help="also write TensorBoard event files to SAVE_DIR/tensorboard")
     train.set_defaults(func=cmd_train)
@@ -243,7 +300,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             traceback.print_exc()
         print(f"pipeline-vae: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USAGE if isinstance(err, (ValueError, TypeError)) else EXIT_FAILURE
-    except RunFailed as err:
+    except (RunFailed, RunLockedError) as err:
         if debug:
             traceback.print_exc()
         print(f"pipeline-vae: error: {err}", file=sys.stderr)

@@ -14,6 +14,8 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from ops.densities import LOGVAR_MAX, LOGVAR_MIN
+
 ENCODER_FILE = "encoder_best_loss.h5"
 DECODER_FILE = "decoder_best_loss.h5"
 #: The file each run writes beside its models, describing how they were made.
@@ -146,13 +148,14 @@ class CVAE:
         return (x > self.threshold).astype(np.float32) if self.binarize else x
 
     def encode(self, images: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """Posterior parameters (mean, logvar) of q(z|x), each float32 [N, latent_dim].
+        """Posterior parameters (mean, logvar) of q(z|x), each float32 [N, latent_dim]; logvar clipped to [-30, 20]
+        as in training (`ops.densities.LOGVAR_MIN/MAX`).
 
         Raises:
             ValueError: If `images` are not valid.
         """
         out = self._batched(self._encode, self.prepare(images))
-        return out[:, :self.latent_dim], out[:, self.latent_dim:]
+        return out[:, :self.latent_dim], np.clip(out[:, self.latent_dim:], LOGVAR_MIN, LOGVAR_MAX)
 
     def sample_latent(self, mean: np.ndarray, logvar: np.ndarray, seed: Optional[int] = None) -> np.ndarray:
         """z = mean + exp(logvar / 2) * eps, eps ~ N(0, I) from a NumPy generator seeded with `seed`.
@@ -164,7 +167,7 @@ class CVAE:
         if mean.shape != logvar.shape:
             raise ValueError(f"mean {mean.shape} and logvar {logvar.shape} must have the same shape")
         eps = np.random.default_rng(seed).standard_normal(mean.shape).astype(np.float32)
-        return mean + np.exp(0.5 * logvar) * eps
+        return mean + np.exp(0.5 * np.clip(logvar, LOGVAR_MIN, LOGVAR_MAX)) * eps
 
     def decode(self, z: np.ndarray, probs: bool = True) -> np.ndarray:
         """Decode latent vectors to images, float32 [N, 28, 28]: Bernoulli means if `probs`, else logits.
@@ -218,11 +221,12 @@ class CVAE:
         z = np.asarray(z)
         if z.dtype.kind not in "fiu":
             raise ValueError(f"{name}: expected a float array [N, {self.latent_dim}], got dtype {z.dtype}")
-        z = z.astype(np.float32)
+        with np.errstate(over="ignore"):
+            z = z.astype(np.float32)  # values beyond float32 become inf and are refused below
         if z.shape == (self.latent_dim, ):
             z = z[None]
         if z.ndim != 2 or z.shape[1] != self.latent_dim or z.shape[0] == 0:
             raise ValueError(f"{name}: expected shape [N, {self.latent_dim}] (N >= 1), got {z.shape}")
         if not np.all(np.isfinite(z)):
-            raise ValueError(f"{name}: contains NaN or Inf")
+            raise ValueError(f"{name}: contains NaN or Inf (or values beyond float32's range)")
         return z

@@ -16,7 +16,7 @@ from typing import Dict, Optional
 import numpy as np
 import tensorflow as tf
 
-from ops.densities import bernoulli_log_likelihood, kl_to_standard_normal, log_normal_pdf
+from ops.densities import bernoulli_log_likelihood, clamp_logvar, kl_to_standard_normal, log_normal_pdf
 from pipeline_vae.inference import CVAE
 from pipeline_vae.progress import Progress
 
@@ -47,6 +47,7 @@ class _Evaluator:
         """Per-example log p(x|z) (one sample), MC KL at that sample, analytic KL, posterior mean; x [B,28,28,1]."""
         out = self.vae.encoder(x, training=False)
         mean, logvar = tf.split(out, 2, axis=1)
+        logvar = clamp_logvar(logvar)
         z = mean + tf.exp(0.5 * logvar) * eps
         recon = bernoulli_log_likelihood(x, self.vae.decoder(z, training=False))
         kl_mc = log_normal_pdf(z, mean, logvar) - log_normal_pdf(z, 0.0, 0.0)
@@ -57,6 +58,7 @@ class _Evaluator:
         """log p(x, z_k) - log q(z_k|x) for eps [K, B, L] and x [B, 28, 28, 1]: returns [K, B]."""
         k, b = tf.shape(eps)[0], tf.shape(eps)[1]
         mean, logvar = tf.split(self.vae.encoder(x, training=False), 2, axis=1)
+        logvar = clamp_logvar(logvar)
         z = mean[None] + tf.exp(0.5 * logvar)[None] * eps  # [K, B, L]
         logits = self.vae.decoder(tf.reshape(z, [k * b, -1]), training=False)  # one call for all K*B samples
         targets = tf.reshape(tf.broadcast_to(x[None], tf.concat([[k], tf.shape(x)], 0)), tf.shape(logits))

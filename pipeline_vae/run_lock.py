@@ -71,6 +71,9 @@ class RunLock:
         """Whether this object holds the lock."""
         return self._fd is not None
 
+    def __del__(self) -> None:
+        self.release()
+
     def __enter__(self) -> "RunLock":
         return self.acquire()
 

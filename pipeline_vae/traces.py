@@ -1,5 +1,5 @@
 """FastEstimator Traces the builders add: an exact per-example eval mean, a best-model saver that writes full models,
-per-epoch sample grids with a GIF, and a crash-safe CSV log.
+per-epoch sample grids with a GIF, a crash-safe CSV log that survives a resume, and a NaN stop that says where.
 """
 import os
 import warnings
@@ -8,6 +8,7 @@ from typing import Iterable, List, Optional, Union
 import numpy as np
 import tensorflow as tf
 from fastestimator.trace.io.best_model_saver import BestModelSaver
+from fastestimator.trace.adapt.terminate_on_nan import TerminateOnNaN
 from fastestimator.trace.io.csv_logger import CSVLogger
 from fastestimator.trace.trace import Trace
 from fastestimator.util.data import Data
@@ -191,6 +192,9 @@ class SampleGrid(Trace):
 class AtomicCSVLogger(CSVLogger):
     """FE's CSVLogger (per-epoch and per-`log_steps` rows), writing each update through a temporary file and a rename.
 
+    When a run resumes from a checkpoint (FE's RestoreWizard), the rows logged before it are kept (up to the
+    checkpoint, so the re-run epoch is not duplicated) instead of starting an empty log.
+
     Only for train/eval runs: FE's test-mode branch appends to the existing file, which this does not support.
 
     Args:
@@ -200,6 +204,28 @@ class AtomicCSVLogger(CSVLogger):
     def __init__(self, filename: str, monitor_names: Union[None, str, List[str]] = None) -> None:
         super().__init__(filename=filename, monitor_names=monitor_names, mode=("train", "eval"))
 
+    def on_epoch_begin(self, data: Data) -> None:
+        super().on_epoch_begin(data)
+        # An empty table after training steps means this process resumed a run (RestoreWizard restored the step
+        # counter, not this table): take over the rows that run logged. (A flag attribute would not do: FE's
+        # RestoreWizard restores simple attributes to their saved values.)
+        if self.df_agg is not None and self.df_agg.empty and (self.system.global_step or 0) > 0 and os.path.isfile(
+                self.filename):
+            self._keep_previous_rows()
+
+    def _keep_previous_rows(self) -> None:
+        """Load the log of the interrupted run up to the checkpoint: train rows up to the restored step, eval rows of
+        the epochs before the restored one (FE re-runs that epoch's eval after a restore), so no row is duplicated."""
+        import pandas as pd
+        try:
+            old = pd.read_csv(self.filename, dtype=str, keep_default_na=False)
+            step, epoch = pd.to_numeric(old["step"]), pd.to_numeric(old["epoch"])
+        except (ValueError, KeyError, pd.errors.ParserError, pd.errors.EmptyDataError):
+            return  # unreadable: start a new log rather than fail the run
+        keep = ((old["mode"] == "train") & (step <= self.system.global_step)) | (
+            (old["mode"] == "eval") & (epoch < self.system.epoch_idx))
+        self.df_agg = pd.concat([old[keep], self.df_agg], ignore_index=True)
+
     def _save(self) -> None:
         final = self.filename
         with atomic_path(final) as tmp:
@@ -208,3 +234,35 @@ class AtomicCSVLogger(CSVLogger):
                 super()._save()
             finally:
                 self.filename = final
+
+
+@traceable()
+class StopOnNaN(TerminateOnNaN):
+    """FE's TerminateOnNaN (stop at once when a monitored value is NaN or Inf), remembering where it happened.
+
+    FE stops right after the offending batch, with no eval, so the best-model files keep the last good model and
+    the resume checkpoint (ExtendableRestoreWizard skips a stopped epoch) stays at the last complete epoch.
+
+    Args:
+        monitor_names: Keys to watch; None for every loss.
+
+    Attributes:
+        stopped_at: None, or (epoch, global step, key) of the first non-finite value.
+    """
+    def __init__(self, monitor_names: Union[None, str, Iterable[str]] = None) -> None:
+        super().__init__(monitor_names=monitor_names)
+        self.stopped_at: Optional[tuple] = None
+
+    def on_batch_end(self, data: Data) -> None:
+        super().on_batch_end(data)
+        self._record(data)
+
+    def on_epoch_end(self, data: Data) -> None:
+        super().on_epoch_end(data)
+        self._record(data)
+
+    def _record(self, data: Data) -> None:
+        if self.system.stop_training and self.stopped_at is None:
+            bad = [key for key in self.monitor_keys if key in data and not np.all(np.isfinite(np.asarray(data[key])))]
+            if bad:
+                self.stopped_at = (self.system.epoch_idx, self.system.global_step, bad[0])

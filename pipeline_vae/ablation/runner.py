@@ -19,6 +19,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ from pipeline_vae.ablation import RunFailed
 from pipeline_vae.ablation.spec import Spec, Variant
 from pipeline_vae.atomic import write_json_atomic
 from pipeline_vae.progress import clock
+from pipeline_vae.run_lock import RunLock
 
 SEARCH_NAME = "search"
 SPEC_FILE = "spec.json"
@@ -149,6 +151,7 @@ def run_ablation(spec: Spec, out_dir: str, data: Optional[str] = None, stream: O
 
     Raises:
         RunFailed: If a run's process fails (the message names the variant, seed, log and last error line).
+        RunLockedError: If another process is running an ablation in `out_dir`.
     """
     stream = stream or sys.stdout
 
@@ -157,6 +160,7 @@ def run_ablation(spec: Spec, out_dir: str, data: Optional[str] = None, stream: O
         stream.flush()
 
     os.makedirs(out_dir, exist_ok=True)
+    lock = RunLock(out_dir).acquire()  # a second `ablate` on the same folder would run the same grid twice
     spec_path = os.path.join(out_dir, SPEC_FILE)
     write_json_atomic(spec_path, spec.to_json())
     keys = {run_key(spec, v): v for v in spec.variants}
@@ -177,13 +181,13 @@ def run_ablation(spec: Spec, out_dir: str, data: Optional[str] = None, stream: O
         count[0] += 1
         name = keys[variant].name
         folder = run_dir(out_dir, name, seed)
-        os.makedirs(folder, exist_ok=True)
+        if os.path.isdir(folder):  # an interrupted attempt, or an older definition of the variant: start clean
+            shutil.rmtree(folder)
+        os.makedirs(folder)
         elapsed = time.perf_counter() - started
         eta = clock(elapsed / (count[0] - 1) * (len(todo) - count[0] + 1)) if count[0] > 1 else "?"
         say(f"[{count[0]}/{len(todo)}] {name} seed {seed} (elapsed {clock(elapsed)}, ETA {eta})")
         result_path = os.path.join(folder, RESULT_FILE)
-        if os.path.exists(result_path):
-            os.remove(result_path)
         log_path = os.path.join(folder, RUN_LOG)
         command = [sys.executable, "-m", "pipeline_vae.ablation.runner", spec_path, name, str(seed), folder]
         command += [data] if data else []
@@ -209,6 +213,7 @@ def run_ablation(spec: Spec, out_dir: str, data: Optional[str] = None, stream: O
     search = AtomicGridSearch(eval_fn=eval_fn, params={"variant": list(keys), "seed": list(spec.seeds)},
                               best_mode="max", optimize_field=OPTIMIZE_FIELD, name=SEARCH_NAME)
     search.fit(save_dir=out_dir)
+    lock.release()  # (on an exception the lock goes with the RunLock object, or at the latest with the process)
     results = {(s["param"]["variant"], s["param"]["seed"]): s["result"] for s in search.get_search_summary()}
     return [{"variant": variant.name, "seed": seed, **results[(key, seed)]} for key, variant in keys.items()
             for seed in spec.seeds]

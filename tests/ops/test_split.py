@@ -27,3 +27,18 @@ def test_odd_or_wrong_rank_is_a_clear_error(shape):
 def test_needs_two_outputs():
     with pytest.raises(ValueError, match="needs 1 input and 2 outputs"):
         SplitOp(outputs="mean")
+
+
+def test_logvar_is_clipped_so_nothing_downstream_overflows():
+    import numpy as np
+
+    from ops import AnalyticKLLoss, CVAELoss, ReparameterizeOp
+    from ops.densities import LOGVAR_MAX, LOGVAR_MIN
+    out = tf.constant([[0.0, 0.0, 500.0, -500.0]])  # what a diverging encoder can emit
+    mean, logvar = SplitOp().forward(out, state={})
+    np.testing.assert_array_equal(logvar.numpy(), [[LOGVAR_MAX, LOGVAR_MIN]])
+    z = ReparameterizeOp().forward([mean, tf.constant([[500.0, -500.0]])], state={})  # even unsplit input
+    assert np.all(np.isfinite(z.numpy()))
+    data = [tf.ones([1, 2, 2, 1]), tf.zeros([1, 2, 2, 1]), mean, tf.constant([[500.0, -500.0]]), z]
+    for loss in (CVAELoss(), AnalyticKLLoss()):
+        assert np.isfinite(loss.forward(data, state={}).numpy())

@@ -144,8 +144,8 @@ def test_ablate_end_to_end_as_a_user_runs_it(tmp_path, run_cli):
     result = run_cli(["ablate", str(spec), "--out", str(out)])
     assert result.returncode == 0, result.stderr
     assert "[1/1] base seed 0" in result.stdout and "| **base** (baseline) | -" in result.stdout
-    assert {"results.csv", "results.json", "results.md", "results.png", "search.json", "spec.json",
-            "runs"} == set(os.listdir(out))
+    assert {"results.csv", "results.json", "results.md", "results.png", "search.json", "spec.json", "runs",
+            ".lock"} == set(os.listdir(out))
     assert result.stderr.strip() == ""
 
 
