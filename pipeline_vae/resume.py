@@ -13,6 +13,9 @@ Two fixes to FE 1.7, both here and nowhere else:
    patch installs FE's own function where only `object`'s is found. Idempotent; a no-op on Python < 3.11.
 2. **Extending a run** (`ExtendableRestoreWizard`). RestoreWizard restores `total_epochs` from the checkpoint, so a
    larger `--epochs` on the second start would not train further; the new value is kept instead.
+3. **tf.data pipelines** (`ExtendableRestoreWizard.on_epoch_end`). FE pickles each dataset's state into the
+   checkpoint, which fails for a `tf.data.Dataset` (the project's default loader); those hold no state worth restoring
+   (the next epoch reshuffles anyway), so they are left out.
 
 RestoreWizard refuses to run under `fe.enable_deterministic` (a restored run cannot put every random generator back
 where it was). So a seeded run is reproducible but not checkpointed; see the README.
@@ -20,6 +23,7 @@ where it was). So a seeded run is reproducible but not checkpointed; see the REA
 import json
 import os
 
+import tensorflow as tf
 from fastestimator.trace.io.restore_wizard import RestoreWizard
 from fastestimator.util.data import Data
 from fastestimator.util.traceability_util import traceable
@@ -62,7 +66,16 @@ class ExtendableRestoreWizard(RestoreWizard):
     def on_epoch_end(self, data: Data) -> None:
         if self.system.stop_training:  # a NaN stop in this training epoch: keep the last good checkpoint
             return
-        super().on_epoch_end(data)
+        # FE pickles every dataset's state; a tf.data pipeline has none to restore (and cannot be pickled), so it is
+        # left out of the checkpoint.
+        datasets = self.system.pipeline.data
+        self.system.pipeline.data = {mode: {ds_id: ds for ds_id, ds in by_id.items()
+                                            if not isinstance(ds, tf.data.Dataset)}
+                                     for mode, by_id in datasets.items()}
+        try:
+            super().on_epoch_end(data)
+        finally:
+            self.system.pipeline.data = datasets
 
     def last_checkpoint_epoch(self) -> int:
         """The epoch the newest complete checkpoint was taken after (0: none)."""

@@ -111,8 +111,14 @@ def test_bad_images_to_the_pipeline_builder(small_mnist):
 
 
 def test_pipeline_batches_raw_uint8(small_mnist):
-    batch = get_pipeline(batch_size=10, data=small_mnist).get_results(mode="eval")
-    assert tuple(batch["x"].shape) == (10, 28, 28) and str(batch["x"].dtype) == "torch.uint8"
+    batch = get_pipeline(batch_size=10, data=small_mnist).get_results(mode="eval")  # tf.data: TF tensors
+    assert tuple(batch["x"].shape) == (10, 28, 28) and batch["x"].dtype.name == "uint8"
+    np.testing.assert_array_equal(batch["x"].numpy(), small_mnist.x_test[:10])  # eval is not shuffled
+    fe_batch = get_pipeline(batch_size=10, data=small_mnist, loader="fe").get_results(mode="eval")  # FE's loader
+    assert str(fe_batch["x"].dtype) == "torch.uint8"
+    np.testing.assert_array_equal(fe_batch["x"].numpy(), small_mnist.x_test[:10])
+    with pytest.raises(ValueError, match="ops \\(NumpyOps\\) and num_process need loader='fe'"):
+        get_pipeline(batch_size=10, data=small_mnist, loader="tf.data", num_process=2)
 
 
 def test_early_stop_and_lr_plateau_follow_the_test_elbo(small_mnist, tmp_path):

@@ -2,7 +2,6 @@
 import csv
 import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -46,21 +45,22 @@ def test_sigkill_mid_epoch_then_the_same_command_resumes(tmp_path, subprocess_en
         first.wait(timeout=120)
     assert first.returncode == -signal.SIGKILL and seen_checkpoint
     assert last_checkpoint_epoch(os.path.join(save_dir, CHECKPOINT_DIR)) == 1
-    before, _ = _eval_rows(save_dir)
+    before, rows_before = _eval_rows(save_dir)
     assert [epoch for epoch, _ in before] == [1]
-    with open(os.path.join(save_dir, CHECKPOINT_DIR, "A" if os.path.isdir(os.path.join(save_dir, CHECKPOINT_DIR,
-                                                                                         "A")) else "B",
-                           "objects.pkl"), "rb") as file:
-        assert len(pickle.dumps(pickle.load(file))) < 100_000  # the Python 3.11 fix: state, not whole objects
+    epoch1_train = [r for r in rows_before if r["mode"] == "train" and int(r["step"]) <= 30]
+    checkpoint = os.path.join(save_dir, CHECKPOINT_DIR)
+    (saved, ) = [name for name in ("A", "B") if os.path.isdir(os.path.join(checkpoint, name))]
+    # The Python 3.11 fix: the traces' and ops' state is pickled, not whole objects (models, data): ~757 KB without it
+    assert os.path.getsize(os.path.join(checkpoint, saved, "objects.pkl")) < 100_000
 
     second = subprocess.run(command, env=subprocess_env, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr
     assert "resuming from the checkpoint after epoch 1" in second.stdout
     assert "FastEstimator-Train: step: 1;" not in second.stdout  # continued at step 31, not from scratch
     evals, rows = _eval_rows(save_dir)
-    assert [epoch for epoch, _ in evals] == [1, 2, 3]  # the log kept epoch 1, no duplicate of the re-run eval
-    assert evals[0] == before[0]
-    train_steps = [int(r["step"]) for r in rows if r["mode"] == "train"]
+    assert [epoch for epoch, _ in evals] == [1, 2, 3]  # epoch 1's eval was re-run after the restore: once in the log
+    assert [r for r in rows if r["mode"] == "train" and int(r["step"]) <= 30] == epoch1_train  # kept as logged
+    train_steps = [int(r["step"]) for r in rows if r["mode"] == "train" and r["loss"]]  # the logged-loss rows
     assert train_steps == sorted(set(train_steps)) and max(train_steps) == 90  # no duplicated or lost train rows
     best = max(elbo for _, elbo in evals)
     assert f"best: {best:.2f} nats" in second.stdout

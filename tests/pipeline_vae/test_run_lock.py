@@ -20,7 +20,7 @@ def test_a_second_holder_is_refused_with_the_owners_pid(tmp_path):
 
 def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path):
     code = ("import sys, time; sys.path.insert(0, sys.argv[2]); from pipeline_vae.run_lock import RunLock; "
-            "RunLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(60)")
+            "lock = RunLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(60)")
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path), root], stdout=subprocess.PIPE, text=True)
     try:
