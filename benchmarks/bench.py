@@ -102,7 +102,7 @@ class _Contenders:
         try:
             est = get_estimator(epochs=1, batch_size=self.batch, train_steps_per_epoch=self.steps,
                                 eval_steps_per_epoch=1, data=self.data, log_steps=None, ops=ops,
-                                save_dir=os.path.join(self.work_dir, "project"))
+                                save_dir=tempfile.mkdtemp(dir=self.work_dir))
             if pipeline_ops or loader == "fe":
                 numpy_ops = [ExpandDims(inputs="x", outputs="x", axis=-1),
                              NumpyBinarize(threshold=128, inputs="x", outputs="x")] if pipeline_ops else []

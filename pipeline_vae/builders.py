@@ -52,9 +52,10 @@ def get_pipeline(batch_size: int = 100,
 
     Two loaders give the same batches: a `tf.data` pipeline handed to FE (`loader="tf.data"`, the default without
     `ops`: shuffled over the whole set, batched and prefetched inside TensorFlow), or FE's own NumpyDataset and
-    torch DataLoader with `num_process` worker processes (`loader="fe"`, needed for per-example NumpyOps). On this
-    2-core machine the tf.data route trained about 20% faster: FE's loader workers compete with TensorFlow for the
-    cores and its batches cross a Python generator (see docs/benchmarks.md).
+    torch DataLoader with `num_process` worker processes (`loader="fe"`, needed for per-example NumpyOps). On the
+    2-core machine of docs/benchmarks.md the tf.data route trained at 0.94-1.01 of a raw TensorFlow loop's speed,
+    FE's loader at 0.88-0.90: its worker processes compete with TensorFlow for the cores and its batches cross a
+    Python generator.
 
     Args:
         batch_size: Examples per batch.
@@ -149,6 +150,19 @@ def get_traces(graph: Graph, save_dir: str, early_stop: Optional[int] = None, lr
     return traces
 
 
+def release_determinism() -> None:
+    """Undo the process-wide determinism an earlier seeded `get_estimator` call switched on in this process.
+
+    `fe.enable_deterministic` sets `fe.fe_deterministic_seed`, TF's op determinism and `TF_DETERMINISTIC_OPS`; left
+    on, an unseeded run fails at its first unseeded random op and FE's RestoreWizard refuses to start.
+    """
+    from tensorflow.python.framework import config as tf_config  # TF's public API has no way to turn it off
+    fe.fe_deterministic_seed = None
+    os.environ.pop("TF_DETERMINISTIC_OPS", None)
+    if tf_config.is_op_determinism_enabled():
+        tf_config.disable_op_determinism()
+
+
 #: The settings that make two runs different models; resuming or reusing a save_dir with any of them changed is refused.
 RUN_IDENTITY = ("latent_dim", "image_shape", "batch_size", "learning_rate", "model", "widths", "slots")
 
@@ -215,6 +229,7 @@ def get_estimator(epochs: int = 5,
         seed: If given, `fe.enable_deterministic(seed)` (seeds Python, NumPy, TF and torch, and makes TF ops
             deterministic: process-wide, as FE does it). Two processes run with the same seed and arguments give
             bit-identical models on CPU; repeat runs inside one process may differ, depending on what ran before.
+            None (unseeded) switches that process-wide determinism off again (`release_determinism`).
         ops: Slot overrides for ablations, e.g. `{"loss": MyLoss(...), "binarize": None}` (see `pipeline_vae.slots`).
         data: An `MNIST`, a path to an MNIST `.npz`, or None for `load_mnist()`.
         early_stop: Patience (evals) for FE's EarlyStopping on `elbo`; None disables it.
@@ -256,6 +271,8 @@ def get_estimator(epochs: int = 5,
         data = load_mnist(path=data)
     if seed is not None:
         fe.enable_deterministic(seed)  # before the pipeline: tf.data's shuffle takes its seed when it is created
+    else:
+        release_determinism()
     pipeline = get_pipeline(batch_size=batch_size, data=data)
     if eval_steps_per_epoch is None:  # FE 1.7 needs the count for a tf.data eval set; this is one full pass
         eval_steps_per_epoch = math.ceil(len(data.x_test) / batch_size)

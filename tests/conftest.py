@@ -37,7 +37,9 @@ def small_mnist(mnist: MNIST) -> MNIST:
 @pytest.fixture
 def subprocess_env(tmp_path, mnist_path) -> Dict[str, str]:
     """Environment for CLI subprocesses: a throwaway HOME and the data path given explicitly."""
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # the CLI must quiet TF itself
+    # The CLI must quiet TF itself; and a seeded test earlier in this process leaves FE's determinism variables set.
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_DETERMINISTIC_OPS",
+                                                              "PYTHONHASHSEED")}
     env.update(HOME=str(tmp_path / "home"), PIPELINE_VAE_DATA=mnist_path)
     os.makedirs(env["HOME"], exist_ok=True)
     return env
