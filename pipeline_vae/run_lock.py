@@ -72,7 +72,10 @@ class RunLock:
         return self._fd is not None
 
     def __del__(self) -> None:
-        self.release()
+        try:
+            self.release()
+        except Exception:  # interpreter shutdown: the process's exit drops the lock anyway
+            pass
 
     def __enter__(self) -> "RunLock":
         return self.acquire()
