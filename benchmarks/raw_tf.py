@@ -5,7 +5,6 @@ It deliberately imports nothing from the project but the two Keras model builder
 identical architecture); data preparation, the loss (ELBO with the closed-form KL, the project's default) and the
 update are written out here.
 """
-import math
 import time
 from typing import Callable, List, Optional
 
@@ -13,8 +12,6 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline_vae.models import build_decoder, build_encoder
-
-LOG2PI = math.log(2.0 * math.pi)
 
 
 def binarize(images: np.ndarray) -> np.ndarray:

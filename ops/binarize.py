@@ -45,13 +45,20 @@ class Binarize(TensorOp):
     def build(self, framework: str, device: Optional[torch.device] = None) -> None:
         require_tf(type(self).__name__, framework)
 
+    def cut(self, key: str, x: tf.Tensor, state: Dict[str, Any]) -> Union[float, tf.Tensor]:
+        """What a pixel must exceed to become 1: here the fixed threshold. Variants override this (checked, finite
+        float `x` from input `key`)."""
+        del key, x, state
+        return self.threshold
+
     def forward(self, data: List[tf.Tensor], state: Dict[str, Any]) -> List[tf.Tensor]:
+        name = type(self).__name__
         out = []
         for key, x in zip(self.inputs, data):
             if not x.dtype.is_floating:
-                raise ValueError(f"Binarize: input '{key}' must hold float images in 0..1, got {x.dtype.name}"
+                raise ValueError(f"{name}: input '{key}' must hold float images in 0..1, got {x.dtype.name}"
                                  " (put Rescale before it)")
-            require_image_batch("Binarize", key, x, channels=None)
-            x = tf.debugging.assert_all_finite(x, f"Binarize: input '{key}' contains NaN or Inf")
-            out.append(tf.cast(x > self.threshold, tf.float32))
+            require_image_batch(name, key, x, channels=None)
+            x = tf.debugging.assert_all_finite(x, f"{name}: input '{key}' contains NaN or Inf")
+            out.append(tf.cast(x > self.cut(key, x, state), tf.float32))
         return out

@@ -1,16 +1,14 @@
 """DynamicBinarize: a fresh Bernoulli draw per pixel at every step (dynamic binarization of MNIST)."""
-from typing import Any, Dict, Iterable, List, Optional, Union
+from typing import Any, Dict, Iterable, Optional, Union
 
 import tensorflow as tf
-import torch
-from fastestimator.op.tensorop.tensorop import TensorOp
 from fastestimator.util.traceability_util import traceable
 
-from ops._checks import require_image_batch, require_tf
+from ops.binarize import Binarize
 
 
 @traceable()
-class DynamicBinarize(TensorOp):
+class DynamicBinarize(Binarize):
     """Binarize float images by sampling: each pixel becomes 1. with probability equal to its intensity.
 
     A new draw at every training step, so the model sees a different binary version of each digit every epoch (the
@@ -40,30 +38,20 @@ class DynamicBinarize(TensorOp):
                  eval_threshold: Optional[float] = 0.5,
                  mode: Union[None, str, Iterable[str]] = None,
                  ds_id: Union[None, str, Iterable[str]] = None) -> None:
-        super().__init__(inputs=inputs, outputs=outputs, mode=mode, ds_id=ds_id)
         if eval_threshold is not None and (isinstance(eval_threshold, bool)
                                            or not isinstance(eval_threshold, (int, float))
                                            or not 0.0 < eval_threshold < 1.0):
             raise ValueError("DynamicBinarize: eval_threshold must be None or a number strictly between 0 and 1, got "
                              f"{eval_threshold!r}")
+        super().__init__(inputs=inputs, outputs=outputs, threshold=0.5 if eval_threshold is None else eval_threshold,
+                         mode=mode, ds_id=ds_id)
         self.eval_threshold = None if eval_threshold is None else float(eval_threshold)
-        self.in_list, self.out_list = True, True
 
-    def build(self, framework: str, device: Optional[torch.device] = None) -> None:
-        require_tf(type(self).__name__, framework)
-
-    def forward(self, data: List[tf.Tensor], state: Dict[str, Any]) -> List[tf.Tensor]:
-        sample = state.get("mode") == "train" or self.eval_threshold is None
-        out = []
-        for key, x in zip(self.inputs, data):
-            if not x.dtype.is_floating:
-                raise ValueError(f"DynamicBinarize: input '{key}' must hold float images in 0..1, got {x.dtype.name}"
-                                 " (put Rescale before it)")
-            require_image_batch("DynamicBinarize", key, x, channels=None)
-            x = tf.debugging.assert_all_finite(x, f"DynamicBinarize: input '{key}' contains NaN or Inf")
-            in_range = tf.logical_and(tf.reduce_min(x) >= 0.0, tf.reduce_max(x) <= 1.0)
-            with tf.control_dependencies([tf.debugging.Assert(in_range, [f"DynamicBinarize: input '{key}' must be in "
-                                                                         "0..1"])]):
-                cut = tf.random.uniform(tf.shape(x), dtype=x.dtype) if sample else self.eval_threshold
-                out.append(tf.cast(x > cut, tf.float32))
-        return out
+    def cut(self, key: str, x: tf.Tensor, state: Dict[str, Any]) -> Union[float, tf.Tensor]:
+        """Uniform noise in train mode (or always, without `eval_threshold`); else the static threshold."""
+        in_range = tf.logical_and(tf.reduce_min(x) >= 0.0, tf.reduce_max(x) <= 1.0)
+        with tf.control_dependencies([tf.debugging.Assert(in_range, [f"DynamicBinarize: input '{key}' must be in "
+                                                                     "0..1"])]):
+            if state.get("mode") != "train" and self.eval_threshold is not None:
+                return tf.constant(self.eval_threshold, x.dtype)
+            return tf.random.uniform(tf.shape(x), dtype=x.dtype)

@@ -55,13 +55,11 @@ class ExtendableRestoreWizard(RestoreWizard):
     def __init__(self, directory: str, frequency: int = 1) -> None:
         patch_getstate()
         super().__init__(directory=directory, frequency=frequency)
-        self.restored_epoch = 0
 
     def on_begin(self, data: Data) -> None:
         total = self.system.total_epochs
         super().on_begin(data)
         self.system.total_epochs = total
-        self.restored_epoch = self.system.epoch_idx if self.should_restore() else 0
 
     def on_epoch_end(self, data: Data) -> None:
         if self.system.stop_training:  # a NaN stop in this training epoch: keep the last good checkpoint
@@ -76,10 +74,6 @@ class ExtendableRestoreWizard(RestoreWizard):
             super().on_epoch_end(data)
         finally:
             self.system.pipeline.data = datasets
-
-    def last_checkpoint_epoch(self) -> int:
-        """The epoch the newest complete checkpoint was taken after (0: none)."""
-        return last_checkpoint_epoch(self.directory)
 
 
 def last_checkpoint_epoch(directory: str) -> int:
