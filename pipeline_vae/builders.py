@@ -13,6 +13,7 @@ from fastestimator.trace.adapt import EarlyStopping, ReduceLROnPlateau
 from fastestimator.trace.io import TensorBoard
 from fastestimator.trace.trace import Trace
 
+from ops import Binarize
 from pipeline_vae.atomic import write_json_atomic
 from pipeline_vae.data import MNIST, check_mnist, load_mnist
 from pipeline_vae.inference import CONFIG_FILE
@@ -164,7 +165,15 @@ def release_determinism() -> None:
 
 
 #: The settings that make two runs different models; resuming or reusing a save_dir with any of them changed is refused.
-RUN_IDENTITY = ("latent_dim", "image_shape", "batch_size", "learning_rate", "model", "widths", "slots")
+RUN_IDENTITY = ("latent_dim", "image_shape", "batch_size", "learning_rate", "model", "widths", "slots",
+                "binarize_threshold")
+
+
+def binarize_threshold(graph: Graph) -> Optional[float]:
+    """The threshold the graph's `binarize` slot cuts evaluation images at (None without a `Binarize` op there), as
+    recorded in the run's config for `CVAE.load`."""
+    return next((op.threshold for name, op in graph.named_ops if name == "binarize" and isinstance(op, Binarize)),
+                None)
 
 
 def check_save_dir(save_dir: str, config: Mapping[str, Any]) -> None:
@@ -284,6 +293,7 @@ def get_estimator(epochs: int = 5,
         "latent_dim": latent_dim, "image_shape": list(IMAGE_SHAPE), "batch_size": batch_size,
         "learning_rate": learning_rate, "epochs": epochs, "seed": seed, "model": model,
         "widths": None if widths is None else list(widths), "slots": graph.describe(),
+        "binarize_threshold": binarize_threshold(graph),
         "models": {model.model_name: f"{model.model_name}_best_loss.h5" for model in graph.models}, "metric": METRIC
     }
     check_save_dir(save_dir, json.loads(json.dumps(config)))  # compare in JSON form (tuples become lists)

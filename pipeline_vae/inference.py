@@ -116,6 +116,10 @@ class CVAE:
     def load(cls, save_dir: str, batch_size: int = 1000) -> "CVAE":
         """Load `encoder_best_loss.h5` and `decoder_best_loss.h5` (and `cvae_config.json`, if any) from `save_dir`.
 
+        The preprocessing follows the run's config: binarized at its `binarize_threshold` if the run had a `binarize`
+        slot, else only scaled to 0..1. A folder without a config (or a config from before the threshold was
+        recorded) gets the seed's binarization at 0.5.
+
         Raises:
             FileNotFoundError: If `save_dir` or a model file is missing.
             ValueError: If a file is unreadable or the pair does not match.
@@ -124,15 +128,17 @@ class CVAE:
             raise FileNotFoundError(f"save_dir {save_dir} does not exist or is not a folder")
         encoder = load_h5_model(os.path.join(save_dir, ENCODER_FILE), "encoder")
         decoder = load_h5_model(os.path.join(save_dir, DECODER_FILE), "decoder")
-        binarize = True
+        binarize, threshold = True, 0.5  # the seed's preprocessing, for folders without a config
         config_path = os.path.join(save_dir, CONFIG_FILE)
         if os.path.isfile(config_path):
             try:
                 with open(config_path) as file:
-                    binarize = "binarize" in json.load(file).get("slots", {"binarize": []})
-            except (ValueError, AttributeError) as err:
+                    config = json.load(file)
+                binarize = "binarize" in config.get("slots", {"binarize": []})
+                threshold = float(config.get("binarize_threshold") or 0.5)  # runs before it was recorded used 0.5
+            except (ValueError, TypeError, AttributeError) as err:
                 raise ValueError(f"{config_path} is not a valid run config ({err})") from err
-        return cls(encoder, decoder, binarize=binarize, batch_size=batch_size)
+        return cls(encoder, decoder, binarize=binarize, threshold=threshold, batch_size=batch_size)
 
     def _batched(self, fn: Callable[[tf.Tensor], tf.Tensor], x: np.ndarray) -> np.ndarray:
         return np.concatenate([fn(tf.constant(x[i:i + self.batch_size])).numpy()

@@ -77,8 +77,9 @@ def sample_frames(save_dir: str) -> List[str]:
     return sorted(glob.glob(os.path.join(save_dir, SAMPLES_DIR, "epoch_*.png")))
 
 
-def plot_manifold(vae: CVAE, path: str, n: int = 20) -> str:
-    """Decode an n x n grid of z over the standard-normal quantiles 0.05..0.95, axes labelled with z. 800 x 800 px.
+def manifold_figure(vae: CVAE, n: int = 20) -> Figure:
+    """Decode an n x n grid of z over the standard-normal quantiles 0.05..0.95, axes labelled with z (the first and
+    last row and column always labelled). 800 x 800 px.
 
     Raises:
         ValueError: If the model's latent size is not 2, or n < 2.
@@ -94,13 +95,18 @@ def plot_manifold(vae: CVAE, path: str, n: int = 20) -> str:
     ax = fig.add_axes((0.1, 0.08, 0.86, 0.86))
     ax.imshow(canvas, cmap="gray_r", vmin=0, vmax=1)
     centres = np.arange(n) * 28 + 13.5
-    step = max(1, n // 10)
-    ax.set_xticks(centres[::step], [f"{v:.2f}" for v in values[::step]], rotation=90)
-    ax.set_yticks(centres[::step], [f"{v:.2f}" for v in values[::-1][::step]])
+    ticks = sorted(set(range(0, n, max(1, n // 10))) | {n - 1})
+    ax.set_xticks(centres[ticks], [f"{values[i]:.2f}" for i in ticks], rotation=90)
+    ax.set_yticks(centres[ticks], [f"{values[::-1][i]:.2f}" for i in ticks])
     ax.set_xlabel("z[0]")
     ax.set_ylabel("z[1]")
     ax.set_title("Latent manifold: decoded grid over N(0,1) quantiles 0.05-0.95")
-    return save_figure(fig, path)
+    return fig
+
+
+def plot_manifold(vae: CVAE, path: str, n: int = 20) -> str:
+    """Write `manifold_figure(vae, n)` as PNG to `path`. Returns `path`."""
+    return save_figure(manifold_figure(vae, n), path)
 
 
 def principal_components(points: np.ndarray, k: int = 2) -> Tuple[np.ndarray, np.ndarray]:
@@ -111,7 +117,7 @@ def principal_components(points: np.ndarray, k: int = 2) -> Tuple[np.ndarray, np
     return centred @ vt[:k].T, share[:k]
 
 
-def plot_latent_scatter(vae: CVAE, images: np.ndarray, labels: np.ndarray, path: str) -> str:
+def latent_scatter_figure(vae: CVAE, images: np.ndarray, labels: np.ndarray) -> Figure:
     """Posterior means of `images` coloured by digit label; for latent size > 2 the first two principal components,
     said so in the title. 800 x 700 px.
 
@@ -138,10 +144,15 @@ def plot_latent_scatter(vae: CVAE, images: np.ndarray, labels: np.ndarray, path:
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
-    return save_figure(fig, path)
+    return fig
 
 
-def plot_reconstructions(vae: CVAE, images: np.ndarray, path: str) -> str:
+def plot_latent_scatter(vae: CVAE, images: np.ndarray, labels: np.ndarray, path: str) -> str:
+    """Write `latent_scatter_figure(vae, images, labels)` as PNG to `path`. Returns `path`."""
+    return save_figure(latent_scatter_figure(vae, images, labels), path)
+
+
+def reconstructions_figure(vae: CVAE, images: np.ndarray) -> Figure:
     """Rows: original, binarized (the model's input), decoded probabilities of z = mean, binarized decoding; one
     column per image. (100 + 75 * N) x 400 px."""
     original = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
@@ -160,7 +171,12 @@ def plot_reconstructions(vae: CVAE, images: np.ndarray, path: str) -> str:
             ax.set_yticks([])
             if c == 0:
                 ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
-    return save_figure(fig, path)
+    return fig
+
+
+def plot_reconstructions(vae: CVAE, images: np.ndarray, path: str) -> str:
+    """Write `reconstructions_figure(vae, images)` as PNG to `path`. Returns `path`."""
+    return save_figure(reconstructions_figure(vae, images), path)
 
 
 def read_log(path: str) -> Dict[str, List[Tuple[int, int, float]]]:

@@ -41,6 +41,43 @@ def test_hand_computed_bound_for_two_samples():
     np.testing.assert_allclose(evaluation, -log_w.mean(), rtol=1e-6)
 
 
+def _np_log_normal(z, mean, logvar):
+    return np.sum(-0.5 * (np.log(2 * np.pi) + logvar + (z - mean)**2 / np.exp(logvar)), axis=-1)
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_batch_of_four_distinct_images_against_numpy(mode):
+    """Four different images, posteriors and decoder outputs; each of the k*B rows of z and x_logit belongs to image
+    row % B (sample-major). The reference pairs them explicitly, so tiling x, mean or logvar example-major, or
+    reshaping the weights [B, k], moves every image's bound by nats."""
+    k, batch, latent = 3, 4, 2
+    rng = np.random.default_rng(5)
+    x = (rng.random((batch, 3, 3, 1)) > 0.5).astype(np.float64)
+    x[np.arange(batch), 0, 0, 0] = [0, 1, 0, 1]  # (distinct even if the draw repeated one)
+    x[np.arange(batch), 0, 1, 0] = [0, 0, 1, 1]
+    mean = rng.normal(0, 1.5, (batch, latent))
+    logvar = rng.normal(-0.5, 0.8, (batch, latent))
+    z = rng.normal(0, 1.5, (k * batch, latent))  # any z: row j*B + b is sample j of image b
+    logits = np.tanh(z @ rng.normal(size=(latent, 9))).reshape(k * batch, 3, 3, 1) * 4
+    log_w = np.empty((k, batch))
+    for j in range(k):
+        for b in range(batch):
+            r = j * batch + b
+            bern = np.sum(x[b] * -np.logaddexp(0, -logits[r]) + (1 - x[b]) * -np.logaddexp(0, logits[r]))
+            log_w[j, b] = bern + _np_log_normal(z[r], 0.0, 0.0) - _np_log_normal(z[r], mean[b], logvar[b])
+    if mode == "train":
+        expected = -np.array([np.log(np.mean(np.exp(log_w[:, b] - log_w[:, b].max()))) + log_w[:, b].max()
+                              for b in range(batch)])
+    else:
+        expected = -log_w.mean(axis=0)
+    data = [tf.constant(t, tf.float32) for t in (x, logits, mean, logvar, z)]
+    got = IWAELoss(k=k, average_loss=False).forward(data, state={"mode": mode}).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-5)
+    assert np.ptp(expected) > 1.0  # the images' bounds differ, so a permutation cannot pass
+    mean_loss = IWAELoss(k=k).forward(data, state={"mode": mode}).numpy()
+    np.testing.assert_allclose(mean_loss, expected.mean(), atol=1e-4, rtol=1e-5)
+
+
 def test_the_bound_is_at_least_the_elbo():
     """Jensen: log mean w >= mean log w, per image; so the train loss (bound) <= the eval loss (ELBO)."""
     tf.random.set_seed(1)

@@ -98,3 +98,64 @@ def test_plot_run_on_a_trained_dir(trained_dir, mnist):
     with Image.open(os.path.join(trained_dir, "samples.gif")) as gif:
         assert gif.n_frames == 2  # the initial grid plus one per epoch
     assert plots.read_log(os.path.join(trained_dir, "train_log.csv"))["elbo"][0][1] == 1
+
+
+def _sigmoid(t):
+    return 1 / (1 + np.exp(-t))
+
+
+def test_reconstruction_rows_are_the_images_given_and_their_decodings(vae, mnist):
+    """What the figure draws, read back from its axes: row 1 the images given (0..1), row 2 them binarized at 0.5,
+    row 3 the decoder's probabilities at the posterior mean (computed here with the Keras models), row 4 those > 0.5."""
+    images = mnist.x_test[10:15]
+    fig = plots.reconstructions_figure(vae, images)
+    n = len(images)
+    drawn = [[np.asarray(fig.axes[r * n + c].images[0].get_array()) for c in range(n)] for r in range(4)]
+    x = (images >= 128).astype(np.float32)[..., None]
+    mean = vae.encoder(x).numpy()[:, :2]
+    probs = _sigmoid(vae.decoder(mean).numpy()[..., 0].astype(np.float64))
+    for c in range(n):
+        np.testing.assert_allclose(drawn[0][c], images[c] / 255.0, atol=1e-6)
+        np.testing.assert_array_equal(drawn[1][c], x[c, ..., 0])
+        np.testing.assert_allclose(drawn[2][c], probs[c], atol=1e-5)
+        np.testing.assert_array_equal(drawn[3][c], (probs[c] > 0.5).astype(np.float32))
+    assert [fig.axes[r * n].get_ylabel() for r in range(4)] == ["original", "binarized", "decoded p(x|z)",
+                                                                "decoded > 0.5"]
+
+
+def test_the_manifold_corners_decode_to_the_z_they_are_labelled_with(vae):
+    from statistics import NormalDist
+    n = 20
+    ax = plots.manifold_figure(vae, n=n).axes[0]
+    canvas = np.asarray(ax.images[0].get_array())
+    assert canvas.shape == (n * 28, n * 28)
+
+    def labels(ticks, texts):  # column or row index -> the z value written at its centre
+        return {int(round((pos - 13.5) / 28)): float(text.get_text()) for pos, text in zip(ticks, texts)}
+
+    x_labels, y_labels = labels(ax.get_xticks(), ax.get_xticklabels()), labels(ax.get_yticks(), ax.get_yticklabels())
+    q = NormalDist().inv_cdf(0.95)
+    assert {0, n - 1} <= set(x_labels) and {0, n - 1} <= set(y_labels)
+    assert (x_labels[0], x_labels[n - 1], y_labels[0], y_labels[n - 1]) == pytest.approx((-q, q, q, -q), abs=0.006)
+    for row in (0, n - 1):
+        for col in (0, n - 1):
+            cell = canvas[row * 28:(row + 1) * 28, col * 28:(col + 1) * 28]
+            z = np.array([[x_labels[col], y_labels[row]]], np.float32)
+            decoded = _sigmoid(vae.decoder(z).numpy()[0, ..., 0].astype(np.float64))
+            mirrored = _sigmoid(vae.decoder(z * [[1, -1]]).numpy()[0, ..., 0].astype(np.float64))
+            error, mirror_error = np.abs(cell - decoded).max(), np.abs(cell - mirrored).max()
+            assert error < 0.02, (row, col)  # (the labels are rounded to 2 decimals)
+            assert mirror_error > 5 * error, (row, col)  # the check can tell the two z[1] apart
+
+
+def test_the_scatter_places_each_image_at_its_mean_with_one_colour_per_label(vae, mnist):
+    images, labels = mnist.x_test[:400], mnist.y_test[:400]
+    collection = plots.latent_scatter_figure(vae, images, labels).axes[0].collections[0]
+    collection.update_scalarmappable()  # the colours as drawn, from the colour map
+    colours = [tuple(np.round(c, 6)) for c in collection.get_facecolors()]
+    assert len(colours) == len(images)
+    mean = vae.encoder((images >= 128).astype(np.float32)[..., None]).numpy()[:, :2]
+    np.testing.assert_allclose(collection.get_offsets(), mean, atol=1e-5)
+    by_label = {label: {c for c, lab in zip(colours, labels) if lab == label} for label in range(10)}
+    assert all(len(found) == 1 for found in by_label.values()), by_label
+    assert len({next(iter(found)) for found in by_label.values()}) == 10  # ten labels, ten colours

@@ -2,6 +2,7 @@
 import csv
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import tensorflow as tf
 from ops import AnalyticKLLoss
 from pipeline_vae import get_estimator
 from pipeline_vae.cli import main
-from pipeline_vae.resume import CHECKPOINT_DIR, last_checkpoint_epoch
+from pipeline_vae.resume import CHECKPOINT_DIR, ExtendableRestoreWizard, last_checkpoint_epoch
 from pipeline_vae.run_lock import RunLock
 from pipeline_vae.traces import StopOnNaN
 
@@ -27,22 +28,29 @@ def _eval_rows(save_dir):
     return [(int(r["epoch"]), float(r["elbo"])) for r in rows if r["mode"] == "eval"], rows
 
 
+def _start_and_kill_in_epoch_2(command, env):
+    """Run `command` (a `pipeline-vae train` with --log-steps 10, 30 steps per epoch) and SIGKILL it at step 40,
+    after the checkpoint of epoch 1; returns the training loss it printed at step 40."""
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen_checkpoint = False
+    try:
+        for line in proc.stdout:
+            seen_checkpoint = seen_checkpoint or "RestoreWizard: Saved milestones" in line
+            if seen_checkpoint and "FastEstimator-Train: step: 40;" in line:
+                proc.send_signal(signal.SIGKILL)
+                break
+    finally:
+        proc.wait(timeout=120)
+    assert proc.returncode == -signal.SIGKILL and seen_checkpoint
+    return float(line.split("loss: ")[1].split(";")[0])
+
+
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_the_same_command_resumes(tmp_path, subprocess_env):
     save_dir = str(tmp_path / "run")
     exe = os.path.join(os.path.dirname(sys.executable), "pipeline-vae")
     command = [exe, *TRAIN, "--epochs", "3", "--save-dir", save_dir]
-    first = subprocess.Popen(command, env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    seen_checkpoint = False
-    try:
-        for line in first.stdout:  # kill inside epoch 2, after the checkpoint of epoch 1
-            seen_checkpoint = seen_checkpoint or "RestoreWizard: Saved milestones" in line
-            if seen_checkpoint and "FastEstimator-Train: step: 40;" in line:
-                first.send_signal(signal.SIGKILL)
-                break
-    finally:
-        first.wait(timeout=120)
-    assert first.returncode == -signal.SIGKILL and seen_checkpoint
+    _start_and_kill_in_epoch_2(command, subprocess_env)
     assert last_checkpoint_epoch(os.path.join(save_dir, CHECKPOINT_DIR)) == 1
     before, rows_before = _eval_rows(save_dir)
     assert [epoch for epoch, _ in before] == [1]
@@ -72,6 +80,67 @@ def test_sigkill_mid_epoch_then_the_same_command_resumes(tmp_path, subprocess_en
     assert third.returncode == 0, third.stderr
     assert [epoch for epoch, _ in _eval_rows(save_dir)[0]] == [1, 2, 3, 4]
     assert last_checkpoint_epoch(os.path.join(save_dir, CHECKPOINT_DIR)) == 4
+
+
+def _h5_weights(path):
+    """The arrays of a Keras weights-only .h5, read with h5py in the file's layer and weight order."""
+    import h5py
+    with h5py.File(path, "r") as file:
+        out = []
+        for layer in file.attrs["layer_names"]:
+            group = file[layer]
+            out += [np.array(group[name]) for name in group.attrs["weight_names"]]
+        return out
+
+
+@pytest.mark.slow
+def test_resume_restores_the_checkpoint_arrays_and_the_loss_level(tmp_path, subprocess_env, monkeypatch):
+    """Kill a CLI run in epoch 2; resume in this process. Right after the restore, both models' weights and both Adam
+    states (step count, first and second moments) equal the arrays in the checkpoint files, read here with h5py and
+    pickle; and the resumed training loss continues at the level reached before the kill."""
+    save_dir = str(tmp_path / "run")
+    exe = os.path.join(os.path.dirname(sys.executable), "pipeline-vae")
+    killed_loss = _start_and_kill_in_epoch_2([exe, *TRAIN, "--epochs", "2", "--save-dir", save_dir], subprocess_env)
+    checkpoint = os.path.join(save_dir, CHECKPOINT_DIR)
+    with open(os.path.join(checkpoint, "key.txt")) as file:
+        folder = os.path.join(checkpoint, file.read().strip())
+    saved = {}
+    for name in ("encoder", "decoder"):
+        with open(os.path.join(folder, f"{name}_opt.pkl"), "rb") as file:
+            saved[name] = (_h5_weights(os.path.join(folder, f"{name}.h5")), pickle.load(file))
+    _, rows = _eval_rows(save_dir)
+    before = {int(r["step"]): float(r["loss"]) for r in rows if r["mode"] == "train" and r["loss"]}
+
+    restored = {}
+    original = ExtendableRestoreWizard.on_begin
+
+    def on_begin(wizard, data):
+        original(wizard, data)
+        for model in wizard.system.network.models:
+            restored[model.model_name] = (model.get_weights(), model.current_optimizer.get_weights())
+
+    monkeypatch.setattr(ExtendableRestoreWizard, "on_begin", on_begin)
+    # The same settings as TRAIN (the folder refuses a different configuration), epochs 2; the data as in the CLI.
+    from pipeline_vae.data import load_mnist
+    est = get_estimator(epochs=2, batch_size=50, train_steps_per_epoch=30, eval_steps_per_epoch=2, log_steps=10,
+                        save_dir=save_dir, data=load_mnist(path=subprocess_env["PIPELINE_VAE_DATA"]), resume=True)
+    est.fit()
+    assert set(restored) == {"encoder", "decoder"}
+    for name, (weights, optimizer) in saved.items():
+        got_weights, got_optimizer = restored[name]
+        assert len(got_weights) == len(weights) and len(got_optimizer) == len(optimizer["weights"]) == 2 * len(
+            weights) + 1
+        for got, want in zip(got_weights + got_optimizer, weights + optimizer["weights"]):
+            np.testing.assert_array_equal(got, want)
+        assert int(got_optimizer[0]) == 30  # Adam's step count: the 30 steps of epoch 1
+        assert all(np.any(m != 0) for m in got_optimizer[1:])  # real moments, not a fresh optimizer's zeros
+    _, rows = _eval_rows(save_dir)
+    after = {int(r["step"]): float(r["loss"]) for r in rows if r["mode"] == "train" and r["loss"]}
+    # Step 40 of the resumed run against step 40 of the killed one: the same 10 steps from the same state, on other
+    # batches. A model that restarted from scratch (or from noise) would be near the untrained loss.
+    untrained, resumed = before[1], after[40]
+    assert untrained - killed_loss > 150  # the run really trained (about 540 -> 260 nats by step 40)
+    assert abs(resumed - killed_loss) < 0.2 * (untrained - killed_loss)
 
 
 class _InfFromEpoch2(AnalyticKLLoss):

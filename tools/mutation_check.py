@@ -1,0 +1,178 @@
+"""Mutation check: break the code on purpose, one way at a time, and confirm that a test fails.
+
+    make mutation-check                          # every mutation; writes docs/mutation_check.md
+    .venv/bin/python tools/mutation_check.py --only iw_log_sum_exp --only kl_doubled_in_evaluate
+
+Each mutation replaces one exact piece of source text (which must occur exactly once) in a temporary copy of the
+working tree (tracked files plus untracked ones git does not ignore), then runs the tests that should catch it there
+with `PYTHONPATH` pointing at the copy (subprocesses and the `pipeline-vae` console script import the copy too). The
+same tests run once on the unmutated copy first and must pass; a mutation counts as caught when pytest then reports
+a failing test (exit code 1), not an import or collection error. Exit status 0 only if every mutation was caught.
+"""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """One deliberate break.
+
+    Args:
+        name: Short identifier (for --only).
+        what: What the break does, for the table.
+        path: File to change, relative to the repository root.
+        old: Exact source text to replace (must occur once).
+        new: Its replacement.
+        tests: pytest node ids or files expected to catch it.
+    """
+    name: str
+    what: str
+    path: str
+    old: str
+    new: str
+    tests: Tuple[str, ...]
+
+
+METRICS_TESTS = ("tests/pipeline_vae/test_metrics_reference.py", )
+MUTATIONS: Tuple[Mutation, ...] = (
+    # The five breaks of issue 11's table.
+    Mutation("iw_log_sum_exp", "IW bound: log-sum-exp instead of log-mean-exp (+log K)", "pipeline_vae/metrics.py",
+             "np.log(np.mean(np.exp(log_w - top), axis=0))", "np.log(np.sum(np.exp(log_w - top), axis=0))",
+             METRICS_TESTS),
+    Mutation("iw_weight_sign", "IW weights: sign of log p(z) - log q(z|x) flipped", "pipeline_vae/metrics.py",
+             "return log_px + log_normal_pdf(z, 0.0, 0.0) - log_normal_pdf(z, mean[None], logvar[None])",
+             "return log_px - log_normal_pdf(z, 0.0, 0.0) + log_normal_pdf(z, mean[None], logvar[None])",
+             METRICS_TESTS),
+    Mutation("kl_doubled_in_evaluate", "evaluation: analytic KL doubled", "pipeline_vae/metrics.py",
+             "return recon, kl_mc, kl_to_standard_normal(mean, logvar), mean",
+             "return recon, kl_mc, 2.0 * kl_to_standard_normal(mean, logvar), mean", METRICS_TESTS),
+    Mutation("iwae_example_major", "IWAELoss: x, mean, logvar tiled example-major (sample paired with wrong image)",
+             "ops/iwae_loss.py", "tiled = [tf.tile(t, [self.k, 1]) for t in (mean, logvar)]",
+             "tiled = [tf.repeat(t, self.k, axis=0) for t in (mean, logvar)]", ("tests/ops/test_iwae_loss.py", )),
+    Mutation("resume_noise_weights", "resume: model weights replaced by noise right after the restore",
+             "pipeline_vae/resume.py", "        super().on_begin(data)\n",
+             "        super().on_begin(data)\n        import numpy as np\n"
+             "        for model in self.system.network.models:\n"
+             "            model.set_weights([np.random.normal(size=w.shape) for w in model.get_weights()])\n",
+             ("tests/pipeline_vae/test_resume.py::test_resume_restores_the_checkpoint_arrays_and_the_loss_level", )),
+)
+
+
+def run(cmd: Sequence[str], cwd: str, env: dict, timeout: Optional[float] = None) -> subprocess.CompletedProcess:
+    return subprocess.run(list(cmd), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def copy_tree(dest: str) -> None:
+    """Copy the working tree's tracked and untracked-not-ignored files to `dest`."""
+    listed = run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], ROOT, dict(os.environ))
+    if listed.returncode != 0:
+        raise SystemExit(f"mutation-check: git ls-files failed: {listed.stderr.strip()}")
+    for rel in filter(None, listed.stdout.split("\0")):
+        src = os.path.join(ROOT, rel)
+        if os.path.isfile(src):
+            os.makedirs(os.path.dirname(os.path.join(dest, rel)), exist_ok=True)
+            shutil.copy2(src, os.path.join(dest, rel))
+
+
+def pytest(tests: Sequence[str], copy: str, env: dict, timeout: float) -> Tuple[int, List[str], float, str]:
+    """Run `tests` in the copy; returns (exit code, failed test ids, seconds, output tail)."""
+    start = time.perf_counter()
+    try:
+        result = run([sys.executable, "-m", "pytest", "-x", "-q", "-rf", "-p", "no:cacheprovider", *tests], copy, env,
+                     timeout)
+    except subprocess.TimeoutExpired:
+        return -1, [], time.perf_counter() - start, "timed out"
+    failed = re.findall(r"^FAILED (\S+)", result.stdout, re.M)
+    tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+    return result.returncode, failed, time.perf_counter() - start, tail
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", action="append", default=None, metavar="NAME", help="run only these mutations")
+    parser.add_argument("--report", default=None, metavar="FILE", help="also write the table as Markdown to FILE")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per pytest run (default 900)")
+    args = parser.parse_args(argv)
+    known = {m.name for m in MUTATIONS}
+    unknown = sorted(set(args.only or ()) - known)
+    if unknown:
+        parser.error(f"unknown mutation(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    chosen = [m for m in MUTATIONS if args.only is None or m.name in args.only]
+
+    copy = tempfile.mkdtemp(prefix="pipeline-vae-mutation-")
+    try:
+        copy_tree(copy)
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", )}
+        env["PYTHONPATH"] = copy + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        probe = "import ops, pipeline_vae; print(ops.__file__); print(pipeline_vae.__file__)"
+        where = run([sys.executable, "-c", probe], copy, env)
+        if where.returncode != 0 or not all(line.startswith(copy) for line in where.stdout.split()):
+            raise SystemExit(f"mutation-check: the copy's packages are not the ones imported: {where.stdout.strip()} "
+                             f"{where.stderr.strip()}")
+        for m in chosen:
+            with open(os.path.join(copy, m.path)) as file:
+                count = file.read().count(m.old)
+            if count != 1:
+                raise SystemExit(f"mutation-check: {m.name}: the text to replace occurs {count} times in {m.path}, "
+                                 "expected once (update the mutation to the current code)")
+        targets = sorted({t for m in chosen for t in m.tests})
+        print(f"mutation-check: baseline: {len(targets)} test target(s) on the unmutated copy ...", flush=True)
+        code, failed, seconds, tail = pytest(targets, copy, env, args.timeout)
+        if code != 0:
+            raise SystemExit(f"mutation-check: the targeted tests fail without any mutation (exit {code}):\n{tail}")
+        print(f"mutation-check: baseline passed in {seconds:.0f} s", flush=True)
+
+        rows = []
+        for i, m in enumerate(chosen, 1):
+            path = os.path.join(copy, m.path)
+            with open(path) as file:
+                original = file.read()
+            with open(path, "w") as file:
+                file.write(original.replace(m.old, m.new))
+            try:
+                code, failed, seconds, tail = pytest(m.tests, copy, env, args.timeout)
+            finally:
+                with open(path, "w") as file:
+                    file.write(original)
+            caught = code == 1 and bool(failed)
+            rows.append((m, caught, failed, seconds))
+            verdict = f"caught by {failed[0]}" if caught else f"NOT CAUGHT (pytest exit {code})"
+            print(f"[{i}/{len(chosen)}] {m.name}: {verdict} ({seconds:.0f} s)", flush=True)
+            if not caught:
+                print(tail, flush=True)
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+
+    table = ["| mutation | where | what it breaks | caught | first failing test |", "|---|---|---|---|---|"]
+    for m, caught, failed, _ in rows:
+        table.append(f"| `{m.name}` | `{m.path}` | {m.what} | {'yes' if caught else '**no**'} | "
+                     f"{'`' + failed[0] + '`' if failed else '-'} |")
+    missed = [m.name for m, caught, _, _ in rows if not caught]
+    summary = f"{len(rows) - len(missed)} of {len(rows)} mutations caught" + (f"; missed: {', '.join(missed)}"
+                                                                               if missed else "")
+    print("\n" + "\n".join(table) + "\n\n" + summary)
+    if args.report:
+        commit = run(["git", "rev-parse", "--short", "HEAD"], ROOT, dict(os.environ)).stdout.strip()
+        dirty = run(["git", "status", "--porcelain", "--untracked-files=no"], ROOT, dict(os.environ)).stdout.strip()
+        from pipeline_vae.atomic import atomic_path
+        text = (f"# Last mutation check\n\n`make mutation-check` on commit `{commit}`"
+                f"{' (with uncommitted changes)' if dirty else ''}, {time.strftime('%Y-%m-%d')}: {summary}.\n\n" +
+                "\n".join(table) + "\n")
+        with atomic_path(args.report) as tmp, open(tmp, "w") as file:
+            file.write(text)
+        print(f"Saved: {args.report}")
+    return 0 if not missed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
