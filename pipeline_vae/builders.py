@@ -23,6 +23,8 @@ from pipeline_vae.slots import DEFAULT_LOSS, PIPELINE_KEYS, Graph, SlotValue, bu
 from pipeline_vae.resume import CHECKPOINT_DIR, ExtendableRestoreWizard
 from pipeline_vae.traces import AtomicCSVLogger, ExampleMean, FullModelSaver, SampleGrid, StopOnNaN
 
+#: FastEstimator's ReduceLROnPlateau floor (its `min_lr` default).
+FE_MIN_LR = 1e-6
 #: The eval metric users read and the best models are selected on: -mean loss over the whole test set, in nats.
 METRIC = "elbo"
 
@@ -123,7 +125,7 @@ def get_traces(graph: Graph, save_dir: str, early_stop: Optional[int] = None, lr
         save_dir: Where `<model_name>_best_loss.h5`, `train_log.csv`, `samples/` and `samples.gif` go.
         early_stop: Stop after this many evals without a better ELBO (FE's EarlyStopping); None to never stop early.
         lr_plateau: Divide the learning rate by 10 after this many evals without a better ELBO (FE's
-            ReduceLROnPlateau, per model); None to keep it.
+            ReduceLROnPlateau, per model, down to 1e-6 or the starting rate if that is lower); None to keep it.
         tensorboard: Also write TensorBoard event files (FE's TensorBoard trace) to `save_dir/tensorboard`.
 
     Returns:
@@ -143,9 +145,10 @@ def get_traces(graph: Graph, save_dir: str, early_stop: Optional[int] = None, lr
                                   write_graph=False))
     if early_stop is not None:
         traces.append(EarlyStopping(monitor=METRIC, patience=early_stop, compare="max"))
-    if lr_plateau is not None:
+    if lr_plateau is not None:  # FE's floor (min_lr 1e-6) would *raise* a smaller starting rate: cap it there
         traces += [
-            ReduceLROnPlateau(model=model, metric=METRIC, patience=lr_plateau, factor=0.1, best_mode="max")
+            ReduceLROnPlateau(model=model, metric=METRIC, patience=lr_plateau, factor=0.1, best_mode="max",
+                              min_lr=min(FE_MIN_LR, float(tf.keras.backend.get_value(model.optimizer.learning_rate))))
             for model in graph.models
         ]
     return traces

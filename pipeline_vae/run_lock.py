@@ -60,8 +60,10 @@ class RunLock:
         return self
 
     def release(self) -> None:
-        """Give the lock up (the file stays; an unheld lock file means nothing)."""
+        """Give the lock up. The file stays, emptied: an unheld lock file means nothing, and only a pid left by a
+        process that died holding the lock is reported as taken over."""
         if self._fd is not None:
+            os.ftruncate(self._fd, 0)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None

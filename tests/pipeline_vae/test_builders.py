@@ -137,3 +137,13 @@ def test_early_stop_and_lr_plateau_follow_the_test_elbo(small_mnist, tmp_path):
         assert est.system.stop_training == (elbo == -191.0)
     for trace in plateaus:  # reduced after each of the two non-improving epochs: 1e-3 -> 1e-4 -> 1e-5
         assert float(trace.model.optimizer.learning_rate) == pytest.approx(1e-5)
+
+
+def test_lr_plateau_never_raises_a_rate_below_fes_floor(small_mnist, tmp_path):
+    """FE's ReduceLROnPlateau floors the rate at min_lr = 1e-6, which would raise a starting rate of 1e-7."""
+    est = get_estimator(learning_rate=1e-7, lr_plateau=1, save_dir=str(tmp_path), data=small_mnist)
+    plateaus = [t for t in est.traces if isinstance(t, ReduceLROnPlateau)]
+    for elbo in (-200.0, -201.0, -202.0):
+        for trace in plateaus:
+            trace.on_epoch_end(Data({"elbo": elbo}))
+    assert [float(t.model.optimizer.learning_rate) for t in plateaus] == [pytest.approx(1e-7)] * 2

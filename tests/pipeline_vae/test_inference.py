@@ -119,3 +119,17 @@ def test_a_run_without_binarization_is_not_binarized(trained_dir, tmp_path):
     grey = np.full((1, 28, 28), 0.3, np.float32)
     assert float(CVAE.load(str(run)).prepare(grey).max()) == pytest.approx(0.3)
     assert float(CVAE.load(trained_dir).prepare(grey).max()) == 0.0
+
+
+def test_reconstruct_with_a_sample_decodes_mean_plus_scaled_noise(vae, mnist):
+    """sample=True: z = mean + exp(logvar / 2) * eps with eps from NumPy's generator seeded as documented; the
+    expected Bernoulli means are computed here with the Keras models."""
+    images = mnist.x_test[:5]
+    out = vae.encoder((images >= 128).astype(np.float32)[..., None]).numpy().astype(np.float64)
+    mean, logvar = out[:, :2], out[:, 2:]
+    eps = np.random.default_rng(11).standard_normal(mean.shape).astype(np.float32)
+    z = (mean + np.exp(0.5 * logvar) * eps).astype(np.float32)
+    expected = 1 / (1 + np.exp(-vae.decoder(z).numpy()[..., 0].astype(np.float64)))
+    sampled = vae.reconstruct(images, sample=True, seed=11)
+    np.testing.assert_allclose(sampled, expected, atol=1e-5)
+    assert np.abs(sampled - vae.reconstruct(images)).max() > 0.05  # a sample, not the mean

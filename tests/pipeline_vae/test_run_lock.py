@@ -44,3 +44,12 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path):
     assert lock.took_over == child.pid
     assert (tmp_path / LOCK_FILE).read_text().strip() == str(os.getpid())
     lock.release()
+
+
+def test_a_lock_released_by_a_finished_process_is_not_reported_as_taken_over(tmp_path):
+    code = ("import sys; sys.path.insert(0, sys.argv[2]); from pipeline_vae.run_lock import RunLock; "
+            "RunLock(sys.argv[1]).acquire().release()")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    subprocess.run([sys.executable, "-c", code, str(tmp_path), root], check=True, timeout=60)
+    with RunLock(str(tmp_path)) as lock:
+        assert lock.took_over is None  # (a rerun after a clean finish prints no "taking over" note)

@@ -5,6 +5,7 @@ import os
 import pytest
 
 from pipeline_vae.ablation import RunFailed
+from pipeline_vae.ablation.report import write_reports
 from pipeline_vae.ablation.runner import SEARCH_NAME, run_ablation, run_dir, run_key
 from pipeline_vae.ablation.spec import parse_spec
 
@@ -18,6 +19,34 @@ variants:
   - name: beta
     ops: {loss: {op: BetaVAELoss, args: {beta: 0.5}}}
 """
+
+
+def _check_rows_and_table_against_evaluate(spec, rows, out, mnist_path):
+    """Every row's numbers are `evaluate()` of that run's saved models, recomputed here with the spec's common
+    evaluation (first n_images test digits binarized at 0.5, K, noise seed 0); the table's cells are the mean ± sd
+    over seeds of those recomputed numbers."""
+    import numpy as np
+
+    from pipeline_vae.data import load_mnist
+    from pipeline_vae.inference import CVAE, load_h5_model
+    from pipeline_vae.metrics import evaluate
+    images = load_mnist(path=mnist_path).x_test[:spec.eval["n_images"]]
+    recomputed = {}
+    for row in rows:
+        folder = run_dir(out, row["variant"], row["seed"])
+        vae = CVAE(load_h5_model(os.path.join(folder, "encoder_best_loss.h5"), "encoder"),
+                   load_h5_model(os.path.join(folder, "decoder_best_loss.h5"), "decoder"), binarize=True, threshold=0.5)
+        m = evaluate(vae, images, iw_samples=spec.eval["iw_samples"], seed=0, show_progress=False)
+        for key in ("iw_bound", "elbo_analytic", "elbo_mc", "kl", "reconstruction", "active_units"):
+            assert row[key] == pytest.approx(m[key], abs=1e-4), (row["variant"], row["seed"], key)
+        recomputed.setdefault(row["variant"], []).append(m)
+    with open(write_reports(spec, rows, out)["md"]) as file:
+        table = {line.split(" | ")[0].strip("| *").split("*")[0]: line.split(" | ") for line in file
+                 if line.startswith("| ") and "---" not in line}
+    for variant, runs in recomputed.items():
+        for column, key in ((1, "iw_bound"), (3, "elbo_analytic"), (5, "kl")):
+            values = [m[key] for m in runs]
+            assert table[variant][column] == f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}", (variant, key)
 
 
 @pytest.mark.slow
@@ -36,6 +65,7 @@ def test_two_variants_two_seeds_then_a_repeat_skips_every_finished_run(tmp_path,
     assert rows[0]["iw_bound"] != rows[1]["iw_bound"] and rows[0]["elbo_analytic"] != rows[2]["elbo_analytic"]
     with open(os.path.join(out, f"{SEARCH_NAME}.json")) as file:
         assert len(json.load(file)["search_summary"]) == 4
+    _check_rows_and_table_against_evaluate(spec, rows, out, mnist_path)
     capsys.readouterr()
 
     mtimes = {r["variant"] + str(r["seed"]): os.path.getmtime(os.path.join(run_dir(out, r["variant"], r["seed"]),
