@@ -56,15 +56,69 @@ MUTATIONS: Tuple[Mutation, ...] = (
     Mutation("kl_doubled_in_evaluate", "evaluation: analytic KL doubled", "pipeline_vae/metrics.py",
              "return recon, kl_mc, kl_to_standard_normal(mean, logvar), mean",
              "return recon, kl_mc, 2.0 * kl_to_standard_normal(mean, logvar), mean", METRICS_TESTS),
-    Mutation("iwae_example_major", "IWAELoss: x, mean, logvar tiled example-major (sample paired with wrong image)",
-             "ops/iwae_loss.py", "tiled = [tf.tile(t, [self.k, 1]) for t in (mean, logvar)]",
-             "tiled = [tf.repeat(t, self.k, axis=0) for t in (mean, logvar)]", ("tests/ops/test_iwae_loss.py", )),
+    Mutation("iwae_example_major", "IWAELoss: x, mean, logvar tiled example-major (samples paired with the wrong images)",
+             "ops/iwae_loss.py",
+             "targets = tf.tile(x, tf.concat([[self.k], tf.ones([tf.rank(x) - 1], tf.int32)], axis=0))\n"
+             "        log_px = bernoulli_log_likelihood(targets, x_logit)\n"
+             "        tiled = [tf.tile(t, [self.k, 1]) for t in (mean, logvar)]",
+             "targets = tf.repeat(x, self.k, axis=0)\n"
+             "        log_px = bernoulli_log_likelihood(targets, x_logit)\n"
+             "        tiled = [tf.repeat(t, self.k, axis=0) for t in (mean, logvar)]", ("tests/ops/test_iwae_loss.py", )),
     Mutation("resume_noise_weights", "resume: model weights replaced by noise right after the restore",
              "pipeline_vae/resume.py", "        super().on_begin(data)\n",
              "        super().on_begin(data)\n        import numpy as np\n"
              "        for model in self.system.network.models:\n"
              "            model.set_weights([np.random.normal(size=w.shape) for w in model.get_weights()])\n",
              ("tests/pipeline_vae/test_resume.py::test_resume_restores_the_checkpoint_arrays_and_the_loss_level", )),
+    # More, across ops, metrics, inference, plots, traces, resume and the ablation runner.
+    Mutation("reparameterize_variance_as_std", "ReparameterizeOp: exp(logvar) as the standard deviation",
+             "ops/reparameterize.py", "return eps * tf.exp(logvar * 0.5) + mean", "return eps * tf.exp(logvar) + mean",
+             ("tests/ops/test_reparameterize.py", )),
+    Mutation("kl_logvar_sign", "closed-form KL: + logvar instead of - logvar", "ops/densities.py",
+             "tf.exp(logvar) + tf.square(mean) - 1.0 - logvar", "tf.exp(logvar) + tf.square(mean) - 1.0 + logvar",
+             ("tests/ops/test_densities.py", "tests/ops/test_analytic_kl_loss.py")),
+    Mutation("split_swapped", "SplitOp: mean and logvar swapped", "ops/split.py",
+             "mean, logvar = tf.split(data, num_or_size_splits=2, axis=1)",
+             "logvar, mean = tf.split(data, num_or_size_splits=2, axis=1)", ("tests/ops/test_split.py", )),
+    Mutation("kl_warmup_off_by_one", "KLWarmupLoss: counts the current epoch as done", "ops/kl_warmup_loss.py",
+             'done = tf.cast(state["epoch"], tf.float32) - 1.0', 'done = tf.cast(state["epoch"], tf.float32)',
+             ("tests/ops/test_kl_warmup_loss.py", )),
+    Mutation("example_mean_unweighted", "ExampleMean: a partial batch counts as much as a full one",
+             "pipeline_vae/traces.py", "self.total += float(value) * n", "self.total += float(value) * 100",
+             ("tests/pipeline_vae/test_traces.py", )),
+    Mutation("inference_threshold_ignored", "CVAE.load: binarizes at 0.5 whatever the run trained with",
+             "pipeline_vae/inference.py", 'threshold = float(config.get("binarize_threshold") or 0.5)',
+             "threshold = 0.5",
+             ("tests/pipeline_vae/test_fit_variants.py::test_cvae_load_uses_the_threshold_the_run_trained_with", )),
+    Mutation("inference_sample_variance_as_std", "CVAE.sample_latent: exp(logvar) as the standard deviation",
+             "pipeline_vae/inference.py", "return mean + np.exp(0.5 * np.clip(logvar, LOGVAR_MIN, LOGVAR_MAX)) * eps",
+             "return mean + np.exp(np.clip(logvar, LOGVAR_MIN, LOGVAR_MAX)) * eps",
+             ("tests/pipeline_vae/test_inference.py", )),
+    Mutation("manifold_rows_not_flipped", "latent manifold: z[1] rising down the rows, labels saying falling",
+             "pipeline_vae/plots.py", "for z2 in values[::-1] for z1 in values", "for z2 in values for z1 in values",
+             ("tests/pipeline_vae/test_plots.py", )),
+    Mutation("scatter_colours_shifted", "latent scatter: colours shifted by one image", "pipeline_vae/plots.py",
+             'c=labels, cmap="tab10"', 'c=np.roll(labels, 1), cmap="tab10"', ("tests/pipeline_vae/test_plots.py", )),
+    Mutation("resume_forgets_new_epochs", "resume: a larger --epochs does not extend the run", "pipeline_vae/resume.py",
+             "        self.system.total_epochs = total\n", "",
+             ("tests/pipeline_vae/test_resume.py::test_sigkill_mid_epoch_then_the_same_command_resumes", )),
+    Mutation("runner_evaluates_unbinarized", "ablation runner: the common evaluation skips the binarization",
+             "pipeline_vae/ablation/runner.py", "vae = CVAE(encoder, decoder, binarize=True, threshold=0.5)",
+             "vae = CVAE(encoder, decoder, binarize=False, threshold=0.5)",
+             ("tests/pipeline_vae/ablation/test_runner.py::"
+              "test_two_variants_two_seeds_then_a_repeat_skips_every_finished_run", )),
+    Mutation("report_population_sd", "ablation table: population sd instead of the sample sd over seeds",
+             "pipeline_vae/ablation/report.py", "from statistics import mean, stdev",
+             "from statistics import mean, pstdev as stdev", ("tests/pipeline_vae/ablation/test_runner.py::"
+                                                             "test_two_variants_two_seeds_then_a_repeat_skips_every_"
+                                                             "finished_run", )),
+    Mutation("run_lock_keeps_pid", "run lock: a clean release leaves the pid, so the next run reports a take-over",
+             "pipeline_vae/run_lock.py", "            os.ftruncate(self._fd, 0)\n", "",
+             ("tests/pipeline_vae/test_run_lock.py", )),
+    Mutation("lr_plateau_raises_small_rate", "--lr-plateau: FE's 1e-6 floor raises a smaller starting rate",
+             "pipeline_vae/builders.py",
+             "min_lr=min(FE_MIN_LR, float(tf.keras.backend.get_value(model.optimizer.learning_rate))))",
+             "min_lr=FE_MIN_LR)", ("tests/pipeline_vae/test_builders.py", )),
 )
 
 
@@ -155,7 +209,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     table = ["| mutation | where | what it breaks | caught | first failing test |", "|---|---|---|---|---|"]
     for m, caught, failed, _ in rows:
-        table.append(f"| `{m.name}` | `{m.path}` | {m.what} | {'yes' if caught else '**no**'} | "
+        what = m.what.replace("|", "\\|")  # (a Markdown table cell)
+        table.append(f"| `{m.name}` | `{m.path}` | {what} | {'yes' if caught else '**no**'} | "
                      f"{'`' + failed[0] + '`' if failed else '-'} |")
     missed = [m.name for m, caught, _, _ in rows if not caught]
     summary = f"{len(rows) - len(missed)} of {len(rows)} mutations caught" + (f"; missed: {', '.join(missed)}"
