@@ -250,7 +250,7 @@ def get_estimator(epochs: int = 5,
             only; None: silent).
         tensorboard: Also write TensorBoard event files to `save_dir/tensorboard`.
         loss: The loss by name: "analytic_kl" (AnalyticKLLoss, closed-form KL; the default, chosen by measurement: see
-            the README) or "mc_kl" (CVAELoss, the seed's one-sample Monte Carlo KL).
+            docs/results.md) or "mc_kl" (CVAELoss, the seed's one-sample Monte Carlo KL).
         model: The encoder/decoder family: "conv" (the seed's, the default) or "mlp" (the Keras examples' MLP).
         widths: Its layer widths: conv filters (2 values, default 32, 64) or MLP hidden sizes (default 512, 256);
             the decoder mirrors them. None: the family's default.

@@ -18,7 +18,7 @@ Two fixes to FE 1.7, both here and nowhere else:
    (the next epoch reshuffles anyway), so they are left out.
 
 RestoreWizard refuses to run under `fe.enable_deterministic` (a restored run cannot put every random generator back
-where it was). So a seeded run is reproducible but not checkpointed; see the README.
+where it was). So a seeded run is reproducible but not checkpointed; see docs/what-happens-if.md.
 """
 import json
 import os
