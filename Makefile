@@ -31,11 +31,12 @@ test: data
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Break the code on purpose, one mutation at a time, in a temporary copy; each must make a targeted test fail (about
-# 9 minutes here; not part of `make test`). The table goes to docs/mutation_check.md.
+# 10 minutes here; not part of `make test`). The table goes to docs/mutation_check.md.
 mutation-check: data
 	$(BIN)/python tools/mutation_check.py --report docs/mutation_check.md $(MUTATION_ARGS)
 
-# The full benchmark (about 21 minutes here: 1284 s in benchmarks/results/bench-full.json): table on stdout, numbers in benchmarks/results/bench.json.
+# The full benchmark (about 21 minutes here: 1284 s in benchmarks/results/bench-full.json): table on stdout, numbers
+# in benchmarks/results/bench.json.
 bench: data
 	$(BIN)/python -m benchmarks.bench --out $(BENCH_OUT) $(BENCH_ARGS)
 

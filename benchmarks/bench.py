@@ -1,6 +1,6 @@
 """pipeline-vae benchmarks: the project against a raw TensorFlow loop, measured in one run.
 
-    make bench                        # the full run (about 21 minutes on 2 cores); table + benchmarks/results/bench.json
+    make bench                        # the full run (about 21 minutes on 2 cores); table + results/bench.json
     make bench-smoke                  # every path on tiny sizes (what the tests run), results in a temporary folder
     .venv/bin/python -m benchmarks.bench --only train,eval --rounds 3
 

@@ -13,7 +13,8 @@ from ops.analytic_kl_loss import AnalyticKLLoss
 from ops.beta_vae_loss import BetaVAELoss
 from ops.binarize import Binarize
 from ops.cvae_loss import CVAELoss
-from ops.densities import bernoulli_log_likelihood, kl_to_standard_normal, log_normal_pdf
+from ops.densities import (bernoulli_log_likelihood, bits_per_dim, discretized_logistic_log_likelihood,
+                           gaussian_log_likelihood, kl_to_standard_normal, log_normal_pdf)
 from ops.deterministic_reparameterize import DeterministicReparameterizeOp
 from ops.dynamic_binarize import DynamicBinarize
 from ops.iwae_loss import IWAELoss
@@ -25,5 +26,6 @@ from ops.rescale import Rescale
 from ops.split import SplitOp
 
 __all__ = ["AnalyticKLLoss", "BetaVAELoss", "Binarize", "CVAELoss", "DeterministicReparameterizeOp",
-           "DynamicBinarize", "IWAELoss", "JointGradientOp", "KLWarmupLoss", "MultiSampleReparameterizeOp", "ReparameterizeOp", "Rescale",
-           "SplitOp", "bernoulli_log_likelihood", "kl_to_standard_normal", "log_normal_pdf"]
+           "DynamicBinarize", "IWAELoss", "JointGradientOp", "KLWarmupLoss", "MultiSampleReparameterizeOp",
+           "ReparameterizeOp", "Rescale", "SplitOp", "bernoulli_log_likelihood", "bits_per_dim",
+           "discretized_logistic_log_likelihood", "gaussian_log_likelihood", "kl_to_standard_normal", "log_normal_pdf"]

@@ -63,3 +63,84 @@ def kl_to_standard_normal(mean: tf.Tensor, logvar: tf.Tensor) -> tf.Tensor:
         The KL divergence of each row, [...].
     """
     return 0.5 * tf.reduce_sum(tf.exp(logvar) + tf.square(mean) - 1.0 - logvar, axis=-1)
+
+
+def _sum_per_example(values: tf.Tensor) -> tf.Tensor:
+    """Sum over every axis but the first: [B, ...] -> [B]."""
+    return tf.reduce_sum(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
+
+
+def gaussian_log_likelihood(x: tf.Tensor, mean: tf.Tensor, log_scale: tf.Tensor) -> tf.Tensor:
+    """Gaussian log-density log N(x; mean, exp(log_scale)^2), summed over every axis but the first.
+
+    = sum_i [ -1/2 ((x_i - mean_i) / s_i)^2 - log s_i - 1/2 log(2 pi) ],  s_i = exp(log_scale_i).
+
+    A density, not a probability: for images scaled to [0, 1] it is comparable with a discrete likelihood only after
+    the change of scale (see `bits_per_dim`).
+
+    Args:
+        x: Targets, [B, ...].
+        mean: Means, the same shape as `x`.
+        log_scale: Log standard deviations, broadcastable to `x` (per pixel, per channel or one scalar).
+
+    Returns:
+        log p(x) per example, [B].
+    """
+    mean = tf.convert_to_tensor(mean)
+    x, log_scale = tf.cast(x, mean.dtype), tf.cast(log_scale, mean.dtype)
+    standardized = (x - mean) * tf.exp(-log_scale)
+    return _sum_per_example(-0.5 * tf.square(standardized) - log_scale - 0.5 * LOG_2PI + tf.zeros_like(x))
+
+
+def discretized_logistic_log_likelihood(x: tf.Tensor, mean: tf.Tensor, log_scale: tf.Tensor,
+                                        bins: int = 256) -> tf.Tensor:
+    """log P(x) of a logistic(mean, exp(log_scale)) discretized into `bins` values on [0, 1], summed over every axis
+    but the first (Salimans et al. 2017, PixelCNN++, Eq. 2 with one mixture component).
+
+    Pixel values are the grid points k / (bins - 1); each owns the interval of half-width 1 / (2 (bins - 1)) around
+    it, and the two edge values own everything beyond (so the probabilities of the `bins` values sum to 1):
+    P(0) = F(0 + h), P(1) = 1 - F(1 - h), else P(x) = F(x + h) - F(x - h), with F the logistic CDF. Computed in log
+    space; where the interval's mass is below 1e-5 (a very sharp logistic) the density at the centre times the bin
+    width is used instead, as in PixelCNN++.
+
+    Args:
+        x: Targets on the grid k / (bins - 1) in [0, 1] (8-bit images / 255 for the default 256 bins), [B, ...].
+        mean: Logistic locations, the same shape as `x`.
+        log_scale: Log scales, broadcastable to `x`.
+        bins: Number of discrete values (256 for 8-bit images).
+
+    Returns:
+        log P(x) per example, in nats, [B].
+    """
+    mean = tf.convert_to_tensor(mean)
+    x, log_scale = tf.cast(x, mean.dtype), tf.cast(log_scale, mean.dtype) + tf.zeros_like(mean)
+    half = 0.5 / (bins - 1)
+    inv_scale = tf.exp(-log_scale)
+    upper, lower = inv_scale * (x - mean + half), inv_scale * (x - mean - half)
+    log_cdf_upper = upper - tf.nn.softplus(upper)  # log F(x + h)
+    log_survival_lower = -tf.nn.softplus(lower)  # log (1 - F(x - h))
+    mass = tf.sigmoid(upper) - tf.sigmoid(lower)
+    centre = inv_scale * (x - mean)
+    log_density_centre = centre - log_scale - 2.0 * tf.nn.softplus(centre)  # log of the logistic pdf at x
+    interior = tf.where(mass > 1e-5, tf.math.log(tf.maximum(mass, 1e-12)),
+                        log_density_centre + math.log(2.0 * half))
+    log_p = tf.where(x < half, log_cdf_upper, tf.where(x > 1.0 - half, log_survival_lower, interior))
+    return _sum_per_example(log_p)
+
+
+def bits_per_dim(log_likelihood_nats: tf.Tensor, dims: int) -> tf.Tensor:
+    """Convert a log-likelihood per example in nats into bits per dimension: -log p(x) / (dims * ln 2).
+
+    For a discrete likelihood (Bernoulli on binary pixels, discretized logistic on 8-bit pixels) this is the usual
+    figure. For a density on images scaled from 8 bits to [0, 1] (Gaussian), subtract dims * log(255) nats from the
+    log-density first (the change of variables x = y / 255 from 0..255 to [0, 1]: p_Y(y) = p_X(y / 255) / 255 per
+    dimension) to compare it with discrete models.
+
+    Args:
+        log_likelihood_nats: log p(x) per example (or its mean), nats.
+        dims: Dimensions per example (H * W * C).
+
+    Returns:
+        Bits per dimension (positive; lower is better).
+    """
+    return -tf.cast(log_likelihood_nats, tf.float64) / (dims * math.log(2.0))

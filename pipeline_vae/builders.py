@@ -252,8 +252,8 @@ def get_estimator(epochs: int = 5,
         loss: The loss by name: "analytic_kl" (AnalyticKLLoss, closed-form KL; the default, chosen by measurement: see
             docs/results.md) or "mc_kl" (CVAELoss, the seed's one-sample Monte Carlo KL).
         model: The encoder/decoder family: "conv" (the seed's, the default) or "mlp" (the Keras examples' MLP).
-        widths: Its layer widths: conv filters (2 values, default 32, 64) or MLP hidden sizes (default 512, 256);
-            the decoder mirrors them. None: the family's default.
+        widths: Its layer widths: conv filters (one stride-2 convolution each, default 32, 64) or MLP hidden sizes
+            (default 512, 256); the decoder mirrors them. None: the family's default.
         resume: Checkpoint every epoch to `save_dir/checkpoint` (FE's RestoreWizard, fixed for Python 3.11 in
             `pipeline_vae.resume`) and continue from the last checkpoint there, if any: both models and optimizers,
             epoch and step, the best metric so far and the log. A larger `epochs` than before extends the run. Not

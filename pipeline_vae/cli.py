@@ -243,8 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model", choices=("conv", "mlp"), default="conv",
                        help="encoder/decoder family: the seed's convolutional pair (default) or an MLP pair")
     train.add_argument("--widths", type=width_list, default=None, metavar="W1,W2,...",
-                       help="layer widths, encoder side first (conv: 2 filter counts, default 32,64; mlp: hidden "
-                       "sizes, default 512,256); the decoder mirrors them")
+                       help="layer widths, encoder side first (conv: one stride-2 convolution per filter count, "
+                       "default 32,64; mlp: hidden sizes, default 512,256); the decoder mirrors them")
     train.add_argument("--fresh", action="store_true",
                        help="start over: remove the previous run's files from SAVE_DIR (after checking that no other "
                        "process uses it) instead of resuming")

@@ -1,5 +1,7 @@
 """The encoder/decoder pairs: the convolutional one of the TensorFlow / FastEstimator CVAE tutorials (the default)
-and the MLP of the Keras VAE examples, with widths as parameters.
+and the MLP of the Keras VAE examples, with widths (and so the conv depth) as parameters, for images of any
+H x W x C (the decoder's output matches the input exactly). MNIST's 28x28x1 with the default widths is exactly the
+seed's architecture.
 
     encoder, decoder = MODELS["mlp"].build(latent_dim=2, widths=(512, 256))
 """
@@ -19,99 +21,164 @@ def _check_latent_dim(latent_dim: int) -> int:
     return latent_dim
 
 
-def _check_widths(widths: Sequence[int], length: Optional[int] = None) -> Tuple[int, ...]:
+def _check_widths(widths: Sequence[int]) -> Tuple[int, ...]:
     ok = isinstance(widths, (list, tuple)) and len(widths) >= 1 and all(
         isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths)
-    if not ok or (length is not None and len(widths) != length):
-        count = f"{length}" if length is not None else "one or more"
-        raise ValueError(f"widths must be a list of {count} positive integers, got {widths!r}")
+    if not ok:
+        raise ValueError(f"widths must be a list of one or more positive integers, got {widths!r}")
     return tuple(widths)
 
 
-def build_encoder(latent_dim: int = 2, widths: Sequence[int] = CONV_WIDTHS) -> tf.keras.Model:
-    """Conv widths[0] s2 -> Conv widths[1] s2 -> Flatten -> Dense 2*latent_dim (mean and log-variance, concatenated).
+def check_image_shape(image_shape: Sequence[int]) -> Tuple[int, int, int]:
+    """Return `image_shape` as (H, W, C) after checking it is three positive integers.
+
+    Raises:
+        ValueError: If it is not.
+    """
+    ok = isinstance(image_shape, (list, tuple)) and len(image_shape) == 3 and all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in image_shape)
+    if not ok:
+        raise ValueError(f"image_shape must be three positive integers (height, width, channels), got {image_shape!r}")
+    return tuple(image_shape)
+
+
+def _conv_out(size: int) -> int:
+    """Spatial size after a 3x3 stride-2 'valid' convolution."""
+    return (size - 3) // 2 + 1
+
+
+def _check_conv_depth(image_shape: Tuple[int, int, int], widths: Tuple[int, ...]) -> None:
+    for axis, size in (("height", image_shape[0]), ("width", image_shape[1])):
+        for _ in widths:
+            if size < 3:
+                raise ValueError(f"image {axis} {image_shape[0 if axis == 'height' else 1]} is too small for "
+                                 f"{len(widths)} stride-2 convolutions (widths {list(widths)}); use fewer widths")
+            size = _conv_out(size)
+
+
+def build_encoder(latent_dim: int = 2, widths: Sequence[int] = CONV_WIDTHS,
+                  image_shape: Sequence[int] = IMAGE_SHAPE) -> tf.keras.Model:
+    """One 3x3 stride-2 Conv per width -> Flatten -> Dense 2*latent_dim (mean and log-variance, concatenated).
+
+    With the defaults this is the seed's encoder: Conv 32 s2 -> Conv 64 s2 on 28x28x1.
 
     Args:
         latent_dim: Size of z.
-        widths: The filters of the two 3x3 stride-2 convolutions (the seed's: 32, 64).
+        widths: The filters of the stride-2 convolutions, input side first (the seed's: 32, 64).
+        image_shape: (H, W, C) of the input images.
 
     Returns:
-        A Keras Sequential taking [B, 28, 28, 1] floats and returning [B, 2 * latent_dim].
+        A Keras Sequential taking [B, H, W, C] floats and returning [B, 2 * latent_dim].
 
     Raises:
-        ValueError: If `latent_dim` is not a positive integer or `widths` is not two positive integers.
+        ValueError: If `latent_dim` is not a positive integer, `widths` not positive integers, `image_shape` not three
+            positive integers, or the image too small for that many stride-2 convolutions.
     """
-    latent_dim, widths = _check_latent_dim(latent_dim), _check_widths(widths, length=2)
-    return tf.keras.Sequential([
-        tf.keras.layers.InputLayer(input_shape=IMAGE_SHAPE),
-        tf.keras.layers.Conv2D(widths[0], kernel_size=3, strides=(2, 2), activation="relu"),
-        tf.keras.layers.Conv2D(widths[1], kernel_size=3, strides=(2, 2), activation="relu"),
-        tf.keras.layers.Flatten(),
-        tf.keras.layers.Dense(2 * latent_dim),
-    ], name="encoder")
+    latent_dim, widths, image_shape = _check_latent_dim(latent_dim), _check_widths(widths), check_image_shape(
+        image_shape)
+    _check_conv_depth(image_shape, widths)
+    return tf.keras.Sequential([tf.keras.layers.InputLayer(input_shape=image_shape)] + [
+        tf.keras.layers.Conv2D(w, kernel_size=3, strides=(2, 2), activation="relu") for w in widths
+    ] + [tf.keras.layers.Flatten(), tf.keras.layers.Dense(2 * latent_dim)], name="encoder")
 
 
-def build_decoder(latent_dim: int = 2, widths: Sequence[int] = CONV_WIDTHS) -> tf.keras.Model:
-    """Dense 7*7*widths[0] -> Reshape -> ConvT widths[1] s2 -> ConvT widths[0] s2 -> ConvT 1 s1, returning logits.
+def build_decoder(latent_dim: int = 2, widths: Sequence[int] = CONV_WIDTHS, image_shape: Sequence[int] = IMAGE_SHAPE,
+                  out_channels: Optional[int] = None) -> tf.keras.Model:
+    """Dense -> Reshape -> one 3x3 stride-2 ConvT per width (mirrored) -> ConvT out_channels s1 [-> crop], linear.
+
+    The start grid is ceil(H / 2^depth) x ceil(W / 2^depth) with widths[0] channels; each transposed convolution
+    doubles it, and a final crop (only when H or W is not a multiple of 2^depth) makes the output exactly H x W. With
+    the defaults this is the seed's decoder: Dense 7*7*32 -> ConvT 64 s2 -> ConvT 32 s2 -> ConvT 1, 28x28x1, no crop.
 
     Args:
         latent_dim: Size of z.
         widths: The encoder's widths, mirrored (the seed's: 32, 64 gives Dense 7*7*32, ConvT 64, ConvT 32).
+        image_shape: (H, W, C) of the images it decodes to.
+        out_channels: Channels of the output (the likelihood's parameters per pixel); None: C (one logit per value).
 
     Returns:
-        A Keras Sequential taking [B, latent_dim] and returning Bernoulli logits [B, 28, 28, 1] (no sigmoid).
+        A Keras Sequential taking [B, latent_dim] and returning [B, H, W, out_channels] (no activation).
 
     Raises:
-        ValueError: If `latent_dim` is not a positive integer or `widths` is not two positive integers.
+        ValueError: For the reasons `build_encoder` gives, or `out_channels` not a positive integer.
     """
-    latent_dim, widths = _check_latent_dim(latent_dim), _check_widths(widths, length=2)
-    return tf.keras.Sequential([
+    latent_dim, widths, image_shape = _check_latent_dim(latent_dim), _check_widths(widths), check_image_shape(
+        image_shape)
+    out_channels = _check_out_channels(out_channels, image_shape)
+    _check_conv_depth(image_shape, widths)
+    height, width = image_shape[0], image_shape[1]
+    scale = 2**len(widths)
+    start = (-(-height // scale), -(-width // scale))
+    layers = [
         tf.keras.layers.InputLayer(input_shape=(latent_dim, )),
-        tf.keras.layers.Dense(units=7 * 7 * widths[0], activation="relu"),
-        tf.keras.layers.Reshape(target_shape=(7, 7, widths[0])),
-        tf.keras.layers.Conv2DTranspose(widths[1], kernel_size=3, strides=2, padding="same", activation="relu"),
-        tf.keras.layers.Conv2DTranspose(widths[0], kernel_size=3, strides=2, padding="same", activation="relu"),
-        tf.keras.layers.Conv2DTranspose(1, kernel_size=3, strides=1, padding="same"),
-    ], name="decoder")
+        tf.keras.layers.Dense(units=start[0] * start[1] * widths[0], activation="relu"),
+        tf.keras.layers.Reshape(target_shape=(start[0], start[1], widths[0])),
+    ] + [
+        tf.keras.layers.Conv2DTranspose(w, kernel_size=3, strides=2, padding="same", activation="relu")
+        for w in reversed(widths)
+    ] + [tf.keras.layers.Conv2DTranspose(out_channels, kernel_size=3, strides=1, padding="same")]
+    extra = (start[0] * scale - height, start[1] * scale - width)
+    if any(extra):
+        layers.append(tf.keras.layers.Cropping2D(((extra[0] // 2, extra[0] - extra[0] // 2),
+                                                  (extra[1] // 2, extra[1] - extra[1] // 2))))
+    return tf.keras.Sequential(layers, name="decoder")
 
 
-def build_mlp_encoder(latent_dim: int = 2, widths: Sequence[int] = MLP_WIDTHS) -> tf.keras.Model:
+def _check_out_channels(out_channels: Optional[int], image_shape: Tuple[int, int, int]) -> int:
+    if out_channels is None:
+        return image_shape[2]
+    if isinstance(out_channels, bool) or not isinstance(out_channels, int) or out_channels < 1:
+        raise ValueError(f"out_channels must be a positive integer or None, got {out_channels!r}")
+    return out_channels
+
+
+def build_mlp_encoder(latent_dim: int = 2, widths: Sequence[int] = MLP_WIDTHS,
+                      image_shape: Sequence[int] = IMAGE_SHAPE) -> tf.keras.Model:
     """Flatten -> Dense widths[0] relu -> ... -> Dense 2*latent_dim (the Keras VAE examples' 512-256 MLP).
 
     Args:
         latent_dim: Size of z.
         widths: Hidden layer sizes, input side first.
+        image_shape: (H, W, C) of the input images.
 
     Returns:
-        A Keras Sequential taking [B, 28, 28, 1] floats and returning [B, 2 * latent_dim].
+        A Keras Sequential taking [B, H, W, C] floats and returning [B, 2 * latent_dim].
 
     Raises:
-        ValueError: If `latent_dim` is not a positive integer or `widths` is not a list of positive integers.
+        ValueError: If `latent_dim` is not a positive integer, `widths` is not a list of positive integers or
+            `image_shape` not three positive integers.
     """
-    latent_dim, widths = _check_latent_dim(latent_dim), _check_widths(widths)
-    return tf.keras.Sequential([tf.keras.layers.InputLayer(input_shape=IMAGE_SHAPE), tf.keras.layers.Flatten()] +
+    latent_dim, widths, image_shape = _check_latent_dim(latent_dim), _check_widths(widths), check_image_shape(
+        image_shape)
+    return tf.keras.Sequential([tf.keras.layers.InputLayer(input_shape=image_shape), tf.keras.layers.Flatten()] +
                                [tf.keras.layers.Dense(w, activation="relu") for w in widths] +
                                [tf.keras.layers.Dense(2 * latent_dim)], name="encoder")
 
 
-def build_mlp_decoder(latent_dim: int = 2, widths: Sequence[int] = MLP_WIDTHS) -> tf.keras.Model:
-    """Dense widths[-1] relu -> ... -> Dense widths[0] relu -> Dense 784 -> Reshape, returning logits.
+def build_mlp_decoder(latent_dim: int = 2, widths: Sequence[int] = MLP_WIDTHS, image_shape: Sequence[int] = IMAGE_SHAPE,
+                      out_channels: Optional[int] = None) -> tf.keras.Model:
+    """Dense widths[-1] relu -> ... -> Dense widths[0] relu -> Dense H*W*out_channels -> Reshape, linear.
 
     Args:
         latent_dim: Size of z.
         widths: The encoder's hidden sizes, mirrored here (input side first, as for the encoder).
+        image_shape: (H, W, C) of the images it decodes to.
+        out_channels: Channels of the output (the likelihood's parameters per pixel); None: C (one logit per value).
 
     Returns:
-        A Keras Sequential taking [B, latent_dim] and returning Bernoulli logits [B, 28, 28, 1] (no sigmoid).
+        A Keras Sequential taking [B, latent_dim] and returning [B, H, W, out_channels] (no activation).
 
     Raises:
-        ValueError: If `latent_dim` is not a positive integer or `widths` is not a list of positive integers.
+        ValueError: For the reasons `build_mlp_encoder` gives, or `out_channels` not a positive integer.
     """
-    latent_dim, widths = _check_latent_dim(latent_dim), _check_widths(widths)
+    latent_dim, widths, image_shape = _check_latent_dim(latent_dim), _check_widths(widths), check_image_shape(
+        image_shape)
+    out_channels = _check_out_channels(out_channels, image_shape)
+    out_shape = (image_shape[0], image_shape[1], out_channels)
     return tf.keras.Sequential([tf.keras.layers.InputLayer(input_shape=(latent_dim, ))] +
                                [tf.keras.layers.Dense(w, activation="relu") for w in reversed(widths)] +
-                               [tf.keras.layers.Dense(28 * 28), tf.keras.layers.Reshape(IMAGE_SHAPE)],
-                               name="decoder")
+                               [tf.keras.layers.Dense(out_shape[0] * out_shape[1] * out_shape[2]),
+                                tf.keras.layers.Reshape(out_shape)], name="decoder")
 
 
 @dataclass(frozen=True)
@@ -119,30 +186,35 @@ class ModelFamily:
     """An encoder/decoder pair selectable by name (`get_estimator(model=...)`, `pipeline-vae train --model`).
 
     Args:
-        encoder: (latent_dim, widths) -> encoder.
-        decoder: (latent_dim, widths) -> decoder.
+        encoder: (latent_dim, widths, image_shape) -> encoder.
+        decoder: (latent_dim, widths, image_shape, out_channels) -> decoder.
         widths: The default widths.
-        n_widths: How many widths the family takes (None: any number from one up).
+        check_shape: (image_shape, widths) -> None, raising ValueError for images the family cannot take.
     """
-    encoder: Callable[[int, Sequence[int]], tf.keras.Model]
-    decoder: Callable[[int, Sequence[int]], tf.keras.Model]
+    encoder: Callable[..., tf.keras.Model]
+    decoder: Callable[..., tf.keras.Model]
     widths: Tuple[int, ...]
-    n_widths: Optional[int] = None
+    check_shape: Optional[Callable[[Tuple[int, int, int], Tuple[int, ...]], None]] = None
 
-    def check(self, latent_dim: int, widths: Optional[Sequence[int]] = None) -> None:
+    def check(self, latent_dim: int, widths: Optional[Sequence[int]] = None,
+              image_shape: Sequence[int] = IMAGE_SHAPE) -> None:
         """Raise the ValueError `build` would, without building anything."""
         _check_latent_dim(latent_dim)
-        if widths is not None:
-            _check_widths(widths, self.n_widths)
+        image_shape = check_image_shape(image_shape)
+        widths = _check_widths(self.widths if widths is None else widths)
+        if self.check_shape is not None:
+            self.check_shape(image_shape, widths)
 
-    def build(self, latent_dim: int, widths: Optional[Sequence[int]] = None) -> Tuple[tf.keras.Model, tf.keras.Model]:
-        """Both models, with `widths` (None: the family's default)."""
+    def build(self, latent_dim: int, widths: Optional[Sequence[int]] = None, image_shape: Sequence[int] = IMAGE_SHAPE,
+              out_channels: Optional[int] = None) -> Tuple[tf.keras.Model, tf.keras.Model]:
+        """Both models, with `widths` (None: the family's default), for `image_shape` images."""
         widths = self.widths if widths is None else widths
-        return self.encoder(latent_dim, widths), self.decoder(latent_dim, widths)
+        return (self.encoder(latent_dim, widths, image_shape),
+                self.decoder(latent_dim, widths, image_shape, out_channels))
 
 
 MODELS: Dict[str, ModelFamily] = {
-    "conv": ModelFamily(build_encoder, build_decoder, CONV_WIDTHS, n_widths=2),
+    "conv": ModelFamily(build_encoder, build_decoder, CONV_WIDTHS, check_shape=_check_conv_depth),
     "mlp": ModelFamily(build_mlp_encoder, build_mlp_decoder, MLP_WIDTHS),
 }
 DEFAULT_MODEL = "conv"

@@ -56,14 +56,16 @@ MUTATIONS: Tuple[Mutation, ...] = (
     Mutation("kl_doubled_in_evaluate", "evaluation: analytic KL doubled", "pipeline_vae/metrics.py",
              "return recon, kl_mc, kl_to_standard_normal(mean, logvar), mean",
              "return recon, kl_mc, 2.0 * kl_to_standard_normal(mean, logvar), mean", METRICS_TESTS),
-    Mutation("iwae_example_major", "IWAELoss: x, mean, logvar tiled example-major (samples paired with the wrong images)",
+    Mutation("iwae_example_major",
+             "IWAELoss: x, mean, logvar tiled example-major (samples paired with the wrong images)",
              "ops/iwae_loss.py",
              "targets = tf.tile(x, tf.concat([[self.k], tf.ones([tf.rank(x) - 1], tf.int32)], axis=0))\n"
              "        log_px = bernoulli_log_likelihood(targets, x_logit)\n"
              "        tiled = [tf.tile(t, [self.k, 1]) for t in (mean, logvar)]",
              "targets = tf.repeat(x, self.k, axis=0)\n"
              "        log_px = bernoulli_log_likelihood(targets, x_logit)\n"
-             "        tiled = [tf.repeat(t, self.k, axis=0) for t in (mean, logvar)]", ("tests/ops/test_iwae_loss.py", )),
+             "        tiled = [tf.repeat(t, self.k, axis=0) for t in (mean, logvar)]",
+             ("tests/ops/test_iwae_loss.py", )),
     Mutation("resume_noise_weights", "resume: model weights replaced by noise right after the restore",
              "pipeline_vae/resume.py", "        super().on_begin(data)\n",
              "        super().on_begin(data)\n        import numpy as np\n"
@@ -167,6 +169,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error(f"unknown mutation(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     chosen = [m for m in MUTATIONS if args.only is None or m.name in args.only]
 
+    # The tree is copied now: name the commit (and whether tracked files differed from it) now, not at the end.
+    commit = run(["git", "rev-parse", "--short", "HEAD"], ROOT, dict(os.environ)).stdout.strip()
+    dirty = run(["git", "status", "--porcelain", "--untracked-files=no"], ROOT, dict(os.environ)).stdout.strip()
     copy = tempfile.mkdtemp(prefix="pipeline-vae-mutation-")
     try:
         copy_tree(copy)
@@ -219,10 +224,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     missed = [m.name for m, caught, _, _ in rows if not caught]
     summary = f"{len(rows) - len(missed)} of {len(rows)} mutations caught" + (f"; missed: {', '.join(missed)}"
                                                                                if missed else "")
+    if args.only:
+        summary += f" (only {len(rows)} of the {len(MUTATIONS)} were run)"
     print("\n" + "\n".join(table) + "\n\n" + summary)
     if args.report:
-        commit = run(["git", "rev-parse", "--short", "HEAD"], ROOT, dict(os.environ)).stdout.strip()
-        dirty = run(["git", "status", "--porcelain", "--untracked-files=no"], ROOT, dict(os.environ)).stdout.strip()
         from pipeline_vae.atomic import atomic_path
         text = (f"# Last mutation check\n\n`make mutation-check` on commit `{commit}`"
                 f"{' (with uncommitted changes)' if dirty else ''}, {time.strftime('%Y-%m-%d')}: {summary}.\n\n" +

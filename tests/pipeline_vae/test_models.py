@@ -49,9 +49,42 @@ def test_conv_widths_are_parameters():
     assert decoder(tf.zeros([1, 2])).shape == (1, 28, 28, 1)
 
 
-@pytest.mark.parametrize("family, widths", [("conv", [32]), ("conv", [32, 64, 128]), ("mlp", []), ("mlp", [0]),
+@pytest.mark.parametrize("family, widths", [("conv", []), ("conv", [32, 0]), ("mlp", []), ("mlp", [0]),
                                             ("mlp", "512"), ("mlp", [2.5])])
 def test_bad_widths_are_clear_errors(family, widths):
     from pipeline_vae.models import MODELS
     with pytest.raises(ValueError, match="widths must be a list of"):
         MODELS[family].build(latent_dim=2, widths=widths)
+
+
+@pytest.mark.parametrize("family", ["conv", "mlp"])
+@pytest.mark.parametrize("image_shape", [(8, 8, 1), (28, 28, 1), (32, 32, 3), (13, 17, 3), (30, 64, 2)])
+def test_any_image_shape_round_trips_exactly(family, image_shape):
+    """The decoder's output is exactly H x W, with one channel per image channel (or `out_channels`)."""
+    from pipeline_vae.models import MODELS
+    encoder, decoder = MODELS[family].build(latent_dim=3, image_shape=image_shape)
+    assert encoder(tf.zeros([2, *image_shape])).shape == (2, 6)
+    assert decoder(tf.zeros([2, 3])).shape == (2, *image_shape)
+    _, two_per_value = MODELS[family].build(latent_dim=3, image_shape=image_shape, out_channels=2 * image_shape[2])
+    assert two_per_value(tf.zeros([1, 3])).shape == (1, image_shape[0], image_shape[1], 2 * image_shape[2])
+
+
+def test_conv_depth_follows_the_widths_and_is_checked_against_the_image():
+    from pipeline_vae.models import MODELS
+    encoder, decoder = MODELS["conv"].build(latent_dim=2, widths=(8, 16, 32), image_shape=(32, 32, 3))
+    assert [layer.filters for layer in encoder.layers if hasattr(layer, "filters")] == [8, 16, 32]
+    assert decoder.layers[0].units == 4 * 4 * 8  # ceil(32 / 2^3) = 4
+    assert [layer.filters for layer in decoder.layers if hasattr(layer, "filters")] == [32, 16, 8, 3]
+    # 8 -> 3 -> 1: two stride-2 convolutions fit an 8x8 image, three do not.
+    MODELS["conv"].check(2, (8, 16), image_shape=(8, 8, 1))
+    with pytest.raises(ValueError, match=r"image height 8 is too small for 3 stride-2 convolutions"):
+        MODELS["conv"].check(2, (8, 16, 32), image_shape=(8, 8, 1))
+    with pytest.raises(ValueError, match=r"image width 5 is too small for 2 stride-2 convolutions"):
+        MODELS["conv"].build(2, image_shape=(28, 5, 1))
+
+
+@pytest.mark.parametrize("bad", [(28, 28), (28, 28, 0), [28, 28, 1.0], "28x28", (28, 28, True)])
+def test_image_shape_is_checked(bad):
+    from pipeline_vae.models import MODELS
+    with pytest.raises(ValueError, match="image_shape must be three positive integers"):
+        MODELS["mlp"].build(2, image_shape=bad)

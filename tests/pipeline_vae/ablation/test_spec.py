@@ -122,6 +122,8 @@ def test_the_shipped_specs_are_valid():
 
 
 def test_widths_are_checked_against_the_model_family():
-    text = VALID.replace("set: {model: mlp, widths: [64, 32], latent_dim: 5}", "set: {model: conv, widths: [8]}")
-    assert _error(text).startswith("spec.yaml:18: variants[4].set.widths: conv model: widths must be a list of 2 "
-                                   "positive integers")
+    """One stride-2 convolution per width: four do not fit a 28x28 digit (28 -> 13 -> 6 -> 2)."""
+    text = VALID.replace("set: {model: mlp, widths: [64, 32], latent_dim: 5}",
+                         "set: {model: conv, widths: [8, 16, 32, 64]}")
+    assert _error(text).startswith("spec.yaml:18: variants[4].set.widths: conv model: image height 28 is too small "
+                                   "for 4 stride-2 convolutions")
