@@ -1,3 +1,4 @@
+import csv
 import os
 
 import pytest
@@ -157,7 +158,6 @@ def test_train_rejects_bad_widths(capsys):
 
 
 def _log_rows(save_dir):
-    import csv
     with open(os.path.join(save_dir, "train_log.csv")) as file:
         return list(csv.DictReader(file))
 
@@ -199,7 +199,8 @@ def test_early_stop_ends_the_run_and_lr_plateau_divides_the_rate_by_ten(tmp_path
     evals = [r for r in _log_rows(save_dir) if r["mode"] == "eval"]
     assert 2 <= len(evals) < 8 and "FastEstimator-EarlyStopping: 'elbo' triggered an early stop" in result.stdout
     elbos = [float(r["elbo"]) for r in evals]
-    assert elbos[-1] <= max(elbos[:-1]) and all(b > a for a, b in zip(elbos[:-2], elbos[1:-1]))  # stopped at the first
+    assert all(b > a for a, b in zip(elbos[:-2], elbos[1:-1]))  # every epoch before the last improved ...
+    assert elbos[-1] <= max(elbos[:-1])  # ... and the last did not: it stopped at the first that did not
     assert all(r["encoder_lr"] == r["decoder_lr"] == "" for r in evals[:-1])  # no reduction before
     assert float(evals[-1]["encoder_lr"]) == pytest.approx(0.003) and float(evals[-1]["decoder_lr"]) == pytest.approx(
         0.003)

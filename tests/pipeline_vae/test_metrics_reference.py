@@ -40,15 +40,14 @@ def np_kl(mean, logvar):
 
 
 @pytest.fixture(scope="module")
-def fixed():
+def fixed(mnist):
     """The model, six distinct binarized digits as the model sees them, and the network outputs."""
     encoder, decoder = build_mlp_encoder(LATENT, (16, )), build_mlp_decoder(LATENT, (16, ))
     rng = np.random.default_rng(0)
     for model in (encoder, decoder):
         model.set_weights([rng.normal(0, 0.3, w.shape).astype(np.float32) for w in model.get_weights()])
     vae = CVAE(encoder, decoder)
-    from pipeline_vae.data import load_mnist
-    images = load_mnist().x_test[:6]
+    images = mnist.x_test[:6]
     x = (images >= 128).astype(np.float64)[..., None]  # binarized at 0.5, computed here from the uint8 values
     out = encoder(x.astype(np.float32)).numpy().astype(np.float64)
     mean, logvar = out[:, :LATENT], out[:, LATENT:]
