@@ -7,7 +7,7 @@ from fastestimator.op.tensorop.loss.loss import LossOp
 from fastestimator.util.traceability_util import traceable
 
 from ops._checks import require_tf
-from ops.densities import bernoulli_log_likelihood, clamp_logvar, log_normal_pdf
+from ops.densities import bernoulli_log_likelihood, clamp_logvar, monte_carlo_kl
 
 
 @traceable()
@@ -55,7 +55,7 @@ class CVAELoss(LossOp):
 
     def kl_term(self, mean: tf.Tensor, logvar: tf.Tensor, z: tf.Tensor) -> tf.Tensor:
         """The KL(q(z|x) || p(z)) estimate per example, [B]: here log q(z|x) - log p(z) at the one sample z."""
-        return log_normal_pdf(z, mean, logvar) - log_normal_pdf(z, 0.0, 0.0)
+        return monte_carlo_kl(z, mean, logvar)
 
     def kl_weight(self, state: Dict[str, Any]) -> Union[float, tf.Tensor]:
         """The factor on the KL term for this step (1: the ELBO). `state` is FE's (it has "mode" and "epoch")."""

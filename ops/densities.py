@@ -33,6 +33,40 @@ def log_normal_pdf(sample: tf.Tensor, mean: tf.Tensor, logvar: tf.Tensor) -> tf.
     return -0.5 * tf.reduce_sum(tf.square(sample - mean) * tf.exp(-logvar) + logvar + LOG_2PI, axis=-1)
 
 
+def monte_carlo_kl(z: tf.Tensor, mean: tf.Tensor, logvar: tf.Tensor) -> tf.Tensor:
+    """The one-sample estimate of KL(q(z|x) || N(0, I)) at a sample z: log q(z|x) - log p(z), summed over the last axis.
+
+    Minus it, added to log p(x|z), is the log importance weight log p(x, z) - log q(z|x) of the IW bound (Burda et al.
+    2016, Eq. 8), whose average over one sample is the Monte Carlo ELBO.
+
+    Args:
+        z: Samples, [..., L].
+        mean: Posterior means, broadcastable to `z`.
+        logvar: Posterior log-variances, broadcastable to `z`.
+
+    Returns:
+        log q(z|x) - log p(z) per sample, [...].
+    """
+    return log_normal_pdf(z, mean, logvar) - log_normal_pdf(z, 0.0, 0.0)
+
+
+def log_mean_exp(values: tf.Tensor, axis: int = 0) -> tf.Tensor:
+    """log(1/K sum_k exp(values_k)) along `axis` (K its length), computed stably with log-sum-exp.
+
+    Over K log importance weights this is the K-sample IW bound (Burda et al. 2016, Eq. 8).
+
+    Args:
+        values: Log-values, any float dtype.
+        axis: The axis averaged over.
+
+    Returns:
+        `values` reduced over `axis`.
+    """
+    values = tf.convert_to_tensor(values)
+    count = tf.cast(tf.shape(values)[axis], values.dtype)
+    return tf.reduce_logsumexp(values, axis=axis) - tf.math.log(count)
+
+
 def bernoulli_log_likelihood(x: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     """Bernoulli log-likelihood log p(x | logits), summed over every axis but the first.
 

@@ -1,12 +1,11 @@
 """IWAELoss: the negative importance-weighted bound with k samples per image."""
-import math
 from typing import Any, Dict, Iterable, List, Union
 
 import tensorflow as tf
 from fastestimator.util.traceability_util import traceable
 
 from ops.cvae_loss import CVAELoss
-from ops.densities import bernoulli_log_likelihood, clamp_logvar, log_normal_pdf
+from ops.densities import bernoulli_log_likelihood, clamp_logvar, log_mean_exp, monte_carlo_kl
 
 
 @traceable()
@@ -64,14 +63,14 @@ class IWAELoss(CVAELoss):
         targets = tf.tile(x, tf.concat([[self.k], tf.ones([tf.rank(x) - 1], tf.int32)], axis=0))
         log_px = bernoulli_log_likelihood(targets, x_logit)
         tiled = [tf.tile(t, [self.k, 1]) for t in (mean, logvar)]
-        log_w = log_px + log_normal_pdf(z, 0.0, 0.0) - log_normal_pdf(z, tiled[0], tiled[1])
+        log_w = log_px - monte_carlo_kl(z, tiled[0], tiled[1])
         return tf.reshape(log_w, [self.k, batch])
 
     def forward(self, data: List[tf.Tensor], state: Dict[str, Any]) -> tf.Tensor:
         x, x_logit, mean, logvar, z = data
         log_w = self.log_weights(x, x_logit, mean, clamp_logvar(logvar), z)
         if state.get("mode") == "train":
-            loss = -(tf.reduce_logsumexp(log_w, axis=0) - math.log(self.k))
+            loss = -log_mean_exp(log_w, axis=0)
         else:
             loss = -tf.reduce_mean(log_w, axis=0)
         return tf.reduce_mean(loss) if self.average_loss else loss

@@ -7,7 +7,7 @@ and active latent units.
 All values are averages over the images given. The importance-weighted bound (Burda, Grosse & Salakhutdinov 2016,
 Eq. 8) is log p(x) >= E[log 1/K sum_k p(x, z_k) / q(z_k | x)], z_k ~ q(z|x); K = 1 is the ELBO, and it tightens as K
 grows. Every image's K samples are decoded in one vectorised call (images are grouped so that one call decodes at most
-`max_decodes` latent vectors), and log-sum-exp keeps it stable.
+`max_decodes` latent vectors); the log-weights and their log-mean-exp are `ops.densities`' (as in `IWAELoss`).
 """
 import math
 import time
@@ -16,7 +16,7 @@ from typing import Dict, Optional
 import numpy as np
 import tensorflow as tf
 
-from ops.densities import bernoulli_log_likelihood, clamp_logvar, kl_to_standard_normal, log_normal_pdf
+from ops.densities import bernoulli_log_likelihood, clamp_logvar, kl_to_standard_normal, log_mean_exp, monte_carlo_kl
 from pipeline_vae.inference import CVAE
 from pipeline_vae.progress import Progress
 
@@ -50,7 +50,7 @@ class _Evaluator:
         logvar = clamp_logvar(logvar)
         z = mean + tf.exp(0.5 * logvar) * eps
         recon = bernoulli_log_likelihood(x, self.vae.decoder(z, training=False))
-        kl_mc = log_normal_pdf(z, mean, logvar) - log_normal_pdf(z, 0.0, 0.0)
+        kl_mc = monte_carlo_kl(z, mean, logvar)
         return recon, kl_mc, kl_to_standard_normal(mean, logvar), mean
 
     @tf.function(reduce_retracing=True)
@@ -63,7 +63,7 @@ class _Evaluator:
         logits = self.vae.decoder(tf.reshape(z, [k * b, -1]), training=False)  # one call for all K*B samples
         targets = tf.reshape(tf.broadcast_to(x[None], tf.concat([[k], tf.shape(x)], 0)), tf.shape(logits))
         log_px = tf.reshape(bernoulli_log_likelihood(targets, logits), [k, b])
-        return log_px + log_normal_pdf(z, 0.0, 0.0) - log_normal_pdf(z, mean[None], logvar[None])
+        return log_px - monte_carlo_kl(z, mean[None], logvar[None])
 
 
 def iw_bound(vae: CVAE, images: np.ndarray, k: int, seed: Optional[int] = 0, max_decodes: int = 5000,
@@ -99,9 +99,7 @@ def iw_bound(vae: CVAE, images: np.ndarray, k: int, seed: Optional[int] = 0, max
             evaluator.log_weights(xb, rng.normal([min(chunk, k - j), xb.shape[0], vae.latent_dim])).numpy()
             for j in range(0, k, chunk)
         ]
-        log_w = np.concatenate(parts, axis=0).astype(np.float64)
-        top = log_w.max(axis=0)
-        out[start:start + len(xb)] = top + np.log(np.mean(np.exp(log_w - top), axis=0))
+        out[start:start + len(xb)] = log_mean_exp(np.concatenate(parts, axis=0).astype(np.float64), axis=0).numpy()
         if progress is not None:
             progress.update(len(xb))
     return out

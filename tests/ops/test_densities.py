@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from ops import (bernoulli_log_likelihood, bits_per_dim, discretized_logistic_log_likelihood, gaussian_log_likelihood,
                  kl_to_standard_normal, log_normal_pdf)
+from ops.densities import log_mean_exp, monte_carlo_kl
 
 
 def test_standard_normal_at_zero():
@@ -82,3 +83,19 @@ def test_bits_per_dim():
     # A uniform guess over 256 values: log P = -D log 256, exactly 8 bits per dimension.
     assert float(bits_per_dim(-784 * math.log(256.0), 784)) == pytest.approx(8.0)
     assert float(bits_per_dim(tf.constant(-784 * math.log(2.0)), 784)) == pytest.approx(1.0)
+
+
+def test_log_mean_exp_by_hand_and_stable():
+    # log((1 + 3) / 2) = log 2, along either axis; and shifted by 1000 it neither overflows nor loses the log 2.
+    values = tf.constant([[0.0, math.log(3.0)], [0.0, math.log(3.0)]], tf.float64)
+    np.testing.assert_allclose(log_mean_exp(values, axis=1).numpy(), [math.log(2.0)] * 2, rtol=1e-12)
+    np.testing.assert_allclose(log_mean_exp(values + 1000.0, axis=1).numpy(), [1000.0 + math.log(2.0)] * 2, rtol=1e-12)
+    np.testing.assert_allclose(log_mean_exp(values, axis=0).numpy(), [0.0, math.log(3.0)], rtol=1e-12)
+
+
+def test_monte_carlo_kl_by_hand():
+    # At z = mean = 0 with logvar 0, q = p: 0. At z = 1, mean 1, variance 1/4 (one dimension):
+    # log q = -1/2 (log 2 pi + log 1/4), log p = -1/2 (log 2 pi + 1): log q - log p = 1/2 (log 4 + 1).
+    assert float(monte_carlo_kl(tf.zeros([1, 3]), 0.0, 0.0)[0]) == pytest.approx(0.0, abs=1e-6)
+    got = monte_carlo_kl(tf.ones([1, 1]), tf.ones([1, 1]), tf.constant([[math.log(0.25)]]))
+    assert float(got[0]) == pytest.approx(0.5 * (math.log(4.0) + 1.0), rel=1e-6)
