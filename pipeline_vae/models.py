@@ -48,11 +48,13 @@ def _conv_out(size: int) -> int:
 
 
 def _check_conv_depth(image_shape: Tuple[int, int, int], widths: Tuple[int, ...]) -> None:
-    for axis, size in (("height", image_shape[0]), ("width", image_shape[1])):
+    """Raise if a 3x3 stride-2 'valid' convolution per width does not fit the image (each needs 3 pixels)."""
+    for axis, original in (("height", image_shape[0]), ("width", image_shape[1])):
+        size = original
         for _ in widths:
             if size < 3:
-                raise ValueError(f"image {axis} {image_shape[0 if axis == 'height' else 1]} is too small for "
-                                 f"{len(widths)} stride-2 convolutions (widths {list(widths)}); use fewer widths")
+                raise ValueError(f"image {axis} {original} is too small for {len(widths)} stride-2 convolutions "
+                                 f"(widths {list(widths)}); use fewer widths")
             size = _conv_out(size)
 
 
