@@ -10,15 +10,16 @@ grows. Every image's K samples are decoded in one vectorised call (images are gr
 `max_decodes` latent vectors); the log-weights and their log-mean-exp are `ops.densities`' (as in `IWAELoss`).
 """
 import math
+import sys
 import time
-from typing import Dict, Optional
+from typing import Dict, Optional, TextIO
 
 import numpy as np
 import tensorflow as tf
+from tqdm import tqdm
 
 from ops.densities import bernoulli_log_likelihood, clamp_logvar, kl_to_standard_normal, log_mean_exp, monte_carlo_kl
 from pipeline_vae.inference import CVAE
-from pipeline_vae.progress import Progress
 
 #: Burda et al.'s threshold on Cov_x(E_q[z_d]) for counting latent unit d as active.
 ACTIVE_UNIT_THRESHOLD = 0.01
@@ -66,8 +67,17 @@ class _Evaluator:
         return log_px - monte_carlo_kl(z, mean[None], logvar[None])
 
 
+def progress_bar(total: int, label: str, disable: bool = False, file: Optional[TextIO] = None) -> tqdm:
+    """A tqdm bar over `total` images on stderr: redrawn in place on a terminal, and in logs (not a terminal) at most
+    once a minute, so a 20-minute evaluation leaves a short log."""
+    file = sys.stderr if file is None else file
+    tty = hasattr(file, "isatty") and file.isatty()
+    return tqdm(total=total, desc=label, unit="img", file=file, disable=disable, mininterval=0.5 if tty else 60.0,
+                dynamic_ncols=tty)
+
+
 def iw_bound(vae: CVAE, images: np.ndarray, k: int, seed: Optional[int] = 0, max_decodes: int = 5000,
-             progress: Optional[Progress] = None) -> np.ndarray:
+             progress: Optional[tqdm] = None) -> np.ndarray:
     """The K-sample importance-weighted estimate of log p(x) for each image.
 
     Args:
@@ -116,7 +126,7 @@ def evaluate(vae: CVAE, images: np.ndarray, iw_samples: int = 1000, seed: Option
         seed: Seed of all sampling noise.
         batch_size: Images per call for the ELBO terms.
         max_decodes: Latent vectors per call for the IW bound.
-        show_progress: Show a progress line with ETA for the IW bound (on stderr).
+        show_progress: Show a tqdm progress bar with ETA for the IW bound (on stderr).
 
     Returns:
         A dict, in nats per image: `elbo_mc` (one-sample MC KL, what training logs), `elbo_analytic` (closed-form
@@ -153,10 +163,8 @@ def evaluate(vae: CVAE, images: np.ndarray, iw_samples: int = 1000, seed: Option
         "iw_samples": int(iw_samples),
     }
     if iw_samples:
-        progress = Progress(n, f"IW bound K={iw_samples}") if show_progress else None
-        log_p = iw_bound(vae, x, iw_samples, seed=seed, max_decodes=max_decodes, progress=progress)
-        if progress is not None:
-            progress.close()
+        with progress_bar(n, f"IW bound K={iw_samples}", disable=not show_progress) as progress:
+            log_p = iw_bound(vae, x, iw_samples, seed=seed, max_decodes=max_decodes, progress=progress)
         result["iw_bound"] = float(log_p.mean())
         result["iw_bound_se"] = float(log_p.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
     result["seconds"] = round(time.perf_counter() - start_time, 1)

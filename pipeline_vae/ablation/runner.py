@@ -26,11 +26,11 @@ import time
 from typing import Any, Callable, Dict, List, Optional, TextIO
 
 from fastestimator.search import GridSearch
+from tqdm import tqdm
 
 from pipeline_vae.ablation import RunFailed
 from pipeline_vae.ablation.spec import Spec, Variant
 from pipeline_vae.atomic import write_json_atomic
-from pipeline_vae.progress import clock
 from pipeline_vae.run_lock import RunLock
 
 SEARCH_NAME = "search"
@@ -185,8 +185,9 @@ def run_ablation(spec: Spec, out_dir: str, data: Optional[str] = None, stream: O
             shutil.rmtree(folder)
         os.makedirs(folder)
         elapsed = time.perf_counter() - started
-        eta = clock(elapsed / (count[0] - 1) * (len(todo) - count[0] + 1)) if count[0] > 1 else "?"
-        say(f"[{count[0]}/{len(todo)}] {name} seed {seed} (elapsed {clock(elapsed)}, ETA {eta})")
+        remaining = elapsed / (count[0] - 1) * (len(todo) - count[0] + 1) if count[0] > 1 else None
+        eta = "?" if remaining is None else tqdm.format_interval(remaining)
+        say(f"[{count[0]}/{len(todo)}] {name} seed {seed} (elapsed {tqdm.format_interval(elapsed)}, ETA {eta})")
         result_path = os.path.join(folder, RESULT_FILE)
         log_path = os.path.join(folder, RUN_LOG)
         command = [sys.executable, "-m", "pipeline_vae.ablation.runner", spec_path, name, str(seed), folder]
@@ -206,8 +207,9 @@ def run_ablation(spec: Spec, out_dir: str, data: Optional[str] = None, stream: O
                             f"full output in {log_path}")
         with open(result_path) as file:
             result = json.load(file)
-        say(f"    done in {clock(time.perf_counter() - run_start)}: IW bound {result.get('iw_bound', float('nan')):.2f}"
-            f", ELBO {result['elbo_analytic']:.2f}, KL {result['kl']:.2f}, active units {result['active_units']}")
+        took = tqdm.format_interval(time.perf_counter() - run_start)
+        say(f"    done in {took}: IW bound {result.get('iw_bound', float('nan')):.2f}, ELBO "
+            f"{result['elbo_analytic']:.2f}, KL {result['kl']:.2f}, active units {result['active_units']}")
         return result
 
     search = AtomicGridSearch(eval_fn=eval_fn, params={"variant": list(keys), "seed": list(spec.seeds)},

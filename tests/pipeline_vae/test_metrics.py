@@ -63,3 +63,11 @@ def test_evaluate_reports_everything_and_is_seeded(vae, images):
 def test_bad_arguments(vae, images, kwargs, message):
     with pytest.raises(ValueError, match=message):
         evaluate(vae, images, **kwargs)
+
+
+def test_the_iw_bound_reports_progress_on_stderr_only_when_asked(vae, images, capsys):
+    evaluate(vae, images[:20], iw_samples=2, show_progress=True)
+    err = capsys.readouterr().err
+    assert "IW bound K=2" in err and "20/20" in err  # tqdm's bar, closed at 100%
+    evaluate(vae, images[:20], iw_samples=2, show_progress=False)
+    assert capsys.readouterr().err == ""
