@@ -123,7 +123,7 @@ def gaussian_log_likelihood(x: tf.Tensor, mean: tf.Tensor, log_scale: tf.Tensor)
     mean = tf.convert_to_tensor(mean)
     x, log_scale = tf.cast(x, mean.dtype), tf.cast(log_scale, mean.dtype)
     standardized = (x - mean) * tf.exp(-log_scale)
-    return _sum_per_example(-0.5 * tf.square(standardized) - log_scale - 0.5 * LOG_2PI + tf.zeros_like(x))
+    return _sum_per_example(-0.5 * tf.square(standardized) - log_scale - 0.5 * LOG_2PI)
 
 
 def discretized_logistic_log_likelihood(x: tf.Tensor, mean: tf.Tensor, log_scale: tf.Tensor,
@@ -147,7 +147,7 @@ def discretized_logistic_log_likelihood(x: tf.Tensor, mean: tf.Tensor, log_scale
         log P(x) per example, in nats, [B].
     """
     mean = tf.convert_to_tensor(mean)
-    x, log_scale = tf.cast(x, mean.dtype), tf.cast(log_scale, mean.dtype) + tf.zeros_like(mean)
+    x, log_scale = tf.cast(x, mean.dtype), tf.cast(log_scale, mean.dtype)
     half = 0.5 / (bins - 1)
     inv_scale = tf.exp(-log_scale)
     upper, lower = inv_scale * (x - mean + half), inv_scale * (x - mean - half)

@@ -12,7 +12,7 @@ grows. Every image's K samples are decoded in one vectorised call (images are gr
 import math
 import sys
 import time
-from typing import Dict, Optional, TextIO
+from typing import Dict, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -67,13 +67,12 @@ class _Evaluator:
         return log_px - monte_carlo_kl(z, mean[None], logvar[None])
 
 
-def progress_bar(total: int, label: str, disable: bool = False, file: Optional[TextIO] = None) -> tqdm:
+def progress_bar(total: int, label: str, disable: bool = False) -> tqdm:
     """A tqdm bar over `total` images on stderr: redrawn in place on a terminal, and in logs (not a terminal) at most
     once a minute, so a 20-minute evaluation leaves a short log."""
-    file = sys.stderr if file is None else file
-    tty = hasattr(file, "isatty") and file.isatty()
-    return tqdm(total=total, desc=label, unit="img", file=file, disable=disable, mininterval=0.5 if tty else 60.0,
-                dynamic_ncols=tty)
+    tty = sys.stderr.isatty()
+    return tqdm(total=total, desc=label, unit="img", file=sys.stderr, disable=disable,
+                mininterval=0.5 if tty else 60.0, dynamic_ncols=tty)
 
 
 def iw_bound(vae: CVAE, images: np.ndarray, k: int, seed: Optional[int] = 0, max_decodes: int = 5000,
