@@ -83,7 +83,6 @@ class _Contenders:
         import numpy as np
         import tensorflow as tf
         from fastestimator.op.numpyop.univariate import Binarize as NumpyBinarize
-        from fastestimator.op.numpyop.univariate import ExpandDims
         from fastestimator.trace.trace import Trace
 
         from pipeline_vae.builders import get_estimator, get_pipeline
@@ -104,8 +103,7 @@ class _Contenders:
                                 eval_steps_per_epoch=1, data=self.data, log_steps=None, ops=ops,
                                 save_dir=tempfile.mkdtemp(dir=self.work_dir))
             if pipeline_ops or loader == "fe":
-                numpy_ops = [ExpandDims(inputs="x", outputs="x", axis=-1),
-                             NumpyBinarize(threshold=128, inputs="x", outputs="x")] if pipeline_ops else []
+                numpy_ops = [NumpyBinarize(threshold=128, inputs="x", outputs="x")] if pipeline_ops else []
                 est.system.pipeline = get_pipeline(self.batch, self.data, ops=numpy_ops, loader="fe")
             if cached:
                 x = (self.data.x_train[..., None] >= 128).astype(np.float32)

@@ -26,6 +26,8 @@ class BetaVAELoss(AnalyticKLLoss):
         ds_id: What dataset id(s) to execute this Op in. To execute regardless of ds_id, pass None. To execute in all
             ds_ids except for a particular one, you can pass an argument like "!ds1".
         average_loss: If True the output is the batch mean; if False it is the per-example loss [B].
+        likelihood: The decoder likelihood's name (see `CVAELoss`): "bernoulli" (default), "gaussian" or
+            "discretized_logistic".
 
     Raises:
         ValueError: If `beta` is not a finite number >= 0, or for the reasons `CVAELoss` gives.
@@ -36,8 +38,10 @@ class BetaVAELoss(AnalyticKLLoss):
                  beta: float = 1.0,
                  mode: Union[None, str, Iterable[str]] = "!infer",
                  ds_id: Union[None, str, Iterable[str]] = None,
-                 average_loss: bool = True) -> None:
-        super().__init__(inputs=inputs, outputs=outputs, mode=mode, ds_id=ds_id, average_loss=average_loss)
+                 average_loss: bool = True,
+                 likelihood: str = "bernoulli") -> None:
+        super().__init__(inputs=inputs, outputs=outputs, mode=mode, ds_id=ds_id, average_loss=average_loss,
+                         likelihood=likelihood)
         if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0.0 <= beta < float("inf"):
             raise ValueError(f"{type(self).__name__}: beta must be a finite number >= 0, got {beta!r}")
         self.beta = float(beta)

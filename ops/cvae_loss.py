@@ -7,21 +7,23 @@ from fastestimator.op.tensorop.loss.loss import LossOp
 from fastestimator.util.traceability_util import traceable
 
 from ops._checks import require_tf
-from ops.densities import bernoulli_log_likelihood, clamp_logvar, monte_carlo_kl
+from ops.densities import check_decoder_output, clamp_logvar, get_likelihood, monte_carlo_kl
 
 
 @traceable()
 class CVAELoss(LossOp):
-    """Negative ELBO of a VAE with a Bernoulli decoder, estimated with one sample z ~ q(z|x).
+    """Negative ELBO of a VAE, estimated with one sample z ~ q(z|x).
 
     loss = -(log p(x|z) + log p(z) - log q(z|x)) per example (Kingma & Welling 2014, Eq. 3 with one MC sample), the
-    seed's `CVAELoss`. log p(x|z) sums the Bernoulli log-likelihood of the decoder *logits* over all pixels, p(z) is
+    seed's `CVAELoss`. log p(x|z) is the decoder likelihood (`ops.densities.LIKELIHOODS`; the seed's Bernoulli on the
+    decoder *logits* by default) summed over all pixels, p(z) is
     N(0, I) and q(z|x) is N(mean, diag(exp(logvar))), logvar clipped to [-30, 20]. Variants override `reconstruction_term`, `kl_term` or
     `kl_weight` (the factor on the KL term: 1 here, beta for the beta-VAE and KL warm-up variants).
 
     Args:
-        inputs: Five keys, in order (x, x_logit, mean, logvar, z): targets [B, H, W, C] in 0..1, decoder logits of the
-            same shape, posterior mean and log-variance [B, L], and the sample z [B, L].
+        inputs: Five keys, in order (x, x_logit, mean, logvar, z): targets [B, H, W, C] in 0..1, the decoder output
+            [B, H, W, C * params] (the likelihood's parameters: logits for the Bernoulli), posterior mean and
+            log-variance [B, L], and the sample z [B, L].
         outputs: Key to write the loss to.
         mode: What mode(s) to execute this Op in. For example, "train", "eval", "test", or "infer". To execute
             regardless of mode, pass None. To execute in all modes except for a particular one, you can pass an argument
@@ -30,18 +32,25 @@ class CVAELoss(LossOp):
             ds_ids except for a particular one, you can pass an argument like "!ds1".
         average_loss: If True the output is the batch mean (what UpdateOp and the eval log use); if False it is the
             per-example loss [B].
+        likelihood: The decoder likelihood's name: "bernoulli" (the seed's), "gaussian" or "discretized_logistic".
 
     Raises:
-        ValueError: If `inputs` is not five keys, the Network is not TensorFlow, or (when the graph is traced) x and
-            x_logit, or mean, logvar and z, differ in shape.
+        ValueError: If `inputs` is not five keys, `likelihood` is unknown, the Network is not TensorFlow, or (when the
+            graph is traced) x_logit does not hold the likelihood's parameters for x, or mean, logvar and z differ in
+            shape.
     """
     def __init__(self,
                  inputs: Iterable[str] = ("x", "x_logit", "mean", "logvar", "z"),
                  outputs: str = "loss",
                  mode: Union[None, str, Iterable[str]] = "!infer",
                  ds_id: Union[None, str, Iterable[str]] = None,
-                 average_loss: bool = True) -> None:
+                 average_loss: bool = True,
+                 likelihood: str = "bernoulli") -> None:
         super().__init__(inputs=inputs, outputs=outputs, mode=mode, ds_id=ds_id, average_loss=average_loss)
+        try:
+            self.likelihood = get_likelihood(likelihood)
+        except ValueError as err:
+            raise ValueError(f"{type(self).__name__}: {err}") from None
         if len(self.inputs) != 5 or len(self.outputs) != 1:
             raise ValueError(f"{type(self).__name__}: needs 5 inputs (x, x_logit, mean, logvar, z) and 1 output, got "
                              f"inputs={self.inputs}, outputs={self.outputs}")
@@ -50,8 +59,8 @@ class CVAELoss(LossOp):
         require_tf(type(self).__name__, framework)
 
     def reconstruction_term(self, x: tf.Tensor, x_logit: tf.Tensor) -> tf.Tensor:
-        """log p(x|z) per example, [B]."""
-        return bernoulli_log_likelihood(x, x_logit)
+        """log p(x|z) per example, [B], under the op's likelihood."""
+        return self.likelihood.log_prob(x, x_logit)
 
     def kl_term(self, mean: tf.Tensor, logvar: tf.Tensor, z: tf.Tensor) -> tf.Tensor:
         """The KL(q(z|x) || p(z)) estimate per example, [B]: here log q(z|x) - log p(z) at the one sample z."""
@@ -64,9 +73,8 @@ class CVAELoss(LossOp):
 
     def forward(self, data: List[tf.Tensor], state: Dict[str, Any]) -> tf.Tensor:
         x, x_logit, mean, logvar, z = data
-        if not x.shape.is_compatible_with(x_logit.shape):
-            raise ValueError(f"{type(self).__name__}: '{self.inputs[0]}' {x.shape} and '{self.inputs[1]}' "
-                             f"{x_logit.shape} must have the same shape")
+        check_decoder_output(self.likelihood, x.shape, x_logit.shape,
+                             f"{type(self).__name__}: '{self.inputs[1]}' for '{self.inputs[0]}'")
         if not (mean.shape.is_compatible_with(logvar.shape) and mean.shape.is_compatible_with(z.shape)):
             raise ValueError(f"{type(self).__name__}: mean {mean.shape}, logvar {logvar.shape} and z {z.shape} must "
                              "have the same shape")

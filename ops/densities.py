@@ -1,5 +1,14 @@
-"""Log-densities shared by the losses and the metrics."""
+"""The VAE math, in one place: the decoder likelihoods, the KL, the log importance weights and their log-mean-exp
+(the IW bound), used by the loss ops, the metrics, the inference API and the sample pictures.
+
+Likelihoods (`LIKELIHOODS`, chosen by name; the decoder's output `x_logit` holds `params` values per image channel):
+    bernoulli              1: logits; targets binarized or in [0, 1] (the seed's)
+    gaussian               2: location (sigmoid) and log-scale per value; a density on [0, 1]
+    discretized_logistic   2: location (sigmoid) and log-scale per value; a probability of each of 256 levels
+"""
 import math
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional, Sequence
 
 import tensorflow as tf
 
@@ -178,3 +187,102 @@ def bits_per_dim(log_likelihood_nats: tf.Tensor, dims: int) -> tf.Tensor:
         Bits per dimension (positive; lower is better).
     """
     return -tf.cast(log_likelihood_nats, tf.float64) / (dims * math.log(2.0))
+
+
+#: Floors of the learned log-scales. The discretized logistic's is PixelCNN++'s. The Gaussian's is one grey level
+#: (1/255): a density on [0, 1] evaluated at the 256 grid points would otherwise grow without bound on pixels that
+#: are always 0 (MNIST's border), which no discrete likelihood can.
+LOGISTIC_LOG_SCALE_MIN = -7.0
+GAUSSIAN_LOG_SCALE_MIN = -math.log(255.0)
+LOG_SCALE_MAX = 5.0
+
+
+def location_and_log_scale(params: tf.Tensor, log_scale_min: float) -> Sequence[tf.Tensor]:
+    """Split decoder output [B, H, W, 2C] into a location in (0, 1) (sigmoid of the first C channels) and a log-scale
+    (the last C channels, clipped to [log_scale_min, LOG_SCALE_MAX])."""
+    raw_location, raw_log_scale = tf.split(params, 2, axis=-1)
+    return tf.sigmoid(raw_location), tf.clip_by_value(raw_log_scale, log_scale_min, LOG_SCALE_MAX)
+
+
+@dataclass(frozen=True)
+class Likelihood:
+    """A decoder likelihood p(x | z), by name.
+
+    Args:
+        name: Its name in `LIKELIHOODS`.
+        params: Decoder output channels per image channel.
+        log_prob: (x [B, H, W, C] in [0, 1], decoder output [B, H, W, params*C]) -> log p(x|z) per example [B].
+        mean: Decoder output -> the image it predicts, [B, H, W, C] in [0, 1] (for pictures and reconstructions).
+        discrete: Whether log_prob is the log-probability of 8-bit (or binary) pixel values, so that bits/dim follow
+            directly; for the Gaussian (a density) they need the change of scale (`bits_per_dim`).
+    """
+    name: str
+    params: int
+    log_prob: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+    mean: Callable[[tf.Tensor], tf.Tensor]
+    discrete: bool
+
+
+def _gaussian(x: tf.Tensor, out: tf.Tensor) -> tf.Tensor:
+    return gaussian_log_likelihood(x, *location_and_log_scale(out, GAUSSIAN_LOG_SCALE_MIN))
+
+
+def _logistic(x: tf.Tensor, out: tf.Tensor) -> tf.Tensor:
+    return discretized_logistic_log_likelihood(x, *location_and_log_scale(out, LOGISTIC_LOG_SCALE_MIN))
+
+
+def _location(out: tf.Tensor) -> tf.Tensor:
+    return tf.sigmoid(tf.split(out, 2, axis=-1)[0])
+
+
+LIKELIHOODS: Dict[str, Likelihood] = {
+    "bernoulli": Likelihood("bernoulli", 1, bernoulli_log_likelihood, tf.sigmoid, True),
+    "gaussian": Likelihood("gaussian", 2, _gaussian, _location, False),
+    "discretized_logistic": Likelihood("discretized_logistic", 2, _logistic, _location, True),
+}
+
+
+def get_likelihood(name: str) -> Likelihood:
+    """The likelihood called `name`.
+
+    Raises:
+        ValueError: If there is none of that name.
+    """
+    if name not in LIKELIHOODS:
+        raise ValueError(f"unknown likelihood {name!r}; expected one of {', '.join(LIKELIHOODS)}")
+    return LIKELIHOODS[name]
+
+
+def check_decoder_output(likelihood: Likelihood, x_shape: tf.TensorShape, out_shape: tf.TensorShape,
+                         where: str) -> None:
+    """Raise if a decoder output of `out_shape` cannot parameterize `likelihood` over images of `x_shape`.
+
+    Raises:
+        ValueError: Naming `where`, both shapes and the channels expected.
+    """
+    x_shape, out_shape = tf.TensorShape(x_shape), tf.TensorShape(out_shape)
+    if x_shape.rank is None or out_shape.rank is None:
+        return
+    channels = x_shape[-1]
+    expected = x_shape[:-1].concatenate([None if channels is None else channels * likelihood.params])
+    if not expected.is_compatible_with(out_shape):
+        raise ValueError(f"{where}: the {likelihood.name} likelihood needs a decoder output of {expected} "
+                         f"({likelihood.params} value(s) per image channel) for images {x_shape}, got {out_shape}")
+
+
+def log_importance_weights(log_px: tf.Tensor, z: tf.Tensor, mean: tf.Tensor, logvar: tf.Tensor) -> tf.Tensor:
+    """log p(x, z) - log q(z|x) = log p(x|z) - (log q(z|x) - log p(z)): the log weight of each sample z."""
+    return log_px - monte_carlo_kl(z, mean, logvar)
+
+
+def bits_per_dim_of(likelihood: str, log_likelihood_nats: float, dims: int, binarized: bool) -> Optional[float]:
+    """Bits per dimension of a log-likelihood (or a bound on it) under `likelihood`, or None where there are none.
+
+    Discrete likelihoods convert directly (`bits_per_dim`). The Gaussian is a density on [0, 1]: the change of scale
+    to 0..255 subtracts log(255) nats per dimension first (`bits_per_dim`'s note). A Bernoulli on grey levels is a
+    cross-entropy, not a likelihood of the data: None.
+    """
+    if likelihood == "bernoulli" and not binarized:
+        return None
+    shift = 0.0 if get_likelihood(likelihood).discrete else dims * math.log(255.0)
+    return float(bits_per_dim(log_likelihood_nats - shift, dims).numpy())

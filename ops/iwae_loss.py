@@ -5,7 +5,7 @@ import tensorflow as tf
 from fastestimator.util.traceability_util import traceable
 
 from ops.cvae_loss import CVAELoss
-from ops.densities import bernoulli_log_likelihood, clamp_logvar, log_mean_exp, monte_carlo_kl
+from ops.densities import clamp_logvar, log_importance_weights, log_mean_exp
 
 
 @traceable()
@@ -21,7 +21,7 @@ class IWAELoss(CVAELoss):
     samples (-1/k sum_j log w_j), so the logged `elbo` stays an ELBO, comparable with the other loss variants.
 
     Args:
-        inputs: Five keys, in order (x, x_logit, mean, logvar, z): x [B, H, W, C], x_logit [k*B, H, W, C], mean and
+        inputs: Five keys, in order (x, x_logit, mean, logvar, z): x [B, H, W, C], x_logit [k*B, H, W, C * params], mean and
             logvar [B, L], z [k*B, L].
         outputs: Key to write the loss to.
         k: Importance samples per image, >= 1.
@@ -31,6 +31,8 @@ class IWAELoss(CVAELoss):
         ds_id: What dataset id(s) to execute this Op in. To execute regardless of ds_id, pass None. To execute in all
             ds_ids except for a particular one, you can pass an argument like "!ds1".
         average_loss: If True the output is the batch mean; if False it is the per-example loss [B].
+        likelihood: The decoder likelihood's name (see `CVAELoss`): "bernoulli" (default), "gaussian" or
+            "discretized_logistic".
 
     Raises:
         ValueError: If `k` is not a positive integer, `inputs` is not five keys, or (when traced with known batch
@@ -43,8 +45,10 @@ class IWAELoss(CVAELoss):
                  k: int = 5,
                  mode: Union[None, str, Iterable[str]] = "!infer",
                  ds_id: Union[None, str, Iterable[str]] = None,
-                 average_loss: bool = True) -> None:
-        super().__init__(inputs=inputs, outputs=outputs, mode=mode, ds_id=ds_id, average_loss=average_loss)
+                 average_loss: bool = True,
+                 likelihood: str = "bernoulli") -> None:
+        super().__init__(inputs=inputs, outputs=outputs, mode=mode, ds_id=ds_id, average_loss=average_loss,
+                         likelihood=likelihood)
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"{type(self).__name__}: k must be a positive integer, got {k!r}")
         self.k = k
@@ -61,9 +65,8 @@ class IWAELoss(CVAELoss):
         with tf.control_dependencies(checks):  # nothing below may run before the checks
             x, x_logit, mean, logvar, z = (tf.identity(t) for t in (x, x_logit, mean, logvar, z))
         targets = tf.tile(x, tf.concat([[self.k], tf.ones([tf.rank(x) - 1], tf.int32)], axis=0))
-        log_px = bernoulli_log_likelihood(targets, x_logit)
         tiled = [tf.tile(t, [self.k, 1]) for t in (mean, logvar)]
-        log_w = log_px - monte_carlo_kl(z, tiled[0], tiled[1])
+        log_w = log_importance_weights(self.reconstruction_term(targets, x_logit), z, tiled[0], tiled[1])
         return tf.reshape(log_w, [self.k, batch])
 
     def forward(self, data: List[tf.Tensor], state: Dict[str, Any]) -> tf.Tensor:

@@ -26,6 +26,8 @@ class KLWarmupLoss(BetaVAELoss):
         ds_id: What dataset id(s) to execute this Op in. To execute regardless of ds_id, pass None. To execute in all
             ds_ids except for a particular one, you can pass an argument like "!ds1".
         average_loss: If True the output is the batch mean; if False it is the per-example loss [B].
+        likelihood: The decoder likelihood's name (see `CVAELoss`): "bernoulli" (default), "gaussian" or
+            "discretized_logistic".
 
     Raises:
         ValueError: If `warmup_epochs` is not a positive integer, or for the reasons `BetaVAELoss` gives.
@@ -37,8 +39,10 @@ class KLWarmupLoss(BetaVAELoss):
                  beta: float = 1.0,
                  mode: Union[None, str, Iterable[str]] = "!infer",
                  ds_id: Union[None, str, Iterable[str]] = None,
-                 average_loss: bool = True) -> None:
-        super().__init__(inputs=inputs, outputs=outputs, beta=beta, mode=mode, ds_id=ds_id, average_loss=average_loss)
+                 average_loss: bool = True,
+                 likelihood: str = "bernoulli") -> None:
+        super().__init__(inputs=inputs, outputs=outputs, beta=beta, mode=mode, ds_id=ds_id, average_loss=average_loss,
+                         likelihood=likelihood)
         if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or warmup_epochs < 1:
             raise ValueError(f"{type(self).__name__}: warmup_epochs must be a positive integer, got {warmup_epochs!r}")
         self.warmup_epochs = warmup_epochs

@@ -13,7 +13,8 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "get_estimator": "builders", "get_network": "builders", "get_pipeline": "builders", "get_traces": "builders",
-    "MNIST": "data", "DataError": "data", "load_mnist": "data",
+    "MNIST": "data", "DataError": "data", "load_mnist": "data", "load_data": "data", "ImageData": "data",
+    "DataSource": "data", "RunConfig": "run_config",
     "build_decoder": "models", "build_encoder": "models",
     "SLOTS": "slots", "build_graph": "slots",
     "CVAE": "inference", "evaluate": "metrics",

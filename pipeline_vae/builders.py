@@ -1,9 +1,8 @@
-"""Builders that chain fe.Pipeline -> fe.Network -> fe.Estimator for the CVAE on MNIST."""
-import json
+"""Builders that chain fe.Pipeline -> fe.Network -> fe.Estimator for the CVAE on any image data."""
 import math
 import os
 import tempfile
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, List, Mapping, Optional, Sequence, Union
 
 import fastestimator as fe
 import tensorflow as tf
@@ -14,13 +13,13 @@ from fastestimator.trace.io import TensorBoard
 from fastestimator.trace.trace import Trace
 
 from ops import Binarize
-from pipeline_vae.atomic import write_json_atomic
-from pipeline_vae.data import MNIST, check_mnist, load_mnist
-from pipeline_vae.inference import CONFIG_FILE
+from pipeline_vae import settings
+from pipeline_vae.data import DataSource, ImageData, load_data
+from pipeline_vae.data.pipeline import datasets
 from pipeline_vae.models import DEFAULT_MODEL, IMAGE_SHAPE
-from pipeline_vae.plots import LOG_FILE
+from pipeline_vae.run_config import CONFIG_FILE, FILES, RUN_IDENTITY, RunConfig
 from pipeline_vae.slots import DEFAULT_LOSS, PIPELINE_KEYS, Graph, SlotValue, build_graph
-from pipeline_vae.resume import CHECKPOINT_DIR, ExtendableRestoreWizard
+from pipeline_vae.resume import ExtendableRestoreWizard
 from pipeline_vae.traces import AtomicCSVLogger, ExampleMean, FullModelSaver, SampleGrid, StopOnNaN
 
 #: FastEstimator's ReduceLROnPlateau floor (its `min_lr` default).
@@ -29,40 +28,36 @@ FE_MIN_LR = 1e-6
 METRIC = "elbo"
 
 
-def _check_positive_int(name: str, value: Any, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        expected = "a positive integer" + (" or None" if allow_none else "")
-        raise ValueError(f"{name} must be {expected}, got {value!r}")
-
-
 #: How `get_pipeline` feeds the Network: "tf.data" (default, measured faster here) or "fe" (FE's NumpyDataset and
 #: torch DataLoader, needed for NumpyOps).
 LOADERS = ("tf.data", "fe")
 
 
+DataArg = Union[None, str, DataSource, ImageData, Any]
+
+
 def get_pipeline(batch_size: int = 100,
-                 data: Union[None, str, MNIST] = None,
+                 data: DataArg = None,
                  ops: Optional[Sequence[NumpyOp]] = None,
                  num_process: Optional[int] = None,
                  loader: Optional[str] = None) -> fe.Pipeline:
-    """A Pipeline that batches raw uint8 MNIST: train = the 60k training set (reshuffled every epoch), eval = the 10k
-    test set.
+    """A Pipeline that batches raw uint8 images: train = the training split (reshuffled every epoch), eval = the test
+    split.
 
-    Key: `x` (uint8 [B, 28, 28]). Scaling and binarization happen in the Network. Labels are left out: nothing in the
-    CVAE reads them (FE would prune them with a warning); `load_mnist()` has them for plots and analysis.
+    Key: `x` (uint8 [B, H, W, C]). Scaling and binarization happen in the Network. Labels are left out: nothing in
+    the CVAE reads them (FE would prune them with a warning); the data keeps them for plots and analysis.
 
     Two loaders give the same batches: a `tf.data` pipeline handed to FE (`loader="tf.data"`, the default without
-    `ops`: shuffled over the whole set, batched and prefetched inside TensorFlow), or FE's own NumpyDataset and
-    torch DataLoader with `num_process` worker processes (`loader="fe"`, needed for per-example NumpyOps). On the
-    2-core machine of docs/benchmarks.md the tf.data route trained at 0.94-1.01 of a raw TensorFlow loop's speed,
-    FE's loader at 0.88-0.90: its worker processes compete with TensorFlow for the cores and its batches cross a
-    Python generator.
+    `ops`: shuffled over the whole set, files decoded in parallel, batched and prefetched inside TensorFlow), or FE's
+    own NumpyDataset and torch DataLoader with `num_process` worker processes (`loader="fe"`, needed for
+    per-example NumpyOps; in-memory data only). On the 2-core machine of docs/benchmarks.md the tf.data route
+    trained at 0.94-1.01 of a raw TensorFlow loop's speed, FE's loader at 0.88-0.90: its worker processes compete
+    with TensorFlow for the cores and its batches cross a Python generator.
 
     Args:
         batch_size: Examples per batch.
-        data: An `MNIST` (e.g. `load_mnist().subset(...)`), a path to an MNIST `.npz`, or None for `load_mnist()`.
+        data: Anything `pipeline_vae.data.load_data` reads: None or "mnist", a Keras set name, an `.npz` or folder
+            path, a `DataSource`, an `ImageData` or an `MNIST`.
         ops: NumpyOps to run per example in the loader (implies `loader="fe"`).
         num_process: FE loader worker processes; None lets FastEstimator choose (one per CPU core).
         loader: "tf.data" or "fe"; None picks "tf.data" unless `ops` are given.
@@ -72,30 +67,31 @@ def get_pipeline(batch_size: int = 100,
 
     Raises:
         ValueError: If `batch_size` is not a positive integer, `loader` is unknown or "tf.data" with `ops` or
-            `num_process`, or the data is missing or malformed (`DataError`).
+            `num_process`, "fe" with image files, or the data is missing or malformed (`DataError`).
     """
-    _check_positive_int("batch_size", batch_size)
+    settings.check("batch_size", batch_size)
     loader = loader or ("fe" if ops else "tf.data")
     if loader not in LOADERS:
         raise ValueError(f"loader must be one of {', '.join(LOADERS)}, got {loader!r}")
     if loader == "tf.data" and (ops or num_process is not None):
         raise ValueError("ops (NumpyOps) and num_process need loader='fe'")
-    if not isinstance(data, MNIST):
-        data = load_mnist(path=data)
-    check_mnist(data)
+    data = load_data(data)
     if loader == "fe":
-        return fe.Pipeline(train_data=NumpyDataset({"x": data.x_train}),
-                           eval_data=NumpyDataset({"x": data.x_test}),
+        if not data.in_memory:
+            raise ValueError("loader='fe' needs images in memory (arrays or an .npz), not a folder of files")
+        return fe.Pipeline(train_data=NumpyDataset({"x": data.train.x}),
+                           eval_data=NumpyDataset({"x": data.test.x}),
                            batch_size=batch_size,
                            ops=list(ops or []),
                            num_process=num_process)
-    train = tf.data.Dataset.from_tensor_slices({"x": data.x_train}).shuffle(len(data.x_train)).batch(batch_size)
-    test = tf.data.Dataset.from_tensor_slices({"x": data.x_test}).batch(batch_size)
-    return fe.Pipeline(train_data=train.prefetch(tf.data.AUTOTUNE), eval_data=test.prefetch(tf.data.AUTOTUNE))
+    train, test = datasets(data, batch_size)
+    return fe.Pipeline(train_data=train, eval_data=test)
 
 
 def get_network(latent_dim: int = 2, learning_rate: float = 1e-3, ops: Optional[Mapping[str, SlotValue]] = None,
-                model: str = DEFAULT_MODEL, widths: Optional[Sequence[int]] = None) -> fe.Network:
+                model: str = DEFAULT_MODEL, widths: Optional[Sequence[int]] = None,
+                image_shape: Sequence[int] = IMAGE_SHAPE, likelihood: str = "bernoulli",
+                binarize_threshold: Optional[float] = 0.5) -> fe.Network:
     """The CVAE Network: the named slots (see `pipeline_vae.slots`) and one UpdateOp per model.
 
     Args:
@@ -104,6 +100,9 @@ def get_network(latent_dim: int = 2, learning_rate: float = 1e-3, ops: Optional[
         ops: Slot overrides, e.g. `{"loss": MyLoss(...), "binarize": None}`.
         model: The encoder/decoder family ("conv", the seed's; "mlp").
         widths: Its layer widths (None: the family's default).
+        image_shape: (H, W, C) of the images.
+        likelihood: The decoder likelihood.
+        binarize_threshold: The `binarize` slot's threshold (None: no binarization).
 
     Returns:
         The Network.
@@ -112,11 +111,13 @@ def get_network(latent_dim: int = 2, learning_rate: float = 1e-3, ops: Optional[
         ValueError: If a slot or model name is unknown or an op's inputs are not produced upstream.
         TypeError: If a slot value is not a TensorOp, a list of them, or None.
     """
-    return fe.Network(ops=build_graph(latent_dim, learning_rate, ops, model=model, widths=widths).ops)
+    return fe.Network(ops=build_graph(latent_dim, learning_rate, ops, model=model, widths=widths,
+                                      image_shape=image_shape, likelihood=likelihood,
+                                      binarize_threshold=binarize_threshold).ops)
 
 
 def get_traces(graph: Graph, save_dir: str, early_stop: Optional[int] = None, lr_plateau: Optional[int] = None,
-               tensorboard: bool = False) -> List[Trace]:
+               tensorboard: bool = False, likelihood: str = "bernoulli") -> List[Trace]:
     """The traces `get_estimator` adds: a stop at the first NaN/Inf loss, exact test ELBO, best-model saving, the CSV
     log, per-epoch sample grids and GIF, and optionally early stopping, LR reduction and TensorBoard.
 
@@ -127,6 +128,7 @@ def get_traces(graph: Graph, save_dir: str, early_stop: Optional[int] = None, lr
         lr_plateau: Divide the learning rate by 10 after this many evals without a better ELBO (FE's
             ReduceLROnPlateau, per model, down to 1e-6 or the starting rate if that is lower); None to keep it.
         tensorboard: Also write TensorBoard event files (FE's TensorBoard trace) to `save_dir/tensorboard`.
+        likelihood: The decoder likelihood (the sample grids show its mean image).
 
     Returns:
         The traces, in order.
@@ -137,9 +139,9 @@ def get_traces(graph: Graph, save_dir: str, early_stop: Optional[int] = None, lr
         FullModelSaver(model=model, save_dir=save_dir, metric=METRIC, save_best_mode="max",
                        weights_name=f"{model.model_name}_best_loss") for model in graph.models
     ]
-    traces.append(AtomicCSVLogger(filename=os.path.join(save_dir, LOG_FILE)))
+    traces.append(AtomicCSVLogger(filename=os.path.join(save_dir, FILES["log"])))
     if graph.decoder is not None:
-        traces.append(SampleGrid(decoder=graph.decoder, save_dir=save_dir))
+        traces.append(SampleGrid(decoder=graph.decoder, save_dir=save_dir, likelihood=likelihood))
     if tensorboard:
         traces.append(TensorBoard(log_dir=os.path.join(save_dir, "tensorboard"), update_freq="epoch",
                                   write_graph=False))
@@ -167,19 +169,14 @@ def release_determinism() -> None:
         tf_config.disable_op_determinism()
 
 
-#: The settings that make two runs different models; resuming or reusing a save_dir with any of them changed is refused.
-RUN_IDENTITY = ("latent_dim", "image_shape", "batch_size", "learning_rate", "model", "widths", "slots",
-                "binarize_threshold")
-
-
-def binarize_threshold(graph: Graph) -> Optional[float]:
+def binarize_threshold_of(graph: Graph) -> Optional[float]:
     """The threshold the graph's `binarize` slot cuts evaluation images at (None without a `Binarize` op there), as
     recorded in the run's config for `CVAE.load`."""
     return next((op.threshold for name, op in graph.named_ops if name == "binarize" and isinstance(op, Binarize)),
                 None)
 
 
-def check_save_dir(save_dir: str, config: Mapping[str, Any]) -> None:
+def check_save_dir(save_dir: str, config: RunConfig) -> None:
     """Refuse to mix two different runs in one folder.
 
     If `save_dir` already holds a run (its `cvae_config.json` plus models or a checkpoint) whose `RUN_IDENTITY`
@@ -189,46 +186,56 @@ def check_save_dir(save_dir: str, config: Mapping[str, Any]) -> None:
         ValueError: Naming the folder and the first differing setting, and what to do.
     """
     path = os.path.join(save_dir, CONFIG_FILE)
-    holds_run = any(os.path.exists(os.path.join(save_dir, name))
-                    for name in ("encoder_best_loss.h5", "decoder_best_loss.h5", CHECKPOINT_DIR))
+    holds_run = any(os.path.exists(config.path(save_dir, role)) for role in ("encoder", "decoder", "checkpoint"))
     if not (holds_run and os.path.isfile(path)):
         return
     try:
-        with open(path) as file:
-            old = json.load(file)
-    except (OSError, ValueError) as err:
-        raise ValueError(f"save_dir {save_dir} holds a run whose {CONFIG_FILE} is unreadable ({err}); use another "
+        old = RunConfig.read(save_dir).identity()
+    except ValueError as err:
+        raise ValueError(f"save_dir {save_dir} holds a run whose configuration is unusable ({err}); use another "
                          "save_dir, or --fresh to start over") from None
+    new = config.identity()
     for key in RUN_IDENTITY:
-        if key in old and old[key] != config[key]:
+        if old[key] != new[key]:
             raise ValueError(f"save_dir {save_dir} holds a different run ({key}={old[key]!r}, this run has "
-                             f"{key}={config[key]!r}); use another --save-dir, or --fresh to start over in it")
+                             f"{key}={new[key]!r}); use another --save-dir, or --fresh to start over in it")
 
 
-def get_estimator(epochs: int = 5,
-                  batch_size: int = 100,
-                  latent_dim: int = 2,
-                  learning_rate: float = 1e-3,
+def get_estimator(epochs: int = settings.default("epochs"),
+                  batch_size: int = settings.default("batch_size"),
+                  latent_dim: int = settings.default("latent_dim"),
+                  learning_rate: float = settings.default("learning_rate"),
                   save_dir: Optional[str] = None,
                   train_steps_per_epoch: Optional[int] = None,
                   eval_steps_per_epoch: Optional[int] = None,
                   seed: Optional[int] = None,
                   ops: Optional[Mapping[str, SlotValue]] = None,
-                  data: Union[None, str, MNIST] = None,
+                  data: DataArg = None,
                   early_stop: Optional[int] = None,
                   lr_plateau: Optional[int] = None,
-                  log_steps: Optional[int] = 100,
+                  log_steps: Optional[int] = settings.default("log_steps"),
                   tensorboard: bool = False,
                   loss: str = DEFAULT_LOSS,
                   model: str = DEFAULT_MODEL,
                   widths: Optional[Sequence[int]] = None,
-                  resume: bool = False) -> fe.Estimator:
-    """Pipeline + Network + Estimator for the CVAE on MNIST, saving the best encoder/decoder by test ELBO.
+                  resume: bool = False,
+                  likelihood: Optional[str] = None,
+                  binarize_threshold: Optional[float] = None,
+                  image_size: Optional[Sequence[int]] = None,
+                  channels: Optional[int] = None,
+                  test_fraction: float = settings.default("test_fraction"),
+                  split_seed: int = settings.default("split_seed"),
+                  log: Callable[[str], None] = print) -> fe.Estimator:
+    """Pipeline + Network + Estimator for the CVAE on any image data, saving the best encoder/decoder by test ELBO.
 
-    Every epoch trains on the training set and evaluates on the test set; `elbo` (nats, -mean loss weighted over all
-    test examples) is logged and the full models are written to `save_dir/encoder_best_loss.h5` and
-    `decoder_best_loss.h5` whenever it improves. `save_dir/cvae_config.json` records the settings, `train_log.csv`
-    the logged values, and `samples/epoch_NNN.png` + `samples.gif` show 16 digits from fixed z after every epoch.
+    Every epoch trains on the training split and evaluates on the test split; `elbo` (nats, -mean loss weighted over
+    all test examples) is logged and the full models are written to `save_dir/encoder_best_loss.h5` and
+    `decoder_best_loss.h5` whenever it improves. `save_dir/cvae_config.json` (the run's `RunConfig`) records the
+    data, preprocessing, likelihood, model and budget, `train_log.csv` the logged values, and
+    `samples/epoch_NNN.png` + `samples.gif` show 16 images decoded from fixed z after every epoch.
+
+    Nothing is written or downloaded outside `save_dir` except what the data source itself caches (MNIST's cache,
+    Keras' downloads); every argument is checked before anything is written to `save_dir`.
 
     Args:
         epochs: Training epochs.
@@ -243,7 +250,8 @@ def get_estimator(epochs: int = 5,
             bit-identical models on CPU; repeat runs inside one process may differ, depending on what ran before.
             None (unseeded) switches that process-wide determinism off again (`release_determinism`).
         ops: Slot overrides for ablations, e.g. `{"loss": MyLoss(...), "binarize": None}` (see `pipeline_vae.slots`).
-        data: An `MNIST`, a path to an MNIST `.npz`, or None for `load_mnist()`.
+        data: What `pipeline_vae.data.load_data` reads: None or "mnist" (the default), "fashion_mnist", "cifar10",
+            an `.npz` or folder path, a `DataSource`, an `ImageData` or an `MNIST`.
         early_stop: Patience (evals) for FE's EarlyStopping on `elbo`; None disables it.
         lr_plateau: Patience (evals) for FE's ReduceLROnPlateau on `elbo` (factor 0.1); None disables it.
         log_steps: Print (and log to `train_log.csv`) the training loss every this many steps (0: per-epoch lines
@@ -258,52 +266,71 @@ def get_estimator(epochs: int = 5,
             `pipeline_vae.resume`) and continue from the last checkpoint there, if any: both models and optimizers,
             epoch and step, the best metric so far and the log. A larger `epochs` than before extends the run. Not
             with `seed` (FE refuses to restore random generators mid-run).
+        likelihood: "bernoulli", "gaussian" or "discretized_logistic"; None follows the data (Bernoulli for MNIST
+            and black-and-white images, discretized logistic for other images).
+        binarize_threshold: Cut training images at this grey level (0..1); None: 0.5 for MNIST with the Bernoulli
+            likelihood (the seed's), no cut otherwise.
+        image_size: (H, W) to resize a folder's images to.
+        channels: 1 or 3 to convert images to (None: follow the data).
+        test_fraction: Share held out for testing when the data has no test split (seeded by `split_seed`).
+        split_seed: Seed of that split.
+        log: Where the one-line data and likelihood summary goes (None: nowhere).
 
     Returns:
         The Estimator; call `.fit()`.
 
     Raises:
         ValueError: For any invalid argument, missing/bad data, an unknown slot, or an op whose inputs are not
-            produced upstream; all raised here, before training starts.
+            produced upstream; all raised here, before anything is written to `save_dir` or trained.
         TypeError: If a slot value is not a TensorOp, a list of them, or None.
     """
-    _check_positive_int("epochs", epochs)
-    for name, value in (("train_steps_per_epoch", train_steps_per_epoch),
-                        ("eval_steps_per_epoch", eval_steps_per_epoch), ("early_stop", early_stop),
-                        ("lr_plateau", lr_plateau)):
-        _check_positive_int(name, value, allow_none=True)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+    settings.check_all(dict(epochs=epochs, batch_size=batch_size, latent_dim=latent_dim, learning_rate=learning_rate,
+                            train_steps_per_epoch=train_steps_per_epoch, eval_steps_per_epoch=eval_steps_per_epoch,
+                            seed=seed, early_stop=early_stop, lr_plateau=lr_plateau, log_steps=log_steps,
+                            tensorboard=tensorboard, loss=loss, model=model, widths=widths, resume=resume,
+                            likelihood=likelihood, binarize_threshold=binarize_threshold, image_size=image_size,
+                            channels=channels, test_fraction=test_fraction, split_seed=split_seed))
     if resume and seed is not None:
         raise ValueError("resume and seed cannot be combined: FastEstimator's RestoreWizard cannot put the random "
                          "generators back where a seeded run left them (a seeded run restarts instead)")
-    if log_steps is not None and (isinstance(log_steps, bool) or not isinstance(log_steps, int) or log_steps < 0):
-        raise ValueError(f"log_steps must be a non-negative integer or None, got {log_steps!r}")
-    if not isinstance(data, MNIST):
-        data = load_mnist(path=data)
+    if isinstance(data, (str, type(None))):
+        data = DataSource(data="mnist" if data is None else data,
+                          image_size=None if image_size is None else tuple(image_size), channels=channels,
+                          test_fraction=test_fraction, split_seed=split_seed)
+    elif image_size is not None or channels is not None:
+        raise ValueError("image_size and channels go with data given by name or path (or in a DataSource)")
+    data = load_data(data)
+    likelihood = likelihood or data.default_likelihood
+    if binarize_threshold is None and likelihood == "bernoulli":
+        binarize_threshold = data.default_binarize_threshold
     if seed is not None:
         fe.enable_deterministic(seed)  # before the pipeline: tf.data's shuffle takes its seed when it is created
     else:
         release_determinism()
     pipeline = get_pipeline(batch_size=batch_size, data=data)
     if eval_steps_per_epoch is None:  # FE 1.7 needs the count for a tf.data eval set; this is one full pass
-        eval_steps_per_epoch = math.ceil(len(data.x_test) / batch_size)
+        eval_steps_per_epoch = math.ceil(len(data.test) / batch_size)
     graph = build_graph(latent_dim, learning_rate, ops, input_keys=PIPELINE_KEYS, loss=loss, model=model,
-                        widths=widths)
+                        widths=widths, image_shape=data.image_shape, likelihood=likelihood,
+                        binarize_threshold=binarize_threshold)
+    config = RunConfig(data=data.source, data_description=data.summary(), image_shape=data.image_shape,
+                       labels=data.has_labels, likelihood=likelihood, binarize_threshold=binarize_threshold_of(graph),
+                       latent_dim=latent_dim, model=model, widths=None if widths is None else tuple(widths),
+                       learning_rate=learning_rate, batch_size=batch_size, epochs=epochs, seed=seed,
+                       loss=None if ops and "loss" in ops else loss, slots=graph.describe(),
+                       files={**FILES, **{model.model_name: f"{model.model_name}_best_loss.h5"
+                                          for model in graph.models}})
     save_dir = save_dir or tempfile.mkdtemp(prefix="pipeline-vae-")
     os.makedirs(save_dir, exist_ok=True)
-    config: Dict[str, Any] = {
-        "latent_dim": latent_dim, "image_shape": list(IMAGE_SHAPE), "batch_size": batch_size,
-        "learning_rate": learning_rate, "epochs": epochs, "seed": seed, "model": model,
-        "widths": None if widths is None else list(widths), "slots": graph.describe(),
-        "binarize_threshold": binarize_threshold(graph),
-        "models": {model.model_name: f"{model.model_name}_best_loss.h5" for model in graph.models}, "metric": METRIC
-    }
-    check_save_dir(save_dir, json.loads(json.dumps(config)))  # compare in JSON form (tuples become lists)
-    write_json_atomic(os.path.join(save_dir, CONFIG_FILE), config)
-    traces = get_traces(graph, save_dir, early_stop=early_stop, lr_plateau=lr_plateau, tensorboard=tensorboard)
+    check_save_dir(save_dir, config)
+    config.write(save_dir)
+    if log is not None:
+        cut = f", binarized at {config.binarize_threshold:g}" if config.binarize_threshold is not None else ""
+        log(f"pipeline-vae: data {data.summary()}; likelihood {likelihood}{cut}")
+    traces = get_traces(graph, save_dir, early_stop=early_stop, lr_plateau=lr_plateau, tensorboard=tensorboard,
+                        likelihood=likelihood)
     if resume:
-        traces.append(ExtendableRestoreWizard(directory=os.path.join(save_dir, CHECKPOINT_DIR)))
+        traces.append(ExtendableRestoreWizard(directory=config.path(save_dir, "checkpoint")))
     return fe.Estimator(pipeline=pipeline,
                         network=fe.Network(ops=graph.ops),
                         epochs=epochs,

@@ -9,6 +9,7 @@ import sys
 import traceback
 from typing import Any, Callable, List, Optional
 
+from pipeline_vae import settings
 from pipeline_vae.ablation import RunFailed
 from pipeline_vae.run_lock import RunLockedError
 
@@ -18,33 +19,18 @@ EXIT_USAGE, EXIT_FAILURE, EXIT_INTERRUPTED = 2, 1, 130
 USER_ERRORS = (ValueError, TypeError, OSError)
 
 
-def _number(kind: Callable[[str], Any], minimum: float, inclusive: bool, what: str) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
+def _count(minimum: int) -> Any:
+    """An argparse type for integers >= `minimum` (flags of evaluate and plot, which are not run settings)."""
+    def parse(text: str) -> int:
         try:
-            value = kind(text)
+            value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if value < minimum or (not inclusive and value == minimum):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
         return value
 
     return parse
-
-
-positive_int = _number(int, 1, True, "a positive integer")
-non_negative_int = _number(int, 0, True, "a non-negative integer")
-positive_float = _number(float, 0.0, False, "a positive number")
-
-
-def width_list(text: str) -> List[int]:
-    """Parse "512,256" into [512, 256] (positive integers, comma-separated)."""
-    try:
-        values = [int(part) for part in text.split(",")]
-    except ValueError:
-        values = []
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers such as 512,256, got {text!r}")
-    return values
 
 
 def _quiet_tensorflow() -> None:
@@ -84,12 +70,14 @@ def _clear_run(save_dir: str) -> List[str]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
-    from pipeline_vae.builders import CONFIG_FILE, METRIC, get_estimator
+    from pipeline_vae.builders import METRIC, get_estimator
+    from pipeline_vae.run_config import CONFIG_FILE
     from pipeline_vae.resume import CHECKPOINT_DIR, last_checkpoint_epoch
     from pipeline_vae.run_lock import RunLock
     from pipeline_vae.traces import StopOnNaN
     resume = args.seed is None and not args.no_resume
     checkpoints = os.path.join(args.save_dir, CHECKPOINT_DIR)
+    data_source = _data_source(args)
     with RunLock(args.save_dir) as lock:
         if lock.took_over:
             print(f"pipeline-vae: {args.save_dir} was locked by a process that no longer runs (pid "
@@ -104,12 +92,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         estimator = get_estimator(epochs=args.epochs,
                                   batch_size=args.batch_size,
                                   latent_dim=args.latent_dim,
-                                  learning_rate=args.lr,
+                                  learning_rate=args.learning_rate,
                                   save_dir=args.save_dir,
                                   train_steps_per_epoch=args.train_steps_per_epoch,
                                   eval_steps_per_epoch=args.eval_steps_per_epoch,
                                   seed=args.seed,
-                                  data=args.data,
+                                  data=data_source,
+                                  likelihood=args.likelihood,
+                                  binarize_threshold=args.binarize_threshold,
                                   early_stop=args.early_stop,
                                   lr_plateau=args.lr_plateau,
                                   log_steps=args.log_steps,
@@ -145,19 +135,40 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_source(args: argparse.Namespace) -> Any:
+    """The train command's data flags as a DataSource (checked here, before TensorFlow is imported)."""
+    from pipeline_vae.data import DataSource
+    source = DataSource(data=args.data or "mnist", image_size=None if args.image_size is None else
+                        tuple(args.image_size), channels=args.channels, test_fraction=args.test_fraction,
+                        split_seed=args.split_seed)
+    source.check()
+    return source
+
+
+def _run_images(args: argparse.Namespace, vae: Any) -> Any:
+    """The test images (and labels) of the run's own data source, or of `--data` read with the run's settings."""
+    from dataclasses import replace
+    from pipeline_vae.data import load_data
+    source = vae.config.data if args.data is None else replace(vae.config.data, data=args.data)
+    data = load_data(source)
+    if tuple(data.image_shape) != tuple(vae.image_shape):
+        raise ValueError(f"data: {data.description} has images {data.image_shape}, but the run in {args.save_dir} was "
+                         f"trained on {tuple(vae.image_shape)}")
+    return data
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     from pipeline_vae.atomic import write_json_atomic
-    from pipeline_vae.data import load_mnist
     from pipeline_vae.inference import CVAE
     from pipeline_vae.metrics import evaluate, format_table
     vae = CVAE.load(args.save_dir)
-    images = load_mnist(path=args.data).x_test
-    if args.n_images is not None:
-        images = images[:args.n_images]
+    data = _run_images(args, vae)
+    images = data.test_images(args.n_images)
     metrics = evaluate(vae, images, iw_samples=args.iw_samples, seed=args.seed)
+    metrics["data"] = data.description
     print(format_table(metrics))
-    path = os.path.join(args.save_dir, "metrics.json")
+    path = vae.config.path(args.save_dir, "metrics")
     write_json_atomic(path, metrics)
     print(f"Saved: {path}")
     return 0
@@ -165,11 +176,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
-    from pipeline_vae.data import load_mnist
+    from pipeline_vae.inference import CVAE
     from pipeline_vae.plots import plot_run
-    data = load_mnist(path=args.data)
-    n = args.n_images or len(data.x_test)
-    for path in plot_run(args.save_dir, data.x_test[:n], data.y_test[:n], log=sys.stderr):
+    data = _run_images(args, CVAE.load(args.save_dir))
+    images, labels = data.test_images(args.n_images), data.test_labels(args.n_images)
+    for path in plot_run(args.save_dir, images, labels, log=sys.stderr):
         print(f"Saved: {path}")
     return 0
 
@@ -209,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show full tracebacks on errors")
     parser = argparse.ArgumentParser(prog="pipeline-vae", parents=[common],
-                                     description="Train and use convolutional VAEs on FastEstimator (MNIST).")
+                                     description="Train and use convolutional VAEs on FastEstimator (MNIST or your own "
+                                     "images).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = sub.add_parser("data", parents=[common], help="fetch, verify and cache MNIST (offline-capable)")
@@ -218,33 +230,37 @@ def build_parser() -> argparse.ArgumentParser:
     data.set_defaults(func=cmd_data)
 
     train = sub.add_parser("train", parents=[common], help="train the CVAE, saving the best encoder/decoder .h5")
-    train.add_argument("--epochs", type=positive_int, default=5, help="training epochs (default 5)")
-    train.add_argument("--batch-size", type=positive_int, default=100, help="batch size (default 100)")
-    train.add_argument("--latent-dim", type=positive_int, default=2, help="size of z (default 2)")
-    train.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (default 1e-3)")
+
+    def setting(flag: str, name: str, parse: Callable[[str], Any] = int, **kwargs: Any) -> None:
+        """A flag for run setting `name`: its default, check and help come from `pipeline_vae.settings`."""
+        default = settings.default(name)
+        shown = f" (default {default})" if default is not None else ""
+        train.add_argument(flag, dest=name, type=settings.cli_type(name, parse), default=default,
+                           help=settings.SETTINGS[name].help + shown, **kwargs)
+
+    setting("--epochs", "epochs")
+    setting("--batch-size", "batch_size")
+    setting("--latent-dim", "latent_dim")
+    setting("--lr", "learning_rate", float)
     train.add_argument("--save-dir", default="runs/cvae", help="where the .h5 files go (default runs/cvae)")
-    train.add_argument("--train-steps-per-epoch", type=positive_int, default=None,
-                       help="cap on training steps per epoch (default: the whole training set)")
-    train.add_argument("--eval-steps-per-epoch", type=positive_int, default=None,
-                       help="cap on eval steps per epoch (default: the whole test set)")
-    train.add_argument("--seed", type=non_negative_int, default=None,
-                       help="make the run deterministic with this seed (fe.enable_deterministic)")
-    train.add_argument("--data", metavar="PATH", default=None,
-                       help="MNIST .npz to train on (default: env PIPELINE_VAE_DATA, else the cache)")
-    train.add_argument("--early-stop", type=positive_int, default=None, metavar="PATIENCE",
-                       help="stop after PATIENCE epochs without a better test ELBO (FE EarlyStopping)")
-    train.add_argument("--lr-plateau", type=positive_int, default=None, metavar="PATIENCE",
-                       help="divide the learning rate by 10 after PATIENCE epochs without a better test ELBO")
-    train.add_argument("--log-steps", type=non_negative_int, default=100,
-                       help="print the training loss every N steps (0: per-epoch lines only)")
-    train.add_argument("--loss", choices=("analytic_kl", "mc_kl"), default="analytic_kl",
-                       help="KL term of the loss: closed form (default; lower variance) or the seed's one-sample "
-                       "Monte Carlo estimate (mc_kl)")
-    train.add_argument("--model", choices=("conv", "mlp"), default="conv",
-                       help="encoder/decoder family: the seed's convolutional pair (default) or an MLP pair")
-    train.add_argument("--widths", type=width_list, default=None, metavar="W1,W2,...",
-                       help="layer widths, encoder side first (conv: one stride-2 convolution per filter count, "
-                       "default 32,64; mlp: hidden sizes, default 512,256); the decoder mirrors them")
+    setting("--train-steps-per-epoch", "train_steps_per_epoch")
+    setting("--eval-steps-per-epoch", "eval_steps_per_epoch")
+    setting("--seed", "seed")
+    train.add_argument("--data", metavar="DATA", default=None,
+                       help="mnist (default: env PIPELINE_VAE_DATA, else the verified cache), fashion_mnist, cifar10 "
+                       "(downloads), an .npz with x_train/x_test (or x), or a folder of images")
+    setting("--image-size", "image_size", int, nargs=2, metavar=("H", "W"))
+    setting("--channels", "channels")
+    setting("--test-fraction", "test_fraction", float)
+    setting("--split-seed", "split_seed")
+    setting("--likelihood", "likelihood", str, metavar="{" + ",".join(settings.LIKELIHOOD_NAMES) + "}")
+    setting("--binarize-threshold", "binarize_threshold", float, metavar="T")
+    setting("--early-stop", "early_stop", metavar="PATIENCE")
+    setting("--lr-plateau", "lr_plateau", metavar="PATIENCE")
+    setting("--log-steps", "log_steps")
+    setting("--loss", "loss", str, metavar="{" + ",".join(settings.LOSS_NAMES) + "}")
+    setting("--model", "model", str, metavar="{" + ",".join(settings.MODEL_NAMES) + "}")
+    setting("--widths", "widths", settings.int_list, metavar="W1,W2,...")
     train.add_argument("--fresh", action="store_true",
                        help="start over: remove the previous run's files from SAVE_DIR (after checking that no other "
                        "process uses it) instead of resuming")
@@ -258,19 +274,22 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", parents=[common],
                               help="test-set ELBO, its terms, the importance-weighted bound and active units")
     evaluate.add_argument("--save-dir", required=True, help="a folder written by `pipeline-vae train`")
-    evaluate.add_argument("--iw-samples", type=non_negative_int, default=1000, metavar="K",
+    evaluate.add_argument("--iw-samples", type=_count(0), default=1000, metavar="K",
                           help="samples per image for the importance-weighted bound (default 1000; 0 skips it)")
-    evaluate.add_argument("--n-images", type=positive_int, default=None,
-                          help="evaluate only the first N test images (default: all 10000)")
-    evaluate.add_argument("--seed", type=non_negative_int, default=0, help="seed of the sampling noise (default 0)")
-    evaluate.add_argument("--data", metavar="PATH", default=None, help="MNIST .npz (default: env, else the cache)")
+    evaluate.add_argument("--n-images", type=_count(1), default=None,
+                          help="evaluate only the first N test images (default: the whole test split)")
+    evaluate.add_argument("--seed", type=_count(0), default=0, help="seed of the sampling noise (default 0)")
+    evaluate.add_argument("--data", metavar="DATA", default=None,
+                          help="evaluate on these images instead of the run's own test split (read with the run's "
+                          "size, channels and split)")
     evaluate.set_defaults(func=cmd_evaluate)
 
     plot = sub.add_parser("plot", parents=[common], help="manifold, latent scatter, reconstructions, curves, GIF")
     plot.add_argument("--save-dir", required=True, help="a folder written by `pipeline-vae train`")
-    plot.add_argument("--n-images", type=positive_int, default=None,
-                      help="use only the first N test images for the latent scatter (default: all 10000)")
-    plot.add_argument("--data", metavar="PATH", default=None, help="MNIST .npz (default: env, else the cache)")
+    plot.add_argument("--n-images", type=_count(1), default=None,
+                      help="use only the first N test images for the latent scatter (default: the whole test split)")
+    plot.add_argument("--data", metavar="DATA", default=None,
+                      help="use these images instead of the run's own test split (read with the run's settings)")
     plot.set_defaults(func=cmd_plot)
 
     ablate = sub.add_parser("ablate", parents=[common],
@@ -278,7 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("spec", help="YAML or JSON spec (see apphub/ablations/)")
     ablate.add_argument("--out", default=None, help="results folder (default runs/ablations/<spec name>); rerunning "
                         "with the same folder skips finished runs")
-    ablate.add_argument("--data", metavar="PATH", default=None, help="MNIST .npz (default: env, else the cache)")
+    ablate.add_argument("--data", metavar="DATA", default=None,
+                        help="the data every run trains and is evaluated on (default: the spec's `data`, else mnist)")
     ablate.add_argument("--check", action="store_true", help="only validate the spec and print the plan")
     ablate.set_defaults(func=cmd_ablate)
     return parser

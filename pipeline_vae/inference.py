@@ -1,28 +1,24 @@
 """Inference over a trained pair of `.h5` files: encode, sample, decode, reconstruct, generate, interpolate.
 
-    vae = CVAE.load("runs/default")            # encoder_best_loss.h5 + decoder_best_loss.h5 (+ cvae_config.json)
-    mean, logvar = vae.encode(x_test[:10])     # uint8 0..255 or float 0..1; [N,28,28], [N,28,28,1] or one image
-    digits = vae.generate(16, seed=0)          # Bernoulli means, float32 [16, 28, 28]
+    vae = CVAE.load("runs/default")            # the two .h5 files + the run's configuration (cvae_config.json)
+    mean, logvar = vae.encode(x_test[:10])     # uint8 0..255 or float 0..1; [N, H, W, C] (or [N, H, W] for grey)
+    images = vae.generate(16, seed=0)          # the likelihood's mean images, float32 in 0..1
 
-Images are preprocessed as in training (scaled to 0..1, binarized at 0.5 unless the run dropped its `binarize` slot,
-as recorded in `cvae_config.json`). Work is batched, so 10k images at once are fine.
+Images are preprocessed as in training, as the run's configuration records it (scaled to 0..1, binarized at the
+run's threshold if it binarized); the decoder's output is read with the run's likelihood. Grey images come back as
+[N, H, W] (as the seed's code expects), colour images as [N, H, W, 3]. Work is batched, so 10k images at once are fine.
 """
-import json
 import os
 from typing import Callable, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 
-from ops.densities import LOGVAR_MAX, LOGVAR_MIN
+from ops.densities import LOGVAR_MAX, LOGVAR_MIN, Likelihood, check_decoder_output, get_likelihood
+from pipeline_vae.run_config import RunConfig
 
 ENCODER_FILE = "encoder_best_loss.h5"
 DECODER_FILE = "decoder_best_loss.h5"
-#: The file each run writes beside its models, describing how they were made.
-CONFIG_FILE = "cvae_config.json"
-IMAGE_SHAPE = (28, 28)
-EXPECTED_IMAGES = "uint8 images in 0..255 or float images in 0..1, shaped [N, 28, 28], [N, 28, 28, 1], [28, 28] or " \
-                  "[28, 28, 1]"
 
 
 def load_h5_model(path: str, what: str) -> tf.keras.Model:
@@ -41,117 +37,135 @@ def load_h5_model(path: str, what: str) -> tf.keras.Model:
         raise ValueError(f"{what} model {path} is not a readable Keras .h5 model ({first})") from err
 
 
-def to_unit_images(images: np.ndarray, name: str = "images") -> np.ndarray:
-    """Check images and convert them to float32 [N, 28, 28, 1] in 0..1.
+def to_unit_images(images: np.ndarray, image_shape: Tuple[int, int, int] = (28, 28, 1),
+                   name: str = "images") -> np.ndarray:
+    """Check images and convert them to float32 [N, H, W, C] in 0..1.
 
     Args:
-        images: uint8 0..255 or float 0..1, shaped [N, 28, 28], [N, 28, 28, 1], or a single [28, 28] / [28, 28, 1].
+        images: uint8 0..255 or float 0..1, shaped [N, H, W, C] or one [H, W, C] image (grey images may leave out C).
+        image_shape: The (H, W, C) the model takes.
         name: The argument name, for messages.
 
     Returns:
-        float32 [N, 28, 28, 1] in 0..1.
+        float32 [N, H, W, C] in 0..1.
 
     Raises:
         ValueError: If the shape, dtype or range is not one of the above, the array is empty, or it holds NaN/Inf.
     """
+    image_shape = tuple(image_shape)
+    h, w, c = image_shape
+    expected = (f"uint8 images in 0..255 or float images in 0..1, shaped [N, {h}, {w}, {c}] or [{h}, {w}, {c}]" +
+                (f" (or [N, {h}, {w}], [{h}, {w}])" if c == 1 else ""))
     x = np.asarray(images)
     if x.dtype == np.uint8:
         scale = 255.0
     elif x.dtype.kind == "f":
         if x.size and not np.all(np.isfinite(x)):
-            raise ValueError(f"{name}: contains NaN or Inf; expected {EXPECTED_IMAGES}")
+            raise ValueError(f"{name}: contains NaN or Inf; expected {expected}")
         if x.size and (x.min() < 0.0 or x.max() > 1.0):
             raise ValueError(f"{name}: float values must be in 0..1, got {x.min():g}..{x.max():g} (pass uint8 for "
                              "0..255)")
         scale = 1.0
     else:
-        raise ValueError(f"{name}: dtype {x.dtype} not supported; expected {EXPECTED_IMAGES}")
-    if x.shape in (IMAGE_SHAPE, IMAGE_SHAPE + (1, )):
+        raise ValueError(f"{name}: dtype {x.dtype} not supported; expected {expected}")
+    if c == 1 and x.shape[-2:] == (h, w) and x.ndim in (2, 3):
+        x = x[..., None]
+    if x.shape == image_shape:
         x = x[None]
-    if x.ndim == 4 and x.shape[1:] == IMAGE_SHAPE + (1, ):
-        x = x[..., 0]
-    if x.ndim != 3 or x.shape[1:] != IMAGE_SHAPE:
-        raise ValueError(f"{name}: shape {x.shape} not supported; expected {EXPECTED_IMAGES}")
+    if x.ndim != 4 or x.shape[1:] != image_shape:
+        raise ValueError(f"{name}: shape {x.shape} not supported; expected {expected}")
     if x.shape[0] == 0:
         raise ValueError(f"{name}: is empty; expected at least one image")
-    return (x.astype(np.float32) / np.float32(scale))[..., None]
+    return x.astype(np.float32) / np.float32(scale)
 
 
 class CVAE:
-    """A trained CVAE: the encoder and decoder models plus the preprocessing they were trained with.
+    """A trained CVAE: the encoder and decoder models plus the preprocessing and likelihood they were trained with.
 
     Args:
-        encoder: Keras model, [B, 28, 28, 1] -> [B, 2 * latent_dim] (mean then log-variance).
-        decoder: Keras model, [B, latent_dim] -> logits [B, 28, 28, 1].
-        binarize: Whether images are thresholded (> `threshold`) after scaling, as in training.
-        threshold: The binarization threshold.
+        encoder: Keras model, [B, H, W, C] -> [B, 2 * latent_dim] (mean then log-variance).
+        decoder: Keras model, [B, latent_dim] -> the likelihood's parameters [B, H, W, C * params].
+        likelihood: The decoder likelihood's name ("bernoulli", "gaussian", "discretized_logistic").
+        binarize_threshold: Images are cut at this grey level after scaling, as in training; None: not cut.
         batch_size: Images (or latent vectors) per model call.
+        config: The run's configuration, when loaded from a run folder.
 
     Raises:
-        ValueError: If the two models' latent sizes differ or their shapes are not a CVAE's.
+        ValueError: If the two models' latent sizes differ or their shapes do not fit each other and the likelihood.
     """
     def __init__(self,
                  encoder: tf.keras.Model,
                  decoder: tf.keras.Model,
-                 binarize: bool = True,
-                 threshold: float = 0.5,
-                 batch_size: int = 1000) -> None:
+                 likelihood: str = "bernoulli",
+                 binarize_threshold: Optional[float] = 0.5,
+                 batch_size: int = 1000,
+                 config: Optional[RunConfig] = None) -> None:
+        self.likelihood: Likelihood = get_likelihood(likelihood)
         enc_out, dec_in = encoder.output_shape[-1], decoder.input_shape[-1]
         if enc_out is None or enc_out % 2:
             raise ValueError(f"encoder: output size must be 2 * latent_dim, got {encoder.output_shape}")
-        if tuple(decoder.output_shape[1:]) != IMAGE_SHAPE + (1, ):
-            raise ValueError(f"decoder: output must be [B, 28, 28, 1], got {decoder.output_shape}")
+        image_shape = tuple(encoder.input_shape[1:])
+        if len(image_shape) != 3 or None in image_shape:
+            raise ValueError(f"encoder: input must be images [B, H, W, C], got {encoder.input_shape}")
+        check_decoder_output(self.likelihood, (None, ) + image_shape, decoder.output_shape, "decoder")
         if enc_out // 2 != dec_in:
             raise ValueError(f"encoder and decoder do not match: the encoder's latent size is {enc_out // 2}, the "
                              f"decoder's is {dec_in}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        self.encoder, self.decoder = encoder, decoder
+        if binarize_threshold is not None and not 0.0 <= binarize_threshold < 1.0:
+            raise ValueError(f"binarize_threshold must be None or in [0, 1), got {binarize_threshold!r}")
+        self.encoder, self.decoder, self.config = encoder, decoder, config
+        self.image_shape: Tuple[int, int, int] = image_shape
         self.latent_dim = dec_in
-        self.binarize, self.threshold, self.batch_size = binarize, threshold, batch_size
+        self.threshold, self.batch_size = binarize_threshold, batch_size
         self._encode = tf.function(lambda x: encoder(x, training=False), reduce_retracing=True)
-        self._decode = tf.function(lambda z: decoder(z, training=False), reduce_retracing=True)
+        self._decode = tf.function(lambda z: self.likelihood.mean(decoder(z, training=False)), reduce_retracing=True)
+        self._decode_raw = tf.function(lambda z: decoder(z, training=False), reduce_retracing=True)
+
+    @property
+    def binarize(self) -> bool:
+        """Whether images are binarized before encoding (as in training)."""
+        return self.threshold is not None
 
     @classmethod
     def load(cls, save_dir: str, batch_size: int = 1000) -> "CVAE":
-        """Load `encoder_best_loss.h5` and `decoder_best_loss.h5` (and `cvae_config.json`, if any) from `save_dir`.
+        """Load a run folder: its configuration (`cvae_config.json`) and the encoder and decoder it names.
 
-        The preprocessing follows the run's config: binarized at its `binarize_threshold` if the run had a `binarize`
-        slot, else only scaled to 0..1. A folder without a config (or a config from before the threshold was
-        recorded) gets the seed's binarization at 0.5.
+        The preprocessing and likelihood follow the configuration. A folder from before configurations recorded
+        them is read as the MNIST run it was (Bernoulli; binarized at its recorded threshold, else 0.5, unless its
+        `binarize` slot was dropped).
 
         Raises:
             FileNotFoundError: If `save_dir` or a model file is missing.
-            ValueError: If a file is unreadable or the pair does not match.
+            ValueError: If the configuration is nonsense, a file is unreadable or the pair does not match.
         """
-        if not os.path.isdir(save_dir):
-            raise FileNotFoundError(f"save_dir {save_dir} does not exist or is not a folder")
-        encoder = load_h5_model(os.path.join(save_dir, ENCODER_FILE), "encoder")
-        decoder = load_h5_model(os.path.join(save_dir, DECODER_FILE), "decoder")
-        binarize, threshold = True, 0.5  # the seed's preprocessing, for folders without a config
-        config_path = os.path.join(save_dir, CONFIG_FILE)
-        if os.path.isfile(config_path):
-            try:
-                with open(config_path) as file:
-                    config = json.load(file)
-                binarize = "binarize" in config.get("slots", {"binarize": []})
-                threshold = float(config.get("binarize_threshold") or 0.5)  # runs before it was recorded used 0.5
-            except (ValueError, TypeError, AttributeError) as err:
-                raise ValueError(f"{config_path} is not a valid run config ({err})") from err
-        return cls(encoder, decoder, binarize=binarize, threshold=threshold, batch_size=batch_size)
+        config = RunConfig.read(save_dir)
+        encoder = load_h5_model(config.path(save_dir, "encoder"), "encoder")
+        decoder = load_h5_model(config.path(save_dir, "decoder"), "decoder")
+        return cls(encoder, decoder, likelihood=config.likelihood, binarize_threshold=config.binarize_threshold,
+                   batch_size=batch_size, config=config)
 
     def _batched(self, fn: Callable[[tf.Tensor], tf.Tensor], x: np.ndarray) -> np.ndarray:
         return np.concatenate([fn(tf.constant(x[i:i + self.batch_size])).numpy()
                                for i in range(0, len(x), self.batch_size)])
 
-    def prepare(self, images: np.ndarray) -> np.ndarray:
-        """Images as the model saw them in training: float32 [N, 28, 28, 1], binarized if the run binarized.
+    def _out(self, images: np.ndarray) -> np.ndarray:
+        """[N, H, W, C] images back as the user gives grey ones: [N, H, W]."""
+        return images[..., 0] if self.image_shape[2] == 1 else images
+
+    def prepare(self, images: np.ndarray, name: str = "images") -> np.ndarray:
+        """Images as the model saw them in training: float32 [N, H, W, C], binarized if the run binarized.
 
         Raises:
             ValueError: If `images` are not valid (see `to_unit_images`).
         """
-        x = to_unit_images(images)
-        return (x > self.threshold).astype(np.float32) if self.binarize else x
+        x = to_unit_images(images, self.image_shape, name)
+        if self.binarize:
+            return (x > self.threshold).astype(np.float32)
+        if self.likelihood.name == "discretized_logistic":  # its targets are the 256 levels k / 255
+            return np.round(x * 255.0) / np.float32(255.0)
+        return x
 
     def encode(self, images: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """Posterior parameters (mean, logvar) of q(z|x), each float32 [N, latent_dim]; logvar clipped to [-30, 20]
@@ -176,16 +190,21 @@ class CVAE:
         return mean + np.exp(0.5 * np.clip(logvar, LOGVAR_MIN, LOGVAR_MAX)) * eps
 
     def decode(self, z: np.ndarray, probs: bool = True) -> np.ndarray:
-        """Decode latent vectors to images, float32 [N, 28, 28]: Bernoulli means if `probs`, else logits.
+        """Decode latent vectors: the likelihood's mean images in 0..1 (Bernoulli probabilities, the location of a
+        Gaussian or logistic), [N, H, W] for grey and [N, H, W, C] for colour images; with `probs=False` the decoder's
+        raw output instead (Bernoulli logits; [N, H, W, C * params] when a likelihood has two parameters).
 
         Raises:
             ValueError: If `z` is not finite floats shaped [N, latent_dim] or [latent_dim].
         """
-        logits = self._batched(self._decode, self._check_latent(z, "z"))[..., 0]
-        return tf.sigmoid(logits).numpy() if probs else logits
+        z = self._check_latent(z, "z")
+        if probs:
+            return self._out(self._batched(self._decode, z))
+        raw = self._batched(self._decode_raw, z)
+        return raw[..., 0] if raw.shape[-1] == 1 else raw
 
     def reconstruct(self, images: np.ndarray, sample: bool = False, seed: Optional[int] = None) -> np.ndarray:
-        """Encode then decode: Bernoulli means [N, 28, 28] of p(x | z), z = the posterior mean (or a sample).
+        """Encode then decode: the mean images of p(x | z), z = the posterior mean (or a sample), shaped as `decode`.
 
         Raises:
             ValueError: If `images` are not valid.
@@ -194,7 +213,7 @@ class CVAE:
         return self.decode(self.sample_latent(mean, logvar, seed) if sample else mean)
 
     def generate(self, n: int, seed: Optional[int] = None) -> np.ndarray:
-        """Decode `n` draws from the prior N(0, I): Bernoulli means [n, 28, 28].
+        """Decode `n` draws from the prior N(0, I): mean images, shaped as `decode`.
 
         Raises:
             ValueError: If `n` is not a positive integer.
@@ -208,7 +227,7 @@ class CVAE:
         """Decode `steps` points on the straight line between the posterior means of images `a` and `b`.
 
         Returns:
-            Bernoulli means [steps, 28, 28]; the first decodes `a`'s mean, the last `b`'s.
+            Mean images, shaped as `decode`; the first decodes `a`'s mean, the last `b`'s.
 
         Raises:
             ValueError: If `a` or `b` is not one valid image, or `steps` < 2.
@@ -217,12 +236,11 @@ class CVAE:
             raise ValueError(f"steps must be an integer >= 2, got {steps!r}")
         means = []
         for name, image in (("a", a), ("b", b)):
-            if to_unit_images(image, name).shape[0] != 1:
+            if to_unit_images(image, self.image_shape, name).shape[0] != 1:
                 raise ValueError(f"{name}: expected one image, got {np.shape(image)}")
             means.append(self.encode(image)[0][0])
         t = np.linspace(0.0, 1.0, int(steps), dtype=np.float32)[:, None]
         return self.decode((1 - t) * means[0] + t * means[1])
-
     def _check_latent(self, z: np.ndarray, name: str) -> np.ndarray:
         z = np.asarray(z)
         if z.dtype.kind not in "fiu":

@@ -2,7 +2,7 @@
 and active latent units.
 
     vae = CVAE.load("runs/default")
-    m = evaluate(vae, load_mnist().x_test, iw_samples=1000)    # dict of numbers, in nats per image
+    m = evaluate(vae, load_data(vae.config.data).test_images(), iw_samples=1000)   # dict of numbers, nats per image
 
 All values are averages over the images given. The importance-weighted bound (Burda, Grosse & Salakhutdinov 2016,
 Eq. 8) is log p(x) >= E[log 1/K sum_k p(x, z_k) / q(z_k | x)], z_k ~ q(z|x); K = 1 is the ELBO, and it tightens as K
@@ -18,7 +18,8 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from ops.densities import bernoulli_log_likelihood, clamp_logvar, kl_to_standard_normal, log_mean_exp, monte_carlo_kl
+from ops.densities import (bits_per_dim_of, clamp_logvar, kl_to_standard_normal, log_importance_weights, log_mean_exp,
+                           monte_carlo_kl)
 from pipeline_vae.inference import CVAE
 
 #: Burda et al.'s threshold on Cov_x(E_q[z_d]) for counting latent unit d as active.
@@ -45,26 +46,27 @@ class _Evaluator:
 
     @tf.function(reduce_retracing=True)
     def elbo_terms(self, x: tf.Tensor, eps: tf.Tensor):
-        """Per-example log p(x|z) (one sample), MC KL at that sample, analytic KL, posterior mean; x [B,28,28,1]."""
+        """Per-example log p(x|z) (one sample), MC KL at that sample, analytic KL, posterior mean; x [B, H, W, C]."""
         out = self.vae.encoder(x, training=False)
         mean, logvar = tf.split(out, 2, axis=1)
         logvar = clamp_logvar(logvar)
         z = mean + tf.exp(0.5 * logvar) * eps
-        recon = bernoulli_log_likelihood(x, self.vae.decoder(z, training=False))
+        recon = self.vae.likelihood.log_prob(x, self.vae.decoder(z, training=False))
         kl_mc = monte_carlo_kl(z, mean, logvar)
         return recon, kl_mc, kl_to_standard_normal(mean, logvar), mean
 
     @tf.function(reduce_retracing=True)
     def log_weights(self, x: tf.Tensor, eps: tf.Tensor) -> tf.Tensor:
-        """log p(x, z_k) - log q(z_k|x) for eps [K, B, L] and x [B, 28, 28, 1]: returns [K, B]."""
+        """log p(x, z_k) - log q(z_k|x) for eps [K, B, L] and x [B, H, W, C]: returns [K, B]."""
         k, b = tf.shape(eps)[0], tf.shape(eps)[1]
         mean, logvar = tf.split(self.vae.encoder(x, training=False), 2, axis=1)
         logvar = clamp_logvar(logvar)
         z = mean[None] + tf.exp(0.5 * logvar)[None] * eps  # [K, B, L]
-        logits = self.vae.decoder(tf.reshape(z, [k * b, -1]), training=False)  # one call for all K*B samples
-        targets = tf.reshape(tf.broadcast_to(x[None], tf.concat([[k], tf.shape(x)], 0)), tf.shape(logits))
-        log_px = tf.reshape(bernoulli_log_likelihood(targets, logits), [k, b])
-        return log_px - monte_carlo_kl(z, mean[None], logvar[None])
+        params = self.vae.decoder(tf.reshape(z, [k * b, -1]), training=False)  # one call for all K*B samples
+        targets = tf.reshape(tf.broadcast_to(x[None], tf.concat([[k], tf.shape(x)], 0)),
+                             tf.concat([[k * b], tf.shape(x)[1:]], 0))
+        log_px = tf.reshape(self.vae.likelihood.log_prob(targets, params), [k, b])
+        return log_importance_weights(log_px, z, mean[None], logvar[None])
 
 
 def progress_bar(total: int, label: str, disable: bool = False) -> tqdm:
@@ -130,7 +132,9 @@ def evaluate(vae: CVAE, images: np.ndarray, iw_samples: int = 1000, seed: Option
     Returns:
         A dict, in nats per image: `elbo_mc` (one-sample MC KL, what training logs), `elbo_analytic` (closed-form
         KL), `reconstruction` (E_q log p(x|z), one sample), `kl` (closed form), `iw_bound` and `iw_samples`, their
-        standard errors `elbo_mc_se` / `iw_bound_se`, `active_units`, `latent_dim`, `n_images`, `seconds`.
+        standard errors `elbo_mc_se` / `iw_bound_se`, `active_units`, `latent_dim`, `n_images`, `seconds`; and the
+        `likelihood`, with `elbo_bpd` / `iw_bound_bpd` (bits per dimension; None for a Bernoulli on grey levels,
+        which is a cross-entropy, not a likelihood of the data).
 
     Raises:
         ValueError: If the arguments or images are invalid.
@@ -160,12 +164,17 @@ def evaluate(vae: CVAE, images: np.ndarray, iw_samples: int = 1000, seed: Option
         "latent_dim": int(vae.latent_dim),
         "n_images": int(n),
         "iw_samples": int(iw_samples),
+        "likelihood": vae.likelihood.name,
     }
+    dims = int(np.prod(vae.image_shape))
+    binary = bool(np.all((x == 0.0) | (x == 1.0)))
+    result["elbo_bpd"] = bits_per_dim_of(vae.likelihood.name, result["elbo_analytic"], dims, binary)
     if iw_samples:
         with progress_bar(n, f"IW bound K={iw_samples}", disable=not show_progress) as progress:
             log_p = iw_bound(vae, x, iw_samples, seed=seed, max_decodes=max_decodes, progress=progress)
         result["iw_bound"] = float(log_p.mean())
         result["iw_bound_se"] = float(log_p.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+        result["iw_bound_bpd"] = bits_per_dim_of(vae.likelihood.name, result["iw_bound"], dims, binary)
     result["seconds"] = round(time.perf_counter() - start_time, 1)
     return result
 
@@ -180,7 +189,12 @@ def format_table(metrics: Dict[str, float]) -> str:
     if metrics.get("iw_samples"):
         rows.append((f"IW bound, K={metrics['iw_samples']} (nats)",
                      f"{metrics['iw_bound']:.2f} ± {metrics['iw_bound_se']:.2f}"))
-    rows += [(f"active units (Cov > {ACTIVE_UNIT_THRESHOLD})", f"{metrics['active_units']} / {metrics['latent_dim']}"),
+    if metrics.get("elbo_bpd") is not None:
+        rows.append(("ELBO, analytic KL (bits/dim)", f"{metrics['elbo_bpd']:.3f}"))
+    if metrics.get("iw_bound_bpd") is not None:
+        rows.append((f"IW bound, K={metrics['iw_samples']} (bits/dim)", f"{metrics['iw_bound_bpd']:.3f}"))
+    rows += [("likelihood", metrics.get("likelihood", "bernoulli")),
+             (f"active units (Cov > {ACTIVE_UNIT_THRESHOLD})", f"{metrics['active_units']} / {metrics['latent_dim']}"),
              ("seconds", f"{metrics['seconds']}")]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)

@@ -2,10 +2,14 @@
 
 Figures use matplotlib's object API (`matplotlib.figure.Figure`), so no pyplot state or GUI backend is touched.
 
-    samples/epoch_000.png ... and samples.gif   16 digits from fixed latent vectors, per epoch (`SampleGrid` trace)
+    samples/epoch_000.png ... and samples.gif   16 images from fixed latent vectors, per epoch (`SampleGrid` trace)
     manifold.png             the 2-D latent manifold (latent size 2 only)
-    latent_scatter.png       test-set posterior means coloured by digit (first two principal components if L > 2)
-    reconstructions.png      original / binarized / decoded probabilities / binarized decoding
+    latent_scatter.png       test-set posterior means coloured by label (first two principal components if L > 2;
+                             only for data with labels)
+    reconstructions.png      original / model input / decoded mean (/ binarized decoding, Bernoulli only)
+
+Grey images are drawn dark-on-white (ink, the "gray_r" map) for the Bernoulli likelihood (binarized digits) and
+light-on-dark ("gray") otherwise; colour images as they are.
     training_curves.png      train loss and test ELBO from the run's `train_log.csv`
 """
 import csv
@@ -20,7 +24,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from pipeline_vae.atomic import atomic_path
-from pipeline_vae.inference import CVAE
+from pipeline_vae.inference import CVAE, to_unit_images
 
 SAMPLES_DIR = "samples"
 GIF_FILE = "samples.gif"
@@ -36,22 +40,37 @@ def save_figure(fig: Figure, path: str) -> str:
 
 
 def tile(images: np.ndarray, rows: int, cols: int, pad: int = 2) -> np.ndarray:
-    """Arrange [N, H, W] images (N <= rows * cols) on a grid padded with 0 (white under the "gray_r" colour map),
-    [rows*(H+pad)+pad, cols*(W+pad)+pad]."""
-    n, h, w = images.shape
-    grid = np.zeros((rows * (h + pad) + pad, cols * (w + pad) + pad), np.float32)
+    """Arrange [N, H, W] or [N, H, W, C] images (N <= rows * cols) on a grid padded with 0,
+    [rows*(H+pad)+pad, cols*(W+pad)+pad(, C)]."""
+    n, h, w = images.shape[:3]
+    grid = np.zeros((rows * (h + pad) + pad, cols * (w + pad) + pad) + images.shape[3:], np.float32)
     for i in range(min(n, rows * cols)):
         r, c = divmod(i, cols)
         grid[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = images[i]
     return grid
 
 
-def plot_sample_grid(images: np.ndarray, path: str, title: str) -> str:
-    """A square grid of generated digits (Bernoulli means), 400 x 430 px. Returns `path`."""
+def show(ax, image: np.ndarray, ink: bool = True) -> None:
+    """Draw one image in 0..1 on `ax`: grey [H, W] with the "gray_r" (ink) or "gray" map, colour [H, W, 3] as is."""
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    if image.ndim == 3:
+        ax.imshow(np.clip(image, 0.0, 1.0))
+    else:
+        ax.imshow(image, cmap="gray_r" if ink else "gray", vmin=0, vmax=1)
+
+
+def is_ink(vae: CVAE) -> bool:
+    """Whether a model's grey images are drawn as ink (dark on white): the Bernoulli likelihood's binarized digits."""
+    return vae.likelihood.name == "bernoulli"
+
+
+def plot_sample_grid(images: np.ndarray, path: str, title: str, ink: bool = True) -> str:
+    """A square grid of generated images (the likelihood's mean images), 400 x 430 px. Returns `path`."""
     side = int(np.ceil(np.sqrt(len(images))))
     fig = Figure(figsize=(4, 4.3))
     ax = fig.add_axes((0.02, 0.02, 0.96, 0.88))
-    ax.imshow(tile(images, side, side), cmap="gray_r", vmin=0, vmax=1)  # dark digits on white, like ink
+    show(ax, tile(images, side, side), ink)
     ax.set_axis_off()
     fig.suptitle(title, fontsize=11)
     return save_figure(fig, path)
@@ -93,11 +112,12 @@ def manifold_figure(vae: CVAE, n: int = 20) -> Figure:
     canvas = tile(vae.decode(z), n, n, pad=0)
     fig = Figure(figsize=(8, 8))
     ax = fig.add_axes((0.1, 0.08, 0.86, 0.86))
-    ax.imshow(canvas, cmap="gray_r", vmin=0, vmax=1)
-    centres = np.arange(n) * 28 + 13.5
+    show(ax, canvas, is_ink(vae))
+    h, w = vae.image_shape[:2]
+    centres_x, centres_y = np.arange(n) * w + (w - 1) / 2, np.arange(n) * h + (h - 1) / 2
     ticks = sorted(set(range(0, n, max(1, n // 10))) | {n - 1})
-    ax.set_xticks(centres[ticks], [f"{values[i]:.2f}" for i in ticks], rotation=90)
-    ax.set_yticks(centres[ticks], [f"{values[::-1][i]:.2f}" for i in ticks])
+    ax.set_xticks(centres_x[ticks], [f"{values[i]:.2f}" for i in ticks], rotation=90)
+    ax.set_yticks(centres_y[ticks], [f"{values[::-1][i]:.2f}" for i in ticks])
     ax.set_xlabel("z[0]")
     ax.set_ylabel("z[1]")
     ax.set_title("Latent manifold: decoded grid over N(0,1) quantiles 0.05-0.95")
@@ -118,8 +138,8 @@ def principal_components(points: np.ndarray, k: int = 2) -> Tuple[np.ndarray, np
 
 
 def latent_scatter_figure(vae: CVAE, images: np.ndarray, labels: np.ndarray) -> Figure:
-    """Posterior means of `images` coloured by digit label; for latent size > 2 the first two principal components,
-    said so in the title. 800 x 700 px.
+    """Posterior means of `images` coloured by label; for latent size > 2 the first two principal components, said so
+    in the title. 800 x 700 px.
 
     Raises:
         ValueError: If labels do not match the images.
@@ -139,8 +159,11 @@ def latent_scatter_figure(vae: CVAE, images: np.ndarray, labels: np.ndarray) -> 
         title = f"Test set posterior means: first two principal components of {vae.latent_dim}-D z"
     fig = Figure(figsize=(8, 7))
     ax = fig.add_axes((0.1, 0.09, 0.75, 0.83))
-    scatter = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=3, vmin=-0.5, vmax=9.5)
-    fig.colorbar(scatter, cax=fig.add_axes((0.88, 0.09, 0.03, 0.83)), ticks=range(10), label="digit")
+    classes = max(10, int(labels.max()) + 1) if labels.size else 10
+    scatter = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10" if classes <= 10 else "viridis", s=3,
+                         vmin=-0.5, vmax=classes - 0.5)
+    fig.colorbar(scatter, cax=fig.add_axes((0.88, 0.09, 0.03, 0.83)), ticks=range(0, classes, max(1, classes // 10)),
+                 label="label")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
@@ -153,20 +176,25 @@ def plot_latent_scatter(vae: CVAE, images: np.ndarray, labels: np.ndarray, path:
 
 
 def reconstructions_figure(vae: CVAE, images: np.ndarray) -> Figure:
-    """Rows: original, binarized (the model's input), decoded probabilities of z = mean, binarized decoding; one
-    column per image. (100 + 75 * N) x 400 px."""
-    original = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
-    model_input = vae.prepare(images)[..., 0]
-    probs = vae.reconstruct(images)
+    """Rows: original, the model's input (binarized if the run binarized), the decoded mean of z = posterior mean, and
+    for the Bernoulli likelihood its binarized decoding; one column per image. (100 + 75 * N) x 400 px."""
+    original = to_unit_images(images, vae.image_shape)
+    model_input = vae.prepare(images)
+    decoded = vae.reconstruct(images)
+    if vae.image_shape[2] == 1:
+        original, model_input = original[..., 0], model_input[..., 0]
     rows = [("original", original), ("binarized" if vae.binarize else "input", model_input),
-            ("decoded p(x|z)", probs), ("decoded > 0.5", (probs > 0.5).astype(np.float32))]
-    n = len(images)
-    fig = Figure(figsize=(1 + 0.75 * n, 4))
+            ("decoded mean", decoded)]
+    if is_ink(vae):
+        rows.append(("decoded > 0.5", (decoded > 0.5).astype(np.float32)))
+    n = len(original)
+    fig = Figure(figsize=(1 + 0.75 * n, len(rows)))
+    height = 0.92 / len(rows)
     for r, (name, row) in enumerate(rows):
         for c in range(n):
-            ax = fig.add_axes((1 / (1 + 0.75 * n) + c * 0.75 / (1 + 0.75 * n), 0.76 - r * 0.23,
-                               0.72 / (1 + 0.75 * n), 0.22))
-            ax.imshow(row[c], cmap="gray_r", vmin=0, vmax=1)
+            ax = fig.add_axes((1 / (1 + 0.75 * n) + c * 0.75 / (1 + 0.75 * n), 1 - (r + 1) * height - 0.02,
+                               0.72 / (1 + 0.75 * n), height * 0.95))
+            show(ax, row[c], is_ink(vae))
             ax.set_xticks([])
             ax.set_yticks([])
             if c == 0:
@@ -228,15 +256,15 @@ def plot_training_curves(log_path: str, path: str) -> str:
     return save_figure(fig, path)
 
 
-def plot_run(save_dir: str, images: np.ndarray, labels: np.ndarray, n_reconstructions: int = 12,
+def plot_run(save_dir: str, images: np.ndarray, labels: Optional[np.ndarray] = None, n_reconstructions: int = 12,
              log: Optional[io.TextIOBase] = None) -> List[str]:
-    """Every picture for a run's save_dir: manifold (latent 2), latent scatter, reconstructions, training curves (if
-    the log exists), and the samples GIF (if per-epoch grids exist).
+    """Every picture for a run's save_dir: manifold (latent 2), latent scatter (with labels), reconstructions,
+    training curves (if the log exists), and the samples GIF (if per-epoch grids exist).
 
     Args:
         save_dir: A folder written by `pipeline-vae train`.
         images: Test images (uint8) for the scatter and reconstructions.
-        labels: Their digit labels.
+        labels: Their labels, or None (the scatter is skipped).
         n_reconstructions: Columns of the reconstruction figure.
         log: Where to say what was skipped; None for silence.
 
@@ -249,13 +277,16 @@ def plot_run(save_dir: str, images: np.ndarray, labels: np.ndarray, n_reconstruc
         written.append(plot_manifold(vae, os.path.join(save_dir, "manifold.png")))
     elif log:
         log.write(f"manifold.png skipped: latent size is {vae.latent_dim}, not 2\n")
-    written.append(plot_latent_scatter(vae, images, labels, os.path.join(save_dir, "latent_scatter.png")))
+    if labels is not None:
+        written.append(plot_latent_scatter(vae, images, labels, os.path.join(save_dir, "latent_scatter.png")))
+    elif log:
+        log.write("latent_scatter.png skipped: the data has no labels to colour it by\n")
     written.append(plot_reconstructions(vae, images[:n_reconstructions], os.path.join(save_dir, "reconstructions.png")))
-    log_path = os.path.join(save_dir, LOG_FILE)
+    log_path = vae.config.path(save_dir, "log") if vae.config else os.path.join(save_dir, LOG_FILE)
     if os.path.isfile(log_path):
         written.append(plot_training_curves(log_path, os.path.join(save_dir, "training_curves.png")))
     elif log:
-        log.write(f"training_curves.png skipped: no {LOG_FILE} in {save_dir}\n")
+        log.write(f"training_curves.png skipped: no {os.path.basename(log_path)} in {save_dir}\n")
     frames = sample_frames(save_dir)
     if frames:
         written.append(write_gif(frames, os.path.join(save_dir, GIF_FILE)))

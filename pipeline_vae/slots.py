@@ -16,7 +16,8 @@ from fastestimator.op.tensorop.model import ModelOp, UpdateOp
 from fastestimator.op.tensorop.tensorop import TensorOp
 
 from ops import AnalyticKLLoss, Binarize, CVAELoss, JointGradientOp, ReparameterizeOp, Rescale, SplitOp
-from pipeline_vae.models import DEFAULT_MODEL, MODELS
+from ops.densities import get_likelihood
+from pipeline_vae.models import DEFAULT_MODEL, IMAGE_SHAPE, MODELS
 
 SLOTS: Tuple[str, ...] = ("rescale", "binarize", "encode", "split", "reparameterize", "decode", "loss")
 #: What the default Pipeline provides: uint8 images.
@@ -26,69 +27,77 @@ CHECKED_MODES: Tuple[str, ...] = ("train", "eval")
 SlotValue = Union[None, TensorOp, Sequence[TensorOp]]
 
 
-def build_model(kind: str, latent_dim: int, learning_rate: float, model: str = DEFAULT_MODEL,
-                widths: Optional[Sequence[int]] = None) -> tf.keras.Model:
-    """`fe.build` an encoder or decoder with Adam, named so the best-model file is `<kind>_best_loss.h5`.
-
-    Args:
-        kind: "encoder" or "decoder".
-        latent_dim: Size of z.
-        learning_rate: Adam's learning rate.
-        model: The model family in `pipeline_vae.models.MODELS` ("conv": the seed's, the default; "mlp").
-        widths: The family's layer widths (None: its default).
-
-    Returns:
-        The compiled Keras model (FE's `fe.build` result).
-
-    Raises:
-        ValueError: If `kind` or `model` is unknown or `latent_dim`/`learning_rate`/`widths` is invalid.
-    """
-    if kind not in ("encoder", "decoder"):
-        raise ValueError(f"kind must be 'encoder' or 'decoder', got {kind!r}")
-    if model not in MODELS:
-        raise ValueError(f"unknown model {model!r}; expected one of {', '.join(sorted(MODELS))}")
-    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
-        raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
-    family = MODELS[model]
-    builder = family.encoder if kind == "encoder" else family.decoder
-    widths = family.widths if widths is None else widths
-    builder(latent_dim, widths)  # validate the arguments here, outside fe.build's lambda, for a clean error
-    return fe.build(model_fn=lambda: builder(latent_dim, widths),
-                    optimizer_fn=lambda: tf.keras.optimizers.legacy.Adam(learning_rate=learning_rate),
-                    model_name=kind)
-
-
 @dataclass(frozen=True)
 class ModelSettings:
-    """What the default encode/decode slots are built from.
+    """What the default slots are built from.
 
     Args:
         latent_dim: Size of z.
         learning_rate: Adam's learning rate.
         model: The model family in `pipeline_vae.models.MODELS`.
         widths: The family's layer widths (None: its default).
+        image_shape: (H, W, C) of the images.
+        likelihood: The decoder likelihood (`ops.densities.LIKELIHOODS`): the decoder outputs its parameters.
+        binarize_threshold: The `binarize` slot's threshold; None leaves that slot empty.
     """
     latent_dim: int = 2
     learning_rate: float = 1e-3
     model: str = DEFAULT_MODEL
     widths: Optional[Tuple[int, ...]] = None
+    image_shape: Tuple[int, int, int] = IMAGE_SHAPE
+    likelihood: str = "bernoulli"
+    binarize_threshold: Optional[float] = 0.5
+
+
+def build_model(kind: str, settings: ModelSettings) -> tf.keras.Model:
+    """`fe.build` an encoder or decoder with Adam, named so the best-model file is `<kind>_best_loss.h5`.
+
+    Args:
+        kind: "encoder" or "decoder".
+        settings: Latent size, learning rate, model family and widths, image shape and likelihood (the decoder
+            outputs `params` values per image channel).
+
+    Returns:
+        The compiled Keras model (FE's `fe.build` result).
+
+    Raises:
+        ValueError: If `kind`, the model or the likelihood is unknown, or a setting is invalid for the images.
+    """
+    if kind not in ("encoder", "decoder"):
+        raise ValueError(f"kind must be 'encoder' or 'decoder', got {kind!r}")
+    if settings.model not in MODELS:
+        raise ValueError(f"unknown model {settings.model!r}; expected one of {', '.join(sorted(MODELS))}")
+    lr = settings.learning_rate
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+        raise ValueError(f"learning_rate must be a positive number, got {lr!r}")
+    family = MODELS[settings.model]
+    out_channels = settings.image_shape[2] * get_likelihood(settings.likelihood).params
+
+    def make() -> tf.keras.Model:
+        if kind == "encoder":
+            return family.encoder(settings.latent_dim, settings.widths or family.widths, settings.image_shape)
+        return family.decoder(settings.latent_dim, settings.widths or family.widths, settings.image_shape,
+                              out_channels)
+
+    family.check(settings.latent_dim, settings.widths, settings.image_shape)  # a clean error outside fe.build
+    return fe.build(model_fn=make, optimizer_fn=lambda: tf.keras.optimizers.legacy.Adam(learning_rate=lr),
+                    model_name=kind)
 
 
 #: The loss ops selectable by name (`get_estimator(loss=...)`, `pipeline-vae train --loss ...`).
 LOSSES: Dict[str, Callable[..., TensorOp]] = {"mc_kl": CVAELoss, "analytic_kl": AnalyticKLLoss}
 DEFAULT_LOSS = "analytic_kl"
 
-#: How each slot's default op is made from the ModelSettings. Models are built only if their slot is used.
-#: The "loss" slot's default comes from `LOSSES` (see `build_graph`).
-DEFAULT_OPS: Dict[str, Callable[[ModelSettings], TensorOp]] = {
+#: How each slot's default op is made from the ModelSettings (None: the slot is empty). Models are built only if their
+#: slot is used. The "loss" slot's default comes from `LOSSES` (see `build_graph`).
+DEFAULT_OPS: Dict[str, Callable[[ModelSettings], Optional[TensorOp]]] = {
     "rescale": lambda s: Rescale(inputs="x", outputs="x"),
-    "binarize": lambda s: Binarize(inputs="x", outputs="x", threshold=0.5),
-    "encode": lambda s: ModelOp(model=build_model("encoder", s.latent_dim, s.learning_rate, s.model, s.widths),
-                                inputs="x", outputs="meanlogvar"),
+    "binarize": lambda s: None if s.binarize_threshold is None else Binarize(inputs="x", outputs="x",
+                                                                             threshold=s.binarize_threshold),
+    "encode": lambda s: ModelOp(model=build_model("encoder", s), inputs="x", outputs="meanlogvar"),
     "split": lambda s: SplitOp(inputs="meanlogvar", outputs=("mean", "logvar")),
     "reparameterize": lambda s: ReparameterizeOp(inputs=("mean", "logvar"), outputs="z"),
-    "decode": lambda s: ModelOp(model=build_model("decoder", s.latent_dim, s.learning_rate, s.model, s.widths),
-                                inputs="z", outputs="x_logit"),
+    "decode": lambda s: ModelOp(model=build_model("decoder", s), inputs="z", outputs="x_logit"),
 }
 
 
@@ -186,7 +195,10 @@ def build_graph(latent_dim: int = 2,
                 loss: str = DEFAULT_LOSS,
                 model: str = DEFAULT_MODEL,
                 widths: Optional[Sequence[int]] = None,
-                joint_update: bool = False) -> Graph:
+                joint_update: bool = False,
+                image_shape: Sequence[int] = IMAGE_SHAPE,
+                likelihood: str = "bernoulli",
+                binarize_threshold: Optional[float] = 0.5) -> Graph:
     """Assemble the slots (defaults, replaced or dropped as `ops` says) plus one UpdateOp per model, and check it.
 
     Args:
@@ -201,13 +213,17 @@ def build_graph(latent_dim: int = 2,
         joint_update: Compute all models' gradients in one backward pass (`ops.JointGradientOp`, then one
             `UpdateOp(gradients=...)` per model) instead of FE's default of one gradient computation per UpdateOp.
             Same gradients; measured a tie on this CPU (docs/benchmarks.md), so off by default.
+        image_shape: (H, W, C) of the images the default models are built for.
+        likelihood: The decoder likelihood: the default decoder outputs its parameters and the default loss uses it.
+            A loss op given in `ops` that has a `likelihood` (the `ops` losses) must use the same one.
+        binarize_threshold: The default `binarize` slot's threshold (the seed's 0.5); None leaves the slot empty.
 
     Returns:
         The checked graph.
 
     Raises:
-        ValueError: If a slot, loss or model name is unknown, both `loss` and `ops["loss"]` are given, or an op reads
-            a key nothing upstream produces.
+        ValueError: If a slot, loss, model or likelihood name is unknown, both `loss` and `ops["loss"]` are given, a
+            loss op's likelihood differs from `likelihood`, or an op reads a key nothing upstream produces.
         TypeError: If a slot value is not a TensorOp, a list of them, or None.
     """
     ops = dict(ops or {})
@@ -218,13 +234,21 @@ def build_graph(latent_dim: int = 2,
         raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(sorted(LOSSES))}")
     if "loss" in ops and loss != DEFAULT_LOSS:
         raise ValueError(f"give either loss={loss!r} or ops['loss'], not both")
+    get_likelihood(likelihood)
     if "loss" not in ops:
-        ops["loss"] = LOSSES[loss](inputs=("x", "x_logit", "mean", "logvar", "z"), outputs="loss")
-    settings = ModelSettings(latent_dim, learning_rate, model, None if widths is None else tuple(widths))
+        ops["loss"] = LOSSES[loss](inputs=("x", "x_logit", "mean", "logvar", "z"), outputs="loss",
+                                   likelihood=likelihood)
+    settings = ModelSettings(latent_dim, learning_rate, model, None if widths is None else tuple(widths),
+                             tuple(image_shape), likelihood, binarize_threshold)
     named_ops: List[Tuple[str, TensorOp]] = []
     for name in SLOTS:
         value = ops[name] if name in ops else DEFAULT_OPS[name](settings)
         named_ops.extend((name, op) for op in slot_ops(name, value))
+    for name, op in named_ops:
+        used = getattr(getattr(op, "likelihood", None), "name", likelihood)
+        if name == "loss" and used != likelihood:
+            raise ValueError(f"slot 'loss' ({type(op).__name__}) uses the {used} likelihood but the run's is "
+                             f"{likelihood}; pass likelihood={likelihood!r} to the op")
     models: List[tf.keras.Model] = []
     for _, op in named_ops:
         if isinstance(op, ModelOp) and op.model not in models:

@@ -14,6 +14,7 @@ from fastestimator.trace.trace import Trace
 from fastestimator.util.data import Data
 from fastestimator.util.traceability_util import traceable
 
+from ops.densities import get_likelihood
 from pipeline_vae import plots
 from pipeline_vae.atomic import atomic_path
 
@@ -151,16 +152,19 @@ class SampleGrid(Trace):
     epoch, and `save_dir/samples.gif` of epochs 0..last at the end of training: the TensorFlow tutorial's `cvae.gif`.
 
     Args:
-        decoder: The decoder model (fe.build), [B, latent_dim] -> logits [B, 28, 28, 1].
+        decoder: The decoder model (fe.build), [B, latent_dim] -> the likelihood's parameters [B, H, W, C * params].
         save_dir: The run folder.
+        likelihood: The decoder likelihood; the grids show its mean image.
         n: How many digits per grid (a square grid is made).
         seed: Seed of the fixed latent vectors z ~ N(0, I).
 
     Raises:
         ValueError: If `n` is not a positive integer.
     """
-    def __init__(self, decoder: tf.keras.Model, save_dir: str, n: int = 16, seed: int = 0) -> None:
+    def __init__(self, decoder: tf.keras.Model, save_dir: str, n: int = 16, seed: int = 0,
+                 likelihood: str = "bernoulli") -> None:
         super().__init__(mode="eval")
+        self.likelihood = get_likelihood(likelihood)
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"SampleGrid: n must be a positive integer, got {n!r}")
         self.decoder, self.save_dir, self.n, self.seed = decoder, save_dir, n, seed
@@ -172,8 +176,9 @@ class SampleGrid(Trace):
         return os.path.join(self.save_dir, plots.SAMPLES_DIR, f"epoch_{epoch:03d}.png")
 
     def _save(self, epoch: int) -> None:
-        probs = tf.sigmoid(self.decoder(self.z, training=False)).numpy()[..., 0]
-        plots.plot_sample_grid(probs, self.frame_path(epoch), f"epoch {epoch}" if epoch else "before training")
+        images = self.likelihood.mean(self.decoder(self.z, training=False)).numpy()
+        plots.plot_sample_grid(images, self.frame_path(epoch), f"epoch {epoch}" if epoch else "before training",
+                               ink=self.likelihood.name == "bernoulli")
         self.last_epoch = epoch
 
     def on_begin(self, data: Data) -> None:

@@ -10,8 +10,9 @@ makes two processes with the same seed bit-identical; runs inside one process ar
 `OUT/runs/<variant>/seed_<seed>/` (the models, log, samples, `result.json` and the run's console output `run.log`).
 
 Fairness: the same budget (epochs, steps), data order and initial weights (seeded) per seed, and one evaluation for
-all: the first `eval.n_images` test images, statically binarized at 0.5 whatever the variant trained on, ELBO with
-the closed-form KL, the IW bound with `eval.iw_samples`, KL and active units, all with the same noise (seed 0).
+all: the first `eval.n_images` test images (MNIST's statically binarized at 0.5 for every Bernoulli variant, whatever
+it trained on; otherwise as each run's configuration says), ELBO with the closed-form KL, the IW bound with
+`eval.iw_samples`, KL, active units and bits/dim, all with the same noise (seed 0).
 """
 import contextlib
 import hashlib
@@ -54,10 +55,11 @@ class AtomicGridSearch(GridSearch):
             return super().evaluate(**kwargs)
 
 
-def run_key(spec: Spec, variant: Variant) -> str:
-    """`name@digest`: the digest covers the variant, the budget and the evaluation, so editing any of them re-runs
-    the variant while untouched variants keep their results."""
-    blob = json.dumps({"variant": variant.to_json(), "budget": spec.budget, "eval": spec.eval}, sort_keys=True)
+def run_key(spec: Spec, variant: Variant, data: Optional[str] = None) -> str:
+    """`name@digest`: the digest covers the variant, the budget, the evaluation and the data, so editing any of them
+    re-runs the variant while untouched variants keep their results."""
+    blob = json.dumps({"variant": variant.to_json(), "budget": spec.budget, "eval": spec.eval,
+                       "data": spec.data_source(data).to_json()}, sort_keys=True)
     return f"{variant.name}@{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 
@@ -69,25 +71,42 @@ def run_dir(out_dir: str, variant: str, seed: int) -> str:
 def train_and_evaluate(spec: Spec, variant: Variant, seed: int, save_dir: str, data: Optional[str] = None) -> Dict:
     """Train one variant with one seed on the spec's budget, then evaluate it (in this process).
 
+    Args:
+        spec: The spec.
+        variant: The variant to train.
+        seed: Its seed.
+        save_dir: The run's folder.
+        data: The data (name or path) to use instead of the spec's.
+
     Returns:
         The evaluation metrics (see `pipeline_vae.metrics.evaluate`) plus `train_seconds`, `eval_seconds`,
         `best_logged_elbo` (the best per-epoch test ELBO seen in training), `epochs` and `parameters`.
+
+    Raises:
+        RunFailed: If training ended before any evaluation.
+        ValueError: If the data cannot be read or has fewer test images than `eval.n_images`.
     """
     from pipeline_vae.builders import METRIC, get_estimator
-    from pipeline_vae.data import load_mnist
-    from pipeline_vae.inference import CVAE, DECODER_FILE, ENCODER_FILE, load_h5_model
+    from pipeline_vae.data import load_data
+    from pipeline_vae.inference import CVAE
     from pipeline_vae.metrics import evaluate
     from pipeline_vae.slots import DEFAULT_LOSS
 
-    mnist = load_mnist(path=data)
+    images = load_data(spec.data_source(data))
+    n_images = spec.eval["n_images"] or len(images.test)
+    if n_images > len(images.test):
+        raise ValueError(f"eval.n_images: {n_images} test images asked for, but {images.description} has "
+                         f"{len(images.test)}")
     settings = variant.settings
+    likelihood = settings.get("likelihood") or images.default_likelihood
     estimator = get_estimator(epochs=spec.budget["epochs"], batch_size=settings["batch_size"],
                               latent_dim=settings["latent_dim"], learning_rate=settings["learning_rate"],
                               save_dir=save_dir, train_steps_per_epoch=spec.budget["train_steps_per_epoch"],
                               eval_steps_per_epoch=spec.budget["eval_steps_per_epoch"], seed=seed,
-                              ops=variant.build_ops(), data=mnist, log_steps=0,
+                              ops=variant.build_ops(likelihood), data=images, log_steps=0,
                               loss=settings.get("loss", DEFAULT_LOSS), model=settings["model"],
-                              widths=settings["widths"])
+                              widths=settings["widths"], likelihood=likelihood,
+                              binarize_threshold=settings.get("binarize_threshold"))
     start = time.perf_counter()
     summary = estimator.fit(summary=variant.name)
     train_seconds = time.perf_counter() - start
@@ -95,14 +114,14 @@ def train_and_evaluate(spec: Spec, variant: Variant, seed: int, save_dir: str, d
     if not history:
         raise RunFailed(f"{variant.name} seed {seed}: training ended before any evaluation")
     print("pipeline-vae-ablate: evaluating", flush=True)
-    encoder = load_h5_model(os.path.join(save_dir, ENCODER_FILE), "encoder")
-    decoder = load_h5_model(os.path.join(save_dir, DECODER_FILE), "decoder")
-    vae = CVAE(encoder, decoder, binarize=True, threshold=0.5)
-    metrics = evaluate(vae, mnist.x_test[:spec.eval["n_images"]], iw_samples=spec.eval["iw_samples"], seed=0,
+    vae = CVAE.load(save_dir)
+    if vae.likelihood.name == "bernoulli" and images.kind == "mnist":  # one evaluation for every binarization variant
+        vae = CVAE(vae.encoder, vae.decoder, "bernoulli", 0.5, config=vae.config)
+    metrics = evaluate(vae, images.test_images(n_images), iw_samples=spec.eval["iw_samples"], seed=0,
                        show_progress=False)
     metrics.update(train_seconds=round(train_seconds, 1), eval_seconds=metrics.pop("seconds"),
                    best_logged_elbo=max(float(v) for v in history.values()), epochs=spec.budget["epochs"],
-                   parameters=int(encoder.count_params() + decoder.count_params()))
+                   parameters=int(vae.encoder.count_params() + vae.decoder.count_params()))
     return metrics
 
 
@@ -143,7 +162,7 @@ def run_ablation(spec: Spec, out_dir: str, data: Optional[str] = None, stream: O
     Args:
         spec: The validated spec.
         out_dir: The ablation's folder (created if needed); rerunning with the same folder resumes.
-        data: An MNIST `.npz` path for the runs (None: `load_mnist()`'s default resolution).
+        data: The data (name or path) for every run instead of the spec's `data` (None: the spec's, else MNIST).
         stream: Where progress lines go (default stdout).
 
     Returns:
@@ -163,7 +182,7 @@ def run_ablation(spec: Spec, out_dir: str, data: Optional[str] = None, stream: O
     lock = RunLock(out_dir).acquire()  # a second `ablate` on the same folder would run the same grid twice
     spec_path = os.path.join(out_dir, SPEC_FILE)
     write_json_atomic(spec_path, spec.to_json())
-    keys = {run_key(spec, v): v for v in spec.variants}
+    keys = {run_key(spec, v, data): v for v in spec.variants}
     search_file = os.path.join(out_dir, f"{SEARCH_NAME}.json")
     finished = set()
     if os.path.isfile(search_file):

@@ -5,7 +5,9 @@
     seeds: [0, 1]
     budget: {epochs: 3}               # the same for every variant (also train_steps_per_epoch, eval_steps_per_epoch)
     base: {latent_dim: 2}             # get_estimator settings: latent_dim, batch_size, learning_rate, model, widths,
-                                      # loss
+                                      # loss, likelihood, binarize_threshold
+    data: mnist                       # optional: a name or path, or {data: PATH, image_size: [H, W], channels: 3,
+                                      # test_fraction: 0.1, split_seed: 0}; `ablate --data` overrides it
     eval: {iw_samples: 100, n_images: 10000}
     variants:
       - name: static                  # no changes: the base configuration
@@ -19,7 +21,7 @@
         set: {model: mlp}             # override base settings
 
 A slot takes null (drop), one `{op: NAME, args: {...}}`, or a list of them; NAME is a TensorOp class exported by
-`ops` (`OPS`). Every mistake (unknown key, slot, op or argument, bad value) raises `SpecError` naming the file, the
+`ops` (`OPS`); a loss op whose args give no `likelihood` uses the run's. Every mistake (unknown key, slot, op or argument, bad value) raises `SpecError` naming the file, the
 line and the entry, before anything trains; so does a variant whose op graph does not connect (an op reading a key
 nothing upstream produces).
 """
@@ -27,7 +29,7 @@ import inspect
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import tensorflow as tf
@@ -35,6 +37,8 @@ import yaml
 from fastestimator.op.tensorop.tensorop import LambdaOp, TensorOp
 
 import ops as ops_package
+from pipeline_vae import settings as run_settings
+from pipeline_vae.data.image_data import DataSource
 from pipeline_vae.models import MODELS
 from pipeline_vae.slots import DEFAULT_OPS, LOSSES, PIPELINE_KEYS, SLOTS, ModelSettings, check_graph, slot_ops
 
@@ -44,12 +48,11 @@ OPS: Dict[str, type] = {
     for name, obj in vars(ops_package).items()
     if name in ops_package.__all__ and inspect.isclass(obj) and issubclass(obj, TensorOp) and name != "JointGradientOp"
 }
-#: `get_estimator` settings a spec's `base` (and a variant's `set`) may give, with their defaults.
-SETTINGS: Dict[str, Any] = {"latent_dim": 2, "batch_size": 100, "learning_rate": 1e-3, "model": "conv",
-                            "widths": None, "loss": "analytic_kl"}
+#: `get_estimator` settings a spec's `base` (and a variant's `set`) may give, with their defaults (`pipeline_vae.settings`).
+SETTINGS: Dict[str, Any] = {name: run_settings.default(name) for name in run_settings.SPEC_SETTINGS}
 BUDGET: Dict[str, Any] = {"epochs": None, "train_steps_per_epoch": None, "eval_steps_per_epoch": None}
 EVAL: Dict[str, Any] = {"iw_samples": 100, "n_images": 10000}
-TOP_KEYS = ("name", "description", "baseline", "seeds", "budget", "base", "eval", "variants")
+TOP_KEYS = ("name", "description", "baseline", "seeds", "budget", "base", "data", "eval", "variants")
 VARIANT_KEYS = ("name", "description", "ops", "set")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 Path = Tuple[Union[str, int], ...]
@@ -65,9 +68,13 @@ class OpSpec:
     op: str
     args: Dict[str, Any] = field(default_factory=dict)
 
-    def build(self) -> TensorOp:
-        """A fresh instance of the op."""
-        return OPS[self.op](**self.args)
+    def build(self, likelihood: Optional[str] = None) -> TensorOp:
+        """A fresh instance of the op; `likelihood` is passed to ops that take one when `args` give none."""
+        args = dict(self.args)
+        if likelihood is not None and "likelihood" not in args and "likelihood" in inspect.signature(
+                OPS[self.op]).parameters:
+            args["likelihood"] = likelihood
+        return OPS[self.op](**args)
 
 
 @dataclass(frozen=True)
@@ -85,9 +92,11 @@ class Variant:
     settings: Dict[str, Any]
     description: str = ""
 
-    def build_ops(self) -> Dict[str, Any]:
-        """Slot -> fresh op instances (or None), ready for `get_estimator(ops=...)`."""
-        return {slot: None if specs is None else [spec.build() for spec in specs] for slot, specs in self.ops.items()}
+    def build_ops(self, likelihood: Optional[str] = None) -> Dict[str, Any]:
+        """Slot -> fresh op instances (or None), ready for `get_estimator(ops=...)`; ops that take a `likelihood`
+        and whose args give none get `likelihood`."""
+        return {slot: None if specs is None else [spec.build(likelihood) for spec in specs]
+                for slot, specs in self.ops.items()}
 
     def to_json(self) -> Dict[str, Any]:
         """A plain-JSON form (also what identifies a finished run: changing it re-runs the variant)."""
@@ -107,6 +116,13 @@ class Spec:
     variants: List[Variant]
     description: str = ""
     path: str = ""
+    data: Optional[Dict[str, Any]] = None
+
+    def data_source(self, override: Optional[str] = None) -> DataSource:
+        """The data every run uses: the spec's `data` (MNIST when it has none), its name or path replaced by
+        `override` if given."""
+        source = DataSource.from_json(self.data) if self.data else DataSource()
+        return replace(source, data=override) if override else source
 
     def variant(self, name: str) -> Variant:
         """The variant called `name`."""
@@ -115,7 +131,8 @@ class Spec:
     def to_json(self) -> Dict[str, Any]:
         """A plain-JSON form; `from_json` reads it back."""
         return {"name": self.name, "description": self.description, "baseline": self.baseline, "seeds": self.seeds,
-                "budget": self.budget, "eval": self.eval, "variants": [v.to_json() for v in self.variants]}
+                "budget": self.budget, "eval": self.eval, "data": self.data,
+                "variants": [v.to_json() for v in self.variants]}
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any], path: str = "") -> "Spec":
@@ -127,7 +144,7 @@ class Spec:
         ]
         return cls(name=obj["name"], description=obj.get("description", ""), baseline=obj["baseline"],
                    seeds=list(obj["seeds"]), budget=dict(obj["budget"]), eval=dict(obj["eval"]), variants=variants,
-                   path=path)
+                   path=path, data=obj.get("data"))
 
 
 class _Reader:
@@ -180,21 +197,12 @@ def _is_int(value: Any, minimum: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
 
-def _check_settings(reader: _Reader, settings: Mapping[str, Any], path: Path) -> None:
-    checks = {
-        "latent_dim": (lambda v: _is_int(v, 1), "a positive integer"),
-        "batch_size": (lambda v: _is_int(v, 1), "a positive integer"),
-        "learning_rate": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf"),
-                          "a positive number"),
-        "model": (lambda v: v in MODELS, f"one of {', '.join(sorted(MODELS))}"),
-        "widths": (lambda v: v is None or (isinstance(v, list) and v and all(_is_int(w, 1) for w in v)),
-                   "null or a list of positive integers"),
-        "loss": (lambda v: v in LOSSES, f"one of {', '.join(sorted(LOSSES))}"),
-    }
-    for key, value in settings.items():
-        ok, expected = checks[key]
-        if not ok(value):
-            raise reader.fail(path + (key, ), f"{key} must be {expected}, got {value!r}")
+def _check_settings(reader: _Reader, values: Mapping[str, Any], path: Path) -> None:
+    for key, value in values.items():
+        try:
+            run_settings.check(key, value)
+        except ValueError as err:
+            raise reader.fail(path + (key, ), str(err)) from None
 
 
 def _op_spec(reader: _Reader, value: Any, path: Path) -> OpSpec:
@@ -211,7 +219,8 @@ def _op_spec(reader: _Reader, value: Any, path: Path) -> OpSpec:
     return spec
 
 
-def _variant(reader: _Reader, value: Any, path: Path, base: Dict[str, Any]) -> Variant:
+def _variant(reader: _Reader, value: Any, path: Path, base: Dict[str, Any],
+             image_shape: Tuple[int, int, int]) -> Variant:
     entry = reader.mapping(value, path, VARIANT_KEYS)
     if not value:
         raise reader.fail(path, "a variant needs at least a name")
@@ -234,7 +243,7 @@ def _variant(reader: _Reader, value: Any, path: Path, base: Dict[str, Any]) -> V
     if "loss" in slots:
         del settings["loss"]  # the slot's op replaces the loss chosen by name
     try:
-        MODELS[settings["model"]].check(settings["latent_dim"], settings["widths"])
+        MODELS[settings["model"]].check(settings["latent_dim"], settings["widths"], image_shape)
     except ValueError as err:
         where = path + ("set", "widths") if "widths" in overrides or "model" in overrides else ("base", "widths")
         raise reader.fail(where, f"{settings['model']} model: {err}") from None
@@ -296,16 +305,19 @@ def parse_spec(text: str, path: str = "<spec>") -> Spec:
     if not _is_int(evaluation["iw_samples"], 0):
         raise reader.fail(("eval", "iw_samples"), f"iw_samples must be an integer >= 0, got "
                           f"{evaluation['iw_samples']!r}")
-    if not _is_int(evaluation["n_images"], 2) or evaluation["n_images"] > 10000:
-        raise reader.fail(("eval", "n_images"), f"n_images must be an integer from 2 to 10000 (the test set), got "
-                          f"{evaluation['n_images']!r}")
+    if evaluation["n_images"] is not None and not _is_int(evaluation["n_images"], 2):
+        raise reader.fail(("eval", "n_images"), f"n_images must be an integer >= 2 (at most the test split's size) or "
+                          f"null (the whole test split), got {evaluation['n_images']!r}")
     seeds = top.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(_is_int(s, 0) for s in seeds) or len(set(seeds)) != len(
             seeds):
         raise reader.fail(("seeds", ), f"seeds must be a non-empty list of distinct integers >= 0, got {seeds!r}")
     if not isinstance(top["variants"], list) or not top["variants"]:
         raise reader.fail(("variants", ), "variants must be a non-empty list")
-    variants = [_variant(reader, v, ("variants", i), base) for i, v in enumerate(top["variants"])]
+    data = _data(reader, top.get("data"))
+    # Model depth is checked against MNIST's images when the spec names no other data (else when the run starts).
+    image_shape = (28, 28, 1) if data is None or data["data"] == "mnist" else (1 << 16, 1 << 16, 1)
+    variants = [_variant(reader, v, ("variants", i), base, image_shape) for i, v in enumerate(top["variants"])]
     names = [v.name for v in variants]
     for i, variant_name in enumerate(names):
         if variant_name in names[:i]:
@@ -314,7 +326,22 @@ def parse_spec(text: str, path: str = "<spec>") -> Spec:
     if baseline not in names:
         raise reader.fail(("baseline", ), f"baseline {baseline!r} is not a variant; variants: {', '.join(names)}")
     return Spec(name=name, description=str(top.get("description", "")), baseline=baseline, seeds=seeds,
-                budget=budget, eval=evaluation, variants=variants, path=path)
+                budget=budget, eval=evaluation, variants=variants, path=path, data=data)
+
+
+def _data(reader: _Reader, value: Any) -> Optional[Dict[str, Any]]:
+    """The spec's `data`: a name or path, or a mapping of `DataSource` fields; as DataSource JSON (None if absent)."""
+    if value is None:
+        return None
+    fields = ("data", "image_size", "channels", "test_fraction", "split_seed")
+    entry = {"data": value} if isinstance(value, str) else reader.mapping(value, ("data", ), fields)
+    if not isinstance(entry.get("data"), str):
+        raise reader.fail(("data", ), f"data must be a name or path, or a mapping with a 'data' name or path, got "
+                          f"{value!r}")
+    try:
+        return DataSource.from_json(entry).to_json()
+    except ValueError as err:
+        raise reader.fail(("data", ), str(err)) from None
 
 
 def load_spec(path: str) -> Spec:

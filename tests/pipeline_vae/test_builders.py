@@ -100,11 +100,11 @@ def test_bad_arguments_fail_before_training(small_mnist, tmp_path):
 
 
 def test_bad_images_to_the_pipeline_builder(small_mnist):
-    bad = type(small_mnist)(small_mnist.x_train.astype(np.float32) / 255, small_mnist.y_train, small_mnist.x_test,
+    bad = type(small_mnist)(small_mnist.x_train.astype(np.float32), small_mnist.y_train, small_mnist.x_test,
                             small_mnist.y_test)
-    with pytest.raises(ValueError, match="x_train: expected uint8 images in 0..255, got dtype float32"):
+    with pytest.raises(ValueError, match=r"x_train: float values must be in 0..1, got 0..255 \(pass uint8"):
         get_pipeline(data=bad)
-    nan = bad.x_train.copy()
+    nan = bad.x_train.copy() / 255
     nan[0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="x_train: contains NaN or Inf"):
         get_pipeline(data=type(small_mnist)(nan, small_mnist.y_train, small_mnist.x_test, small_mnist.y_test))
@@ -112,11 +112,11 @@ def test_bad_images_to_the_pipeline_builder(small_mnist):
 
 def test_pipeline_batches_raw_uint8(small_mnist):
     batch = get_pipeline(batch_size=10, data=small_mnist).get_results(mode="eval")  # tf.data: TF tensors
-    assert tuple(batch["x"].shape) == (10, 28, 28) and batch["x"].dtype.name == "uint8"
-    np.testing.assert_array_equal(batch["x"].numpy(), small_mnist.x_test[:10])  # eval is not shuffled
+    assert tuple(batch["x"].shape) == (10, 28, 28, 1) and batch["x"].dtype.name == "uint8"
+    np.testing.assert_array_equal(batch["x"].numpy()[..., 0], small_mnist.x_test[:10])  # eval is not shuffled
     fe_batch = get_pipeline(batch_size=10, data=small_mnist, loader="fe").get_results(mode="eval")  # FE's loader
     assert str(fe_batch["x"].dtype) == "torch.uint8"
-    np.testing.assert_array_equal(fe_batch["x"].numpy(), small_mnist.x_test[:10])
+    np.testing.assert_array_equal(fe_batch["x"].numpy()[..., 0], small_mnist.x_test[:10])
     with pytest.raises(ValueError, match="ops \\(NumpyOps\\) and num_process need loader='fe'"):
         get_pipeline(batch_size=10, data=small_mnist, loader="tf.data", num_process=2)
 

@@ -23,7 +23,7 @@ def test_missing_data_file_is_one_line_without_traceback(tmp_path, capsys):
     code = main(["train", "--data", str(tmp_path / "nope.npz"), "--save-dir", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert code == 2
-    assert err.count("\n") == 1 and "nope.npz does not exist; run `pipeline-vae data`" in err
+    assert err.count("\n") == 1 and "nope.npz does not exist; expected 'mnist'" in err
     assert "Traceback" not in err
 
 
@@ -133,7 +133,7 @@ def test_ablate_with_a_bad_spec_is_one_line_naming_the_line(tmp_path, capsys):
     assert main(["ablate", str(spec), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err == f"pipeline-vae: error: {spec}:7: variants[1].set.depth: unknown key 'depth'; expected one of " \
-                  "latent_dim, batch_size, learning_rate, model, widths, loss\n"
+                  "latent_dim, batch_size, learning_rate, model, widths, loss, likelihood, binarize_threshold\n"
     assert not (tmp_path / "out").exists()  # nothing ran
 
 
@@ -153,7 +153,7 @@ def test_ablate_end_to_end_as_a_user_runs_it(tmp_path, run_cli):
 def test_train_rejects_bad_widths(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--model", "mlp", "--widths", "512,0"])
-    assert "argument --widths: expected comma-separated positive integers such as 512,256, got '512,0'" in \
+    assert "argument --widths: expected a list of positive integers such as 512,256, got '512,0'" in \
         capsys.readouterr().err
 
 

@@ -43,8 +43,18 @@ def _train_losses(summary):
 
 
 def _plain_elbo(save_dir, images, seeds=8):
+    """The ELBO averaged over `seeds` noise draws, and the standard error of a one-draw estimate (what the training
+    log holds: one sample z per test image)."""
     vae = CVAE.load(save_dir)
-    return np.mean([evaluate(vae, images, iw_samples=0, seed=s, show_progress=False)["elbo_mc"] for s in range(seeds)])
+    runs = [evaluate(vae, images, iw_samples=0, seed=s, show_progress=False) for s in range(seeds)]
+    return np.mean([r["elbo_mc"] for r in runs]), runs[0]["elbo_mc_se"]
+
+
+def _assert_logged_elbo_is_the_plain_elbo(summary, save_dir, images):
+    """The logged (one-draw) ELBO lies within 4 standard errors of the plain ELBO; about 6 nats here (a fixed 2-nat
+    window failed one seed in five)."""
+    mean, se = _plain_elbo(save_dir, images)
+    assert abs(_best_logged_elbo(summary) - mean) < 4 * se, (_best_logged_elbo(summary), mean, se)
 
 
 @pytest.mark.slow
@@ -54,7 +64,7 @@ def test_each_loss_variant_trains_and_logs_the_plain_elbo(name, small_mnist, tmp
     summary = get_estimator(save_dir=save_dir, data=small_mnist, ops=VARIANTS[name], **BUDGET).fit(summary=name)
     losses = _train_losses(summary)
     assert len(losses) == 10 and losses[-1] < losses[0] - 25  # it trained (about 543 -> 505 nats in 10 steps)
-    assert _best_logged_elbo(summary) == pytest.approx(_plain_elbo(save_dir, small_mnist.x_test), abs=2.0)
+    _assert_logged_elbo_is_the_plain_elbo(summary, save_dir, small_mnist.x_test)
 
 
 @pytest.mark.slow
@@ -80,7 +90,7 @@ def test_cvae_load_uses_the_threshold_the_run_trained_with(small_mnist, tmp_path
                             **BUDGET).fit(summary="threshold")
     vae = CVAE.load(save_dir)
     np.testing.assert_array_equal(vae.prepare(small_mnist.x_test)[..., 0], small_mnist.x_test / 255.0 > 0.25)
-    assert _best_logged_elbo(summary) == pytest.approx(_plain_elbo(save_dir, small_mnist.x_test), abs=2.0)
+    _assert_logged_elbo_is_the_plain_elbo(summary, save_dir, small_mnist.x_test)
 
 
 def _fit_graph(joint_update, data, save_dir):

@@ -114,11 +114,26 @@ def test_a_run_without_binarization_is_not_binarized(trained_dir, tmp_path):
     run = tmp_path / "grey"
     shutil.copytree(trained_dir, run)
     config = json.loads((run / "cvae_config.json").read_text())
-    del config["slots"]["binarize"]
+    config["binarize_threshold"] = None
     (run / "cvae_config.json").write_text(json.dumps(config))
     grey = np.full((1, 28, 28), 0.3, np.float32)
     assert float(CVAE.load(str(run)).prepare(grey).max()) == pytest.approx(0.3)
     assert float(CVAE.load(trained_dir).prepare(grey).max()) == 0.0
+
+
+def test_a_run_folder_from_before_run_configs_loads_as_mnist(trained_dir, tmp_path):
+    """Version-less configs (the MNIST-only format) are read by their slots: binarized unless the slot was dropped."""
+    run = tmp_path / "old"
+    shutil.copytree(trained_dir, run)
+    old = {"latent_dim": 2, "image_shape": [28, 28], "batch_size": 100, "learning_rate": 0.001, "model": "conv",
+           "widths": None, "slots": {"rescale": ["Rescale"], "binarize": ["Binarize"]}, "binarize_threshold": 0.25}
+    (run / "cvae_config.json").write_text(json.dumps(old))
+    grey = np.full((1, 28, 28), 0.3, np.float32)
+    vae = CVAE.load(str(run))
+    assert vae.likelihood.name == "bernoulli" and float(vae.prepare(grey).max()) == 1.0  # cut at 0.25
+    del old["slots"]["binarize"]
+    (run / "cvae_config.json").write_text(json.dumps(old))
+    assert float(CVAE.load(str(run)).prepare(grey).max()) == pytest.approx(0.3)
 
 
 def test_reconstruct_with_a_sample_decodes_mean_plus_scaled_noise(vae, mnist):

@@ -119,7 +119,7 @@ def test_reconstruction_rows_are_the_images_given_and_their_decodings(vae, mnist
         np.testing.assert_array_equal(drawn[1][c], x[c, ..., 0])
         np.testing.assert_allclose(drawn[2][c], probs[c], atol=1e-5)
         np.testing.assert_array_equal(drawn[3][c], (probs[c] > 0.5).astype(np.float32))
-    assert [fig.axes[r * n].get_ylabel() for r in range(4)] == ["original", "binarized", "decoded p(x|z)",
+    assert [fig.axes[r * n].get_ylabel() for r in range(4)] == ["original", "binarized", "decoded mean",
                                                                 "decoded > 0.5"]
 
 

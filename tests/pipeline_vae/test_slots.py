@@ -51,7 +51,7 @@ def test_a_slot_can_hold_several_ops():
 
 
 def test_replacing_the_decoder_updates_the_new_model():
-    decoder = build_model("decoder", 3, 1e-3)
+    decoder = build_model("decoder", slots.ModelSettings(latent_dim=3))
     decoder.model_name = "my_decoder"
     graph = build_graph(latent_dim=3, ops={"decode": ModelOp(model=decoder, inputs="z", outputs="x_logit")})
     updates = [op for op in graph.ops if isinstance(op, UpdateOp)]
@@ -87,7 +87,7 @@ def test_numpy_ops_are_refused_with_a_hint():
 
 
 def test_models_are_only_built_for_used_slots(monkeypatch):
-    mine = ModelOp(model=build_model("decoder", 2, 1e-3), inputs="z", outputs="x_logit")
+    mine = ModelOp(model=build_model("decoder", slots.ModelSettings()), inputs="z", outputs="x_logit")
     built = []
     monkeypatch.setattr(slots, "build_model", lambda kind, *args: built.append(kind) or build_model(kind, *args))
     build_graph(ops={"decode": mine})
@@ -108,11 +108,14 @@ def test_loss_by_name_from_the_registry():
         build_graph(loss="mc_kl", ops={"loss": CVAELoss()})
 
 
-def test_cli_loss_choices_are_the_registry():
-    from pipeline_vae.cli import build_parser
-    train = build_parser()._subparsers._group_actions[0].choices["train"]
-    (action, ) = [a for a in train._actions if a.dest == "loss"]
-    assert sorted(action.choices) == sorted(slots.LOSSES) and action.default == slots.DEFAULT_LOSS
+def test_the_settings_names_are_the_registries():
+    """`pipeline_vae.settings` lists names without importing TensorFlow; they must be the registries' names."""
+    from ops.densities import LIKELIHOODS
+    from pipeline_vae import settings
+    from pipeline_vae.models import MODELS
+    assert sorted(settings.LOSS_NAMES) == sorted(slots.LOSSES) and settings.default("loss") == slots.DEFAULT_LOSS
+    assert sorted(settings.MODEL_NAMES) == sorted(MODELS) and settings.default("model") == "conv"
+    assert sorted(settings.LIKELIHOOD_NAMES) == sorted(LIKELIHOODS)
 
 
 def test_model_family_and_widths_reach_both_models():

@@ -35,7 +35,7 @@ def _check_rows_and_table_against_evaluate(spec, rows, out, mnist_path):
     for row in rows:
         folder = run_dir(out, row["variant"], row["seed"])
         vae = CVAE(load_h5_model(os.path.join(folder, "encoder_best_loss.h5"), "encoder"),
-                   load_h5_model(os.path.join(folder, "decoder_best_loss.h5"), "decoder"), binarize=True, threshold=0.5)
+                   load_h5_model(os.path.join(folder, "decoder_best_loss.h5"), "decoder"), "bernoulli", 0.5)
         m = evaluate(vae, images, iw_samples=spec.eval["iw_samples"], seed=0, show_progress=False)
         for key in ("iw_bound", "elbo_analytic", "elbo_mc", "kl", "reconstruction", "active_units"):
             assert row[key] == pytest.approx(m[key], abs=1e-4), (row["variant"], row["seed"], key)

@@ -23,7 +23,6 @@ from pipeline_vae.atomic import atomic_path
 
 ENV_VAR = "PIPELINE_VAE_DATA"
 KEYS = ("x_train", "y_train", "x_test", "y_test")
-IMAGE_SHAPE = (28, 28)
 #: What the real MNIST looks like; `verify_mnist` checks every item.
 EXPECTED_SHAPES = {"x_train": (60000, 28, 28), "y_train": (60000, ), "x_test": (10000, 28, 28), "y_test": (10000, )}
 EXPECTED_LABEL_COUNTS = {
@@ -80,56 +79,6 @@ def default_cache_path() -> str:
     """The project's MNIST cache file: `$XDG_CACHE_HOME/pipeline_vae/mnist.npz` (default `~/.cache/...`)."""
     root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(root, "pipeline_vae", "mnist.npz")
-
-
-def check_images(x: np.ndarray, name: str) -> None:
-    """Check one image array that will be fed to the Pipeline: uint8 [N, 28, 28] or [N, 28, 28, 1], N > 0.
-
-    Args:
-        x: The array.
-        name: The argument name, for the message.
-
-    Raises:
-        DataError: If `x` is not such an array (the message names `name` and what was expected).
-    """
-    if not isinstance(x, np.ndarray):
-        raise DataError(f"{name}: expected a numpy array of uint8 images [N, 28, 28], got {type(x).__name__}")
-    if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
-        raise DataError(f"{name}: contains NaN or Inf; expected uint8 images [N, 28, 28] in 0..255")
-    if x.dtype != np.uint8:
-        raise DataError(f"{name}: expected uint8 images in 0..255, got dtype {x.dtype} (convert with "
-                        "np.round(x * 255).astype(np.uint8) if x holds floats in 0..1)")
-    if x.ndim not in (3, 4) or x.shape[1:3] != IMAGE_SHAPE or (x.ndim == 4 and x.shape[3] != 1):
-        raise DataError(f"{name}: expected shape [N, 28, 28] or [N, 28, 28, 1], got {x.shape}")
-    if x.shape[0] == 0:
-        raise DataError(f"{name}: is empty; expected at least one image")
-
-
-def check_labels(y: np.ndarray, n: int, name: str) -> None:
-    """Check a label array: integers 0..9, shape [n].
-
-    Raises:
-        DataError: If `y` is not such an array.
-    """
-    if not isinstance(y, np.ndarray) or y.dtype.kind not in "iu":
-        raise DataError(f"{name}: expected an integer numpy array of labels 0..9, got "
-                        f"{getattr(y, 'dtype', type(y).__name__)}")
-    if y.shape != (n, ):
-        raise DataError(f"{name}: expected shape ({n},) to match the images, got {y.shape}")
-    if y.size and (y.min() < 0 or y.max() > 9):
-        raise DataError(f"{name}: expected labels in 0..9, got values in {y.min()}..{y.max()}")
-
-
-def check_mnist(data: MNIST) -> None:
-    """Check that arrays are usable for training (any sizes; see `verify_mnist` for the real-MNIST check).
-
-    Raises:
-        DataError: Naming the first array that is wrong.
-    """
-    for split in ("train", "test"):
-        x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
-        check_images(x, f"x_{split}")
-        check_labels(y, len(x), f"y_{split}")
 
 
 def content_sha256(arrays: Dict[str, np.ndarray]) -> str:

@@ -1,0 +1,163 @@
+"""Every run setting once: its default, what it accepts and its help text. The library (`get_estimator`), the CLI
+(`pipeline-vae train` flags), ablation specs (`base` / `set`) and the apphub script all take their defaults and
+their validation from `SETTINGS`, so a setting is added, checked or documented in one place.
+
+This module imports no TensorFlow, so the CLI can refuse a bad flag at once. The names of models, losses and
+likelihoods are listed here as plain strings; the tests check they match the registries (`models.MODELS`,
+`slots.LOSSES`, `ops.densities.LIKELIHOODS`).
+"""
+import argparse
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+
+MODEL_NAMES: Tuple[str, ...] = ("conv", "mlp")
+LOSS_NAMES: Tuple[str, ...] = ("analytic_kl", "mc_kl")
+LIKELIHOOD_NAMES: Tuple[str, ...] = ("bernoulli", "gaussian", "discretized_logistic")
+
+
+def _int(minimum: int, allow_none: bool = False) -> Callable[[Any], bool]:
+    return lambda v: (allow_none and v is None) or (isinstance(v, int) and not isinstance(v, bool) and v >= minimum)
+
+
+def _positive_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < math.inf
+
+
+def _fraction(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1
+
+
+def _choice(names: Tuple[str, ...], allow_none: bool = False) -> Callable[[Any], bool]:
+    return lambda v: (allow_none and v is None) or (isinstance(v, str) and v in names)
+
+
+def _int_list(length: Optional[int] = None, allow_none: bool = True) -> Callable[[Any], bool]:
+    def check(v: Any) -> bool:
+        if v is None:
+            return allow_none
+        return isinstance(v, (list, tuple)) and len(v) >= 1 and (length is None or len(v) == length) and all(
+            isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in v)
+
+    return check
+
+
+def _bool(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+def _threshold(v: Any) -> bool:
+    return v is None or _fraction(v)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One run setting.
+
+    Args:
+        default: The value when none is given.
+        check: value -> whether it is acceptable.
+        expected: What `check` accepts, for messages ("a positive integer").
+        help: One line for `--help` and the docs.
+    """
+    default: Any
+    check: Callable[[Any], bool]
+    expected: str
+    help: str
+
+
+SETTINGS: Dict[str, Setting] = {
+    # the budget
+    "epochs": Setting(5, _int(1), "a positive integer", "training epochs"),
+    "batch_size": Setting(100, _int(1), "a positive integer", "examples per batch (train and eval)"),
+    "train_steps_per_epoch": Setting(None, _int(1, True), "a positive integer or None",
+                                     "cap on training steps per epoch (default: the whole training set)"),
+    "eval_steps_per_epoch": Setting(None, _int(1, True), "a positive integer or None",
+                                    "cap on eval steps per epoch (default: the whole test set)"),
+    # the model
+    "latent_dim": Setting(2, _int(1), "a positive integer", "size of z"),
+    "learning_rate": Setting(1e-3, _positive_number, "a positive number", "Adam's learning rate"),
+    "model": Setting("conv", _choice(MODEL_NAMES), f"one of {', '.join(MODEL_NAMES)}",
+                     "encoder/decoder family: the seed's convolutional pair or an MLP pair"),
+    "widths": Setting(None, _int_list(), "None or a list of positive integers such as 512,256",
+                      "layer widths, encoder side first (conv: one stride-2 convolution per filter count, default "
+                      "32,64; mlp: hidden sizes, default 512,256); the decoder mirrors them"),
+    "loss": Setting("analytic_kl", _choice(LOSS_NAMES), f"one of {', '.join(LOSS_NAMES)}",
+                    "KL term of the loss: closed form (analytic_kl) or the seed's one-sample Monte Carlo estimate "
+                    "(mc_kl)"),
+    "likelihood": Setting(None, _choice(LIKELIHOOD_NAMES, True), f"None or one of {', '.join(LIKELIHOOD_NAMES)}",
+                          "decoder likelihood: bernoulli, gaussian or discretized_logistic (default: follows the data "
+                          "- bernoulli for MNIST and black-and-white images, discretized_logistic for other images)"),
+    "binarize_threshold": Setting(None, _threshold, "None or a number between 0 and 1",
+                                  "cut images at this grey level (0..1) for training (default: 0.5 for MNIST with the "
+                                  "Bernoulli likelihood, else no cut; drop the 'binarize' slot to never cut)"),
+    # the data
+    "image_size": Setting(None, _int_list(2), "None or two positive integers (height, width)",
+                          "resize every image of a folder to H x W"),
+    "channels": Setting(None, lambda v: v in (None, 1, 3) and not isinstance(v, bool), "None, 1 or 3",
+                        "convert images to 1 (grey) or 3 (RGB) channels (default: follow the data)"),
+    "test_fraction": Setting(0.1, _fraction, "a number between 0 and 1",
+                             "share of the images held out for testing when the data has no test split"),
+    "split_seed": Setting(0, _int(0), "a non-negative integer", "seed of that train/test split"),
+    # the run
+    "seed": Setting(None, _int(0, True), "a non-negative integer or None",
+                    "make the run deterministic with this seed (fe.enable_deterministic)"),
+    "early_stop": Setting(None, _int(1, True), "a positive integer or None",
+                          "stop after this many epochs without a better test ELBO (FE EarlyStopping)"),
+    "lr_plateau": Setting(None, _int(1, True), "a positive integer or None",
+                          "divide the learning rate by 10 after this many epochs without a better test ELBO"),
+    "log_steps": Setting(100, _int(0, True), "a non-negative integer or None",
+                         "print the training loss every N steps (0: per-epoch lines only; None: silent)"),
+    "tensorboard": Setting(False, _bool, "True or False", "also write TensorBoard event files"),
+    "resume": Setting(False, _bool, "True or False", "checkpoint every epoch and resume from the last checkpoint"),
+}
+
+#: The settings an ablation spec's `base` and a variant's `set` may give (the budget has its own section).
+SPEC_SETTINGS: Tuple[str, ...] = ("latent_dim", "batch_size", "learning_rate", "model", "widths", "loss",
+                                  "likelihood", "binarize_threshold")
+
+
+def check(name: str, value: Any) -> Any:
+    """Return `value` if it is acceptable for setting `name`.
+
+    Raises:
+        ValueError: "NAME must be EXPECTED, got VALUE" (or that the setting is unknown).
+    """
+    if name not in SETTINGS:
+        raise ValueError(f"unknown setting {name!r}; expected one of {', '.join(SETTINGS)}")
+    setting = SETTINGS[name]
+    if not setting.check(value):
+        raise ValueError(f"{name} must be {setting.expected}, got {value!r}")
+    return value
+
+
+def check_all(values: Mapping[str, Any]) -> Dict[str, Any]:
+    """`check` every item; returns them as a dict."""
+    return {name: check(name, value) for name, value in values.items()}
+
+
+def default(name: str) -> Any:
+    """The default of setting `name`."""
+    return SETTINGS[name].default
+
+
+def cli_type(name: str, parse: Callable[[str], Any] = int) -> Callable[[str], Any]:
+    """An argparse `type=` that parses the flag's text with `parse` and checks it as setting `name`."""
+    setting = SETTINGS[name]
+
+    def convert(text: str) -> Any:
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {setting.expected.replace('None or ', '')}, got "
+                                             f"{text!r}") from None
+        if not setting.check(value):  # (a flag's value is never None: that is the flag left out)
+            raise argparse.ArgumentTypeError(f"expected {setting.expected.replace('None or ', '')}, got {text!r}")
+        return value
+
+    return convert
+
+
+def int_list(text: str) -> list:
+    """Parse "512,256" into [512, 256]."""
+    return [int(part) for part in text.split(",")]
