@@ -1,5 +1,5 @@
 """Trace-time checks shared by the ops: they raise before training starts, with one clear line."""
-from typing import Optional
+from typing import Optional, Tuple, Union
 
 import tensorflow as tf
 
@@ -18,8 +18,9 @@ def require_tf(op_name: str, framework: str) -> None:
         raise ValueError(f"{op_name} is TensorFlow-only: unrecognized framework '{framework}' (expected 'tf')")
 
 
-def require_image_batch(op_name: str, key: str, x: tf.Tensor, channels: Optional[int] = 1) -> None:
-    """Check that `x` is a batch of single-channel images: [B, H, W] or [B, H, W, channels].
+def require_image_batch(op_name: str, key: str, x: tf.Tensor,
+                        channels: Union[None, int, Tuple[int, ...]] = 1) -> None:
+    """Check that `x` is a batch of images: [B, H, W] or [B, H, W, channels] (any channels when None).
 
     Only the static rank and channel count are checked, so any batch size (including a dynamic one) passes.
 
@@ -27,12 +28,14 @@ def require_image_batch(op_name: str, key: str, x: tf.Tensor, channels: Optional
         op_name: The class name of the op, for the message.
         key: The data key `x` was read from, for the message.
         x: The tensor to check.
-        channels: The required size of the last axis when `x` has rank 4.
+        channels: The allowed size(s) of the last axis when `x` has rank 4 (None: any).
 
     Raises:
         ValueError: If the rank is not 3 or 4, or the channel axis has the wrong size.
     """
     rank = x.shape.rank
-    if rank not in (3, 4) or (rank == 4 and channels is not None and x.shape[-1] not in (None, channels)):
-        raise ValueError(f"{op_name}: input '{key}' must be a batch of images shaped [B, H, W] or [B, H, W, {channels}]"
-                         f", got shape {x.shape}")
+    allowed = (channels, ) if isinstance(channels, int) else channels
+    if rank not in (3, 4) or (rank == 4 and allowed is not None and x.shape[-1] not in (None, ) + tuple(allowed)):
+        shown = "C" if allowed is None else " or ".join(str(c) for c in allowed)
+        raise ValueError(f"{op_name}: input '{key}' must be a batch of images shaped [B, H, W] or "
+                         f"[B, H, W, {shown}], got shape {x.shape}")

@@ -14,7 +14,7 @@ class Rescale(TensorOp):
     """Convert uint8 image batches (0..255) to float32 (0..1) and add the channel axis if it is missing.
 
     This runs at the head of the Network, so the Pipeline only batches raw uint8 (4x less data through the loader).
-    [B, H, W] becomes [B, H, W, 1]; [B, H, W, 1] keeps its shape.
+    [B, H, W] becomes [B, H, W, 1]; [B, H, W, 1] and [B, H, W, 3] (colour) keep their shape.
 
     Args:
         inputs: Key(s) of uint8 image batches to rescale.
@@ -47,7 +47,7 @@ class Rescale(TensorOp):
             if not x.dtype.is_integer:
                 raise ValueError(f"Rescale: input '{key}' must hold integer images in 0..255 (uint8), got {x.dtype.name}"
                                  "; for images already in 0..1 drop the 'rescale' slot (ops={'rescale': None})")
-            require_image_batch("Rescale", key, x)
+            require_image_batch("Rescale", key, x, channels=(1, 3))
             if x.dtype != tf.uint8:  # wider integers must still hold 0..255
                 in_range = tf.logical_and(tf.reduce_min(x) >= 0, tf.reduce_max(x) <= 255)
                 with tf.control_dependencies([tf.debugging.Assert(in_range, [f"Rescale: input '{key}' must be in "

@@ -75,7 +75,7 @@ def get_pipeline(batch_size: int = 100,
         raise ValueError(f"loader must be one of {', '.join(LOADERS)}, got {loader!r}")
     if loader == "tf.data" and (ops or num_process is not None):
         raise ValueError("ops (NumpyOps) and num_process need loader='fe'")
-    data = load_data(data)
+    data = load_data(data, fetch=False)
     if loader == "fe":
         if not data.in_memory:
             raise ValueError("loader='fe' needs images in memory (arrays or an .npz), not a folder of files")
@@ -234,8 +234,9 @@ def get_estimator(epochs: int = settings.default("epochs"),
     data, preprocessing, likelihood, model and budget, `train_log.csv` the logged values, and
     `samples/epoch_NNN.png` + `samples.gif` show 16 images decoded from fixed z after every epoch.
 
-    Nothing is written or downloaded outside `save_dir` except what the data source itself caches (MNIST's cache,
-    Keras' downloads); every argument is checked before anything is written to `save_dir`.
+    Nothing is written or downloaded outside `save_dir`: MNIST and the Keras sets must be in the project's cache
+    already (`pipeline-vae data [--data NAME]` fetches them). Every argument is checked before anything is written to
+    `save_dir`.
 
     Args:
         epochs: Training epochs.
@@ -299,7 +300,7 @@ def get_estimator(epochs: int = settings.default("epochs"),
                           test_fraction=test_fraction, split_seed=split_seed)
     elif image_size is not None or channels is not None:
         raise ValueError("image_size and channels go with data given by name or path (or in a DataSource)")
-    data = load_data(data)
+    data = load_data(data, fetch=False)
     likelihood = likelihood or data.default_likelihood
     if binarize_threshold is None and likelihood == "bernoulli":
         binarize_threshold = data.default_binarize_threshold

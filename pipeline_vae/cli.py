@@ -40,7 +40,11 @@ def _quiet_tensorflow() -> None:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from pipeline_vae.data import load_mnist
+    from pipeline_vae.data import KERAS_SETS, load_data, load_mnist
+    if args.data in KERAS_SETS:
+        found = load_data(args.data)
+        print(f"{args.data} OK: {found.summary()}")
+        return 0
     data = load_mnist(path=args.data, cache=args.cache)
     print(f"MNIST OK: {len(data.x_train)} train / {len(data.x_test)} test uint8 images, verified, at {data.source}")
     return 0
@@ -69,7 +73,9 @@ def _clear_run(save_dir: str) -> List[str]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    _quiet_tensorflow()
+    from pipeline_vae.data import load_data
+    data = load_data(_data_source(args))  # checked (and MNIST or a Keras set fetched) before the folder is touched
+    _quiet_tensorflow()  # and before TensorFlow is imported, so a wrong --data answers at once
     from pipeline_vae.builders import METRIC, get_estimator
     from pipeline_vae.run_config import CONFIG_FILE
     from pipeline_vae.resume import CHECKPOINT_DIR, last_checkpoint_epoch
@@ -77,7 +83,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pipeline_vae.traces import StopOnNaN
     resume = args.seed is None and not args.no_resume
     checkpoints = os.path.join(args.save_dir, CHECKPOINT_DIR)
-    data_source = _data_source(args)
     with RunLock(args.save_dir) as lock:
         if lock.took_over:
             print(f"pipeline-vae: {args.save_dir} was locked by a process that no longer runs (pid "
@@ -97,7 +102,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                   train_steps_per_epoch=args.train_steps_per_epoch,
                                   eval_steps_per_epoch=args.eval_steps_per_epoch,
                                   seed=args.seed,
-                                  data=data_source,
+                                  data=data,
                                   likelihood=args.likelihood,
                                   binarize_threshold=args.binarize_threshold,
                                   early_stop=args.early_stop,
@@ -224,8 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "images).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    data = sub.add_parser("data", parents=[common], help="fetch, verify and cache MNIST (offline-capable)")
-    data.add_argument("--data", metavar="PATH", help="verify this MNIST .npz instead of the cache")
+    data = sub.add_parser("data", parents=[common], help="fetch, verify and cache MNIST (offline-capable) or a Keras set")
+    data.add_argument("--data", metavar="PATH|NAME", help="verify this MNIST .npz instead of the cache, or fetch one of "
+                      "Keras' sets (fashion_mnist, cifar10; needs internet) into the cache")
     data.add_argument("--cache", metavar="PATH", help="cache file (default ~/.cache/pipeline_vae/mnist.npz)")
     data.set_defaults(func=cmd_data)
 

@@ -10,23 +10,21 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
+from pipeline_vae import settings
+
 IMAGE_SHAPE: Tuple[int, int, int] = (28, 28, 1)
 CONV_WIDTHS: Tuple[int, ...] = (32, 64)
 MLP_WIDTHS: Tuple[int, ...] = (512, 256)
 
 
 def _check_latent_dim(latent_dim: int) -> int:
-    if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
-        raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}")
-    return latent_dim
+    return settings.check("latent_dim", latent_dim)
 
 
 def _check_widths(widths: Sequence[int]) -> Tuple[int, ...]:
-    ok = isinstance(widths, (list, tuple)) and len(widths) >= 1 and all(
-        isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths)
-    if not ok:
-        raise ValueError(f"widths must be a list of one or more positive integers, got {widths!r}")
-    return tuple(widths)
+    if widths is None:  # None means "the family's default" one level up; a builder needs the widths themselves
+        raise ValueError("widths must be a list of one or more positive integers, got None")
+    return tuple(settings.check("widths", widths))
 
 
 def check_image_shape(image_shape: Sequence[int]) -> Tuple[int, int, int]:

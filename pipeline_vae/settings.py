@@ -94,7 +94,7 @@ SETTINGS: Dict[str, Setting] = {
     # the data
     "image_size": Setting(None, _int_list(2), "None or two positive integers (height, width)",
                           "resize every image of a folder to H x W"),
-    "channels": Setting(None, lambda v: v in (None, 1, 3) and not isinstance(v, bool), "None, 1 or 3",
+    "channels": Setting(None, lambda v: v in (None, 1, 3) and not isinstance(v, bool), "None (follow the data), 1 (grey) or 3 (RGB)",
                         "convert images to 1 (grey) or 3 (RGB) channels (default: follow the data)"),
     "test_fraction": Setting(0.1, _fraction, "a number between 0 and 1",
                              "share of the images held out for testing when the data has no test split"),

@@ -17,6 +17,7 @@ from fastestimator.op.tensorop.tensorop import TensorOp
 
 from ops import AnalyticKLLoss, Binarize, CVAELoss, JointGradientOp, ReparameterizeOp, Rescale, SplitOp
 from ops.densities import get_likelihood
+from pipeline_vae import settings as run_settings
 from pipeline_vae.models import DEFAULT_MODEL, IMAGE_SHAPE, MODELS
 
 SLOTS: Tuple[str, ...] = ("rescale", "binarize", "encode", "split", "reparameterize", "decode", "loss")
@@ -67,9 +68,7 @@ def build_model(kind: str, settings: ModelSettings) -> tf.keras.Model:
         raise ValueError(f"kind must be 'encoder' or 'decoder', got {kind!r}")
     if settings.model not in MODELS:
         raise ValueError(f"unknown model {settings.model!r}; expected one of {', '.join(sorted(MODELS))}")
-    lr = settings.learning_rate
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-        raise ValueError(f"learning_rate must be a positive number, got {lr!r}")
+    lr = run_settings.check("learning_rate", settings.learning_rate)
     family = MODELS[settings.model]
     out_channels = settings.image_shape[2] * get_likelihood(settings.likelihood).params
 

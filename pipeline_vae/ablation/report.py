@@ -2,7 +2,8 @@
 
     results.csv   one row per variant x seed (every metric)
     results.json  the spec, every run, the per-variant summary, the command and the machine
-    results.md    variant | IW bound | delta | ELBO | delta | KL | active units | train time (mean ± sd over seeds)
+    results.md    variant | IW bound | delta | ELBO | delta | KL | active units | [bits/dim |] train time
+                  (mean ± sd over seeds; bits/dim where the likelihoods give them)
     results.png   IW bound and ELBO per variant, mean ± sd over seeds, each seed as a dot, the baseline as a line
 """
 import csv
@@ -21,9 +22,10 @@ from pipeline_vae.plots import save_figure
 #: Per-run columns of results.csv, in order (`variant` and `seed` first).
 COLUMNS = ("variant", "seed", "iw_bound", "iw_bound_se", "iw_samples", "elbo_analytic", "elbo_mc", "elbo_mc_se",
            "reconstruction", "kl", "active_units", "latent_dim", "best_logged_elbo", "train_seconds", "eval_seconds",
-           "epochs", "parameters", "n_images")
+           "epochs", "parameters", "n_images", "likelihood", "elbo_bpd", "iw_bound_bpd")
 #: The numbers summarised per variant.
-SUMMARISED = ("iw_bound", "elbo_analytic", "reconstruction", "kl", "active_units", "train_seconds")
+SUMMARISED = ("iw_bound", "elbo_analytic", "reconstruction", "kl", "active_units", "train_seconds", "elbo_bpd",
+              "iw_bound_bpd")
 
 
 def _json_safe(value: Any) -> Any:
@@ -56,8 +58,9 @@ def summarize(spec: Spec, rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]
                                  "description": variant.description, "seeds": len(runs)}
         for key in SUMMARISED:
             values = [_number(row.get(key)) for row in runs]
-            entry[f"{key}_mean"] = mean(values) if values else float("nan")
-            entry[f"{key}_sd"] = stdev(values) if len(values) > 1 else float("nan")
+            known = values and not any(math.isnan(v) for v in values)  # e.g. no bits/dim for grey-level Bernoulli
+            entry[f"{key}_mean"] = mean(values) if known else float("nan")
+            entry[f"{key}_sd"] = stdev(values) if known and len(values) > 1 else float("nan")
         summary.append(entry)
     base = next(e for e in summary if e["baseline"])
     for entry in summary:
@@ -80,20 +83,27 @@ def markdown_table(spec: Spec, summary: Sequence[Dict[str, Any]], command: str =
     budget = f"{spec.budget['epochs']} epoch(s)"
     if spec.budget["train_steps_per_epoch"]:
         budget += f" of {spec.budget['train_steps_per_epoch']} steps"
+    source = spec.data_source()
+    images = "all" if spec.eval["n_images"] is None else f"the first {spec.eval['n_images']}"
+    data = ("MNIST test images (statically binarized at 0.5 for the Bernoulli variants)" if source.data == "mnist"
+            else f"test images of `{source.data}`")
+    bpd = "iw_bound_bpd" if iw else "elbo_bpd"
+    with_bpd = any(not math.isnan(e[f"{bpd}_mean"]) for e in summary)
     lines = [f"**Ablation `{spec.name}`**: {len(spec.variants)} variants x seeds {spec.seeds}, {budget} each; "
-             f"evaluated on the first {spec.eval['n_images']} MNIST test images (statically binarized at 0.5), "
-             f"mean ± sd over seeds, nats per image (higher is better). Ranked by "
-             f"{f'the IW bound (K={iw})' if iw else 'the ELBO'}; deltas are against the baseline.", ""]
+             f"evaluated on {images} {data}, mean ± sd over seeds, nats per image (higher is better)"
+             f"{'; bits/dim of the same bound (lower is better; n/a for a Bernoulli on grey levels)' if with_bpd else ''}"
+             f". Ranked by {f'the IW bound (K={iw})' if iw else 'the ELBO'}; deltas are against the baseline.", ""]
     if command:
         lines += [f"Command: `{command}`", ""]
     header = ["variant", f"IW bound K={iw}" if iw else "IW bound", "Δ IW", "ELBO (closed-form KL)", "Δ ELBO", "KL",
-              "active units", "train s"]
+              "active units"] + (["bits/dim"] if with_bpd else []) + ["train s"]
     lines += ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
     for e in summary:
         name = f"**{e['variant']}** (baseline)" if e["baseline"] else e["variant"]
         delta = (lambda key: "–" if e["baseline"] or math.isnan(e[key]) else f"{e[key]:+.2f}")
         cells = [name, _pm(e, "iw_bound"), delta("delta_iw_bound"), _pm(e, "elbo_analytic"),
-                 delta("delta_elbo_analytic"), _pm(e, "kl"), _pm(e, "active_units", 1), _pm(e, "train_seconds", 0)]
+                 delta("delta_elbo_analytic"), _pm(e, "kl"), _pm(e, "active_units", 1)] + (
+                     [_pm(e, bpd, 3)] if with_bpd else []) + [_pm(e, "train_seconds", 0)]
         lines.append("| " + " | ".join(cells) + " |")
     described = [e for e in summary if e["description"]]
     if described:

@@ -66,18 +66,9 @@ class DataSource:
         Raises:
             ValueError: Naming the field and what was expected.
         """
-        if self.image_size is not None:
-            ok = isinstance(self.image_size, (tuple, list)) and len(self.image_size) == 2 and all(
-                isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in self.image_size)
-            if not ok:
-                raise ValueError(f"image_size must be two positive integers (height, width), got {self.image_size!r}")
-        if self.channels not in (None, 1, 3):
-            raise ValueError(f"channels must be 1 (grey), 3 (RGB) or None (follow the data), got {self.channels!r}")
-        fraction = self.test_fraction
-        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-            raise ValueError(f"test_fraction must be a number between 0 and 1 (exclusive), got {fraction!r}")
-        if isinstance(self.split_seed, bool) or not isinstance(self.split_seed, int) or self.split_seed < 0:
-            raise ValueError(f"split_seed must be a non-negative integer, got {self.split_seed!r}")
+        from pipeline_vae import settings  # (settings imports this module's DataSource nowhere: no cycle)
+        for name in ("image_size", "channels", "test_fraction", "split_seed"):
+            settings.check(name, getattr(self, name))
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The sources `--data` (CLI) and `data=` (library) accept, each read into an `ImageData`.
 
     mnist                  the real MNIST, verified and cached offline (`pipeline_vae.data.mnist`); the default
-    fashion_mnist, cifar10 Keras' downloadable sets (need internet; offline, one line says how to pass the files)
+    fashion_mnist, cifar10 Keras' downloadable sets, fetched once (`pipeline-vae data --data NAME`, needs internet)
+                           into the project's cache beside MNIST; offline, one line says how to pass the files
     FILE.npz               x_train, x_test (optional y_train, y_test), or one x (optional y) split by test_fraction
     FOLDER                 image files (.png, .jpg, .jpeg, .bmp), searched recursively; class subfolders become
                            labels; train/ and test/ subfolders are the splits, else test_fraction is held out
@@ -16,7 +17,8 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from pipeline_vae.data.image_data import DataSource, ImageData, Split, to_uint8_images
-from pipeline_vae.data.mnist import EXPECTED_SHAPES, MNIST, DataError, load_mnist, verify_mnist
+from pipeline_vae.atomic import atomic_path
+from pipeline_vae.data.mnist import EXPECTED_SHAPES, MNIST, DataError, default_cache_path, load_mnist, verify_mnist
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 #: Keras' downloadable image sets this toolkit can read by name.
@@ -27,14 +29,17 @@ EXPECTED_DATA = ("'mnist', " + ", ".join(KERAS_SETS) + ", an .npz file with x_tr
                  "images")
 
 
-def load_data(data: Union[None, str, DataSource, MNIST, ImageData] = None, log=None) -> ImageData:
+def load_data(data: Union[None, str, DataSource, MNIST, ImageData] = None, fetch: bool = True,
+              log=None) -> ImageData:
     """Read any supported source into a checked `ImageData`.
 
     Args:
         data: None or "mnist" (MNIST: env `PIPELINE_VAE_DATA`, the cache, else fetched), a Keras set name, a `.npz`
             path, a folder path, a `DataSource` (those plus resizing, channels and the split), an `MNIST`, or an
             `ImageData` (returned as is).
-        log: Where MNIST's fetch progress goes (default print).
+        fetch: Whether MNIST and the Keras sets may be downloaded into the project's cache when they are not there
+            yet (`get_estimator` passes False: it has no side effects outside its save_dir).
+        log: Where fetch progress goes (default print).
 
     Returns:
         The data set.
@@ -55,9 +60,9 @@ def load_data(data: Union[None, str, DataSource, MNIST, ImageData] = None, log=N
     if not isinstance(name, str) or not name:
         raise DataError(f"data: expected {EXPECTED_DATA}, got {name!r}")
     if name == "mnist":
-        found = _adjust(from_mnist(load_mnist(**({"log": log} if log else {}))), source)
+        found = _adjust(from_mnist(load_mnist(fetch=fetch, **({"log": log} if log else {}))), source)
     elif name in KERAS_SETS:
-        found = read_keras(source)
+        found = read_keras(source, fetch=fetch, log=log or print)
     elif name == "arrays":
         raise DataError("data: 'arrays' were handed over in memory and cannot be loaded again; pass --data (or data=) "
                         "with the images to use")
@@ -153,23 +158,39 @@ def read_npz_images(source: DataSource) -> ImageData:
     return _adjust(found, source)
 
 
-def read_keras(source: DataSource) -> ImageData:
-    """Load one of Keras' downloadable sets by name (needs internet the first time).
+def keras_cache_path(name: str) -> str:
+    """Where a Keras set is cached once fetched: beside MNIST's cache, `<cache dir>/pipeline_vae/<name>.npz`."""
+    return os.path.join(os.path.dirname(default_cache_path()), f"{name}.npz")
+
+
+def read_keras(source: DataSource, fetch: bool = True, log=print) -> ImageData:
+    """One of Keras' downloadable sets by name, from the project's cache; fetched into it first (needs internet)
+    when `fetch`.
 
     Raises:
-        DataError: If the download fails, saying how to pass the files instead.
+        DataError: If it is not cached and may not be fetched, or the download fails (saying how to pass the files
+            instead).
     """
-    import tensorflow as tf  # heavy import, only on this path
-    try:
-        (x_train, y_train), (x_test, y_test) = getattr(tf.keras.datasets, source.data).load_data()
-    except Exception as err:  # urllib/OSError/Exception from keras' get_file
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise DataError(f"data: could not download {source.data} with tf.keras.datasets ({first}); offline, save its "
-                        "arrays elsewhere as an .npz with x_train and x_test (optional y_train, y_test) and pass "
-                        "--data FILE.npz") from None
-    found = ImageData.from_arrays(x_train, x_test, y_train, y_test, description=f"{source.data} (tf.keras)",
-                                  source=source, kind="keras")
-    return _adjust(found, source)
+    path = keras_cache_path(source.data)
+    if not os.path.isfile(path):
+        if not fetch:
+            raise DataError(f"data: {source.data} is not fetched yet; run `pipeline-vae data --data {source.data}` "
+                            "(needs internet), or pass its arrays as an .npz with --data FILE.npz")
+        import tensorflow as tf  # heavy import, only on this path
+        try:
+            (x_train, y_train), (x_test, y_test) = getattr(tf.keras.datasets, source.data).load_data()
+        except Exception as err:  # urllib/OSError/Exception from keras' get_file
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise DataError(f"data: could not download {source.data} with tf.keras.datasets ({first}); offline, save "
+                            "its arrays elsewhere as an .npz with x_train and x_test (optional y_train, y_test) and "
+                            "pass --data FILE.npz") from None
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "wb") as file:
+            np.savez(file, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+        log(f"pipeline-vae data: cached {source.data} from tf.keras.datasets at {path}")
+    found = read_npz_images(DataSource(path))
+    return ImageData(found.train, found.test, found.image_shape, source, "keras", found.binary,
+                     f"{source.data} ({path})", found.class_names)
 
 
 def list_images(folder: str) -> List[str]:

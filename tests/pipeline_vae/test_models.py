@@ -53,7 +53,7 @@ def test_conv_widths_are_parameters():
                                             ("mlp", "512"), ("mlp", [2.5])])
 def test_bad_widths_are_clear_errors(family, widths):
     from pipeline_vae.models import MODELS
-    with pytest.raises(ValueError, match="widths must be a list of"):
+    with pytest.raises(ValueError, match="widths must be (None or )?a list of"):
         MODELS[family].build(latent_dim=2, widths=widths)
 
 
