@@ -112,14 +112,15 @@ def _to_rgb(x: np.ndarray) -> np.ndarray:
 
 
 def _split(n: int, source: DataSource, what: str) -> Tuple[np.ndarray, np.ndarray]:
-    """Seeded train/test indices for `n` items holding out `source.test_fraction`."""
+    """Seeded train/test indices for `n` items holding out `source.test_fraction` (the test indices in the seeded
+    random order, so the first test images, which plots show, are a sample of every class)."""
     n_test = int(round(n * source.test_fraction))
     if n_test < 1 or n_test >= n:
         raise DataError(f"test_fraction: {what} has {n} images; holding out {source.test_fraction:g} of them leaves "
                         f"{'an empty test split' if n_test < 1 else 'no training images'}; use a "
                         f"{'larger' if n_test < 1 else 'smaller'} --test-fraction or more images")
     order = np.random.default_rng(source.split_seed).permutation(n)
-    return np.sort(order[n_test:]), np.sort(order[:n_test])
+    return np.sort(order[n_test:]), order[:n_test]  # the test split in shuffled order: its first images mix classes
 
 
 def read_npz_images(source: DataSource) -> ImageData:

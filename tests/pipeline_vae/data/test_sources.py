@@ -130,6 +130,7 @@ def test_npz_with_one_float_array_is_split_and_quantized(tmp_path):
     index = data.test.y  # the labels are the original positions
     np.testing.assert_array_equal(data.test_images()[..., 0], np.round(x[index].astype(np.float64) * 255))
     assert sorted(data.train.y.tolist() + index.tolist()) == list(range(50))
+    assert np.any(np.diff(index) < 0)  # the test split keeps the seeded random order (plots show its first images)
 
 
 def test_black_and_white_images_default_to_bernoulli(tmp_path):
