@@ -180,9 +180,15 @@ class ImageData:
         if y_train is not None:
             y_train, y_test = check_labels(y_train, len(x_train), "y_train"), check_labels(y_test, len(x_test),
                                                                                          "y_test")
-        binary = bool(np.all((x_train == 0) | (x_train == 255)) and np.all((x_test == 0) | (x_test == 255)))
+        binary = _is_binary(x_train) and _is_binary(x_test)
         return cls(Split(x=x_train, y=y_train), Split(x=x_test, y=y_test), tuple(int(v) for v in x_train.shape[1:]),
                    source=source or DataSource(data="arrays"), kind=kind, binary=binary, description=description)
+
+
+def _is_binary(x: np.ndarray, chunk: int = 1000) -> bool:
+    """Whether every value is 0 or 255, checked a chunk of images at a time (stops at the first grey value, and never
+    builds a mask the size of a whole data set)."""
+    return all(np.all((x[i:i + chunk] == 0) | (x[i:i + chunk] == 255)) for i in range(0, len(x), chunk))
 
 
 def _shape_text(shape: Sequence[int]) -> str:
