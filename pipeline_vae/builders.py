@@ -298,8 +298,10 @@ def get_estimator(epochs: int = settings.default("epochs"),
         data = DataSource(data="mnist" if data is None else data,
                           image_size=None if image_size is None else tuple(image_size), channels=channels,
                           test_fraction=test_fraction, split_seed=split_seed)
-    elif image_size is not None or channels is not None:
-        raise ValueError("image_size and channels go with data given by name or path (or in a DataSource)")
+    elif (image_size, channels, test_fraction, split_seed) != (None, None, settings.default("test_fraction"),
+                                                               settings.default("split_seed")):
+        raise ValueError("image_size, channels, test_fraction and split_seed go with data given by name or path; a "
+                         f"{type(data).__name__} carries its own")
     data = load_data(data, fetch=False)
     likelihood = likelihood or data.default_likelihood
     if binarize_threshold is None and likelihood == "bernoulli":

@@ -12,6 +12,7 @@ colour; the pixels are decoded by tf.data while training.
 """
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -66,12 +67,12 @@ def load_data(data: Union[None, str, DataSource, MNIST, ImageData] = None, fetch
     elif name == "arrays":
         raise DataError("data: 'arrays' were handed over in memory and cannot be loaded again; pass --data (or data=) "
                         "with the images to use")
-    elif os.path.isdir(name):
-        found = read_folder(source)
+    elif os.path.isdir(name):  # recorded as an absolute path: `evaluate` may run from another folder
+        found = read_folder(replace(source, data=os.path.abspath(name)))
     elif os.path.isfile(name):
         if not name.lower().endswith(".npz"):
             raise DataError(f"data: {name} is not an .npz file; expected {EXPECTED_DATA}")
-        found = read_npz_images(source)
+        found = read_npz_images(replace(source, data=os.path.abspath(name)))
     elif os.sep in name or "." in name:
         raise DataError(f"data: {name} does not exist; expected {EXPECTED_DATA}")
     else:

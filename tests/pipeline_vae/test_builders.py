@@ -8,7 +8,7 @@ import tensorflow as tf
 from fastestimator.trace.adapt import EarlyStopping, ReduceLROnPlateau
 from fastestimator.util.data import Data
 
-from ops import ReparameterizeOp
+from ops import CVAELoss, ReparameterizeOp
 from pipeline_vae import get_estimator, get_pipeline
 from pipeline_vae.builders import CONFIG_FILE
 from pipeline_vae.models import build_decoder, build_encoder
@@ -93,10 +93,17 @@ def test_bad_arguments_fail_before_training(small_mnist, tmp_path):
              (dict(train_steps_per_epoch=-1), "train_steps_per_epoch must be a positive integer or None"),
              (dict(latent_dim=0), "latent_dim must be a positive integer, got 0"),
              (dict(seed=-3), "seed must be a non-negative integer or None"),
-             (dict(ops={"decoder": None}), r"unknown slot name\(s\) 'decoder'")]
+             (dict(ops={"decoder": None}), r"unknown slot name\(s\) 'decoder'"),
+             (dict(likelihood="poisson"), "likelihood must be None or one of bernoulli, gaussian, discretized_logistic"),
+             (dict(binarize_threshold=1.5), "binarize_threshold must be None or a number between 0 and 1, got 1.5"),
+             (dict(image_size=(8, 8)), "image_size, channels, test_fraction and split_seed go with data given by name "
+              "or path; a MNIST carries its own"),
+             (dict(ops={"loss": CVAELoss(likelihood="gaussian")}),
+              "slot 'loss' \\(CVAELoss\\) uses the gaussian likelihood but the run's is bernoulli")]
     for kwargs, message in cases:
         with pytest.raises(ValueError, match=message):
-            get_estimator(save_dir=str(tmp_path), data=small_mnist, **kwargs)
+            get_estimator(save_dir=str(tmp_path / "run"), data=small_mnist, **kwargs)
+    assert not (tmp_path / "run").exists()  # nothing was written before the arguments passed
 
 
 def test_bad_images_to_the_pipeline_builder(small_mnist):

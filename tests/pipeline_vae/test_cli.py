@@ -25,6 +25,16 @@ def test_missing_data_file_is_one_line_without_traceback(tmp_path, capsys):
     assert code == 2
     assert err.count("\n") == 1 and "nope.npz does not exist; expected 'mnist'" in err
     assert "Traceback" not in err
+    assert not (tmp_path / "run").exists()  # the data is checked before the run folder is made
+
+
+def test_bad_image_folder_from_the_cli_is_one_line_and_writes_nothing(tmp_path, capsys):
+    (tmp_path / "pics").mkdir()
+    (tmp_path / "pics" / "a.png").write_bytes(b"not a png")
+    code = main(["train", "--data", str(tmp_path / "pics"), "--save-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "a.png is not a readable image" in err
+    assert not (tmp_path / "run").exists()
 
 
 def test_debug_shows_the_traceback(tmp_path, capsys):

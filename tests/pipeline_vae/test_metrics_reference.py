@@ -5,7 +5,8 @@ The Keras models only supply the network outputs (posterior parameters, decoder 
 bound and active-unit count is recomputed here in float64 NumPy from the textbook formulas, with the same noise the
 code draws (`tf.random.Generator.from_seed(seed)`, one draw for the whole set: batch_size and max_decodes are set so
 that nothing is chunked). Tolerances are 1e-3 nats: a log K offset (log 5 = 1.6), a sign flip, a factor 2 on a term or
-a sample paired with the wrong image all miss by far more.
+a sample paired with the wrong image all miss by far more. The last test repeats the ELBO and IW bound with the
+discretized logistic (two decoder outputs per pixel) on the 8-bit digits.
 """
 import math
 
@@ -113,3 +114,45 @@ def test_iw_bound_chunked_over_samples_still_pairs_each_sample_with_its_image(fi
                  np_log_normal(z, mean[b], logvar[b]))
         expected.append(np.log(np.mean(np.exp(log_w - log_w.max()))) + log_w.max())
     np.testing.assert_allclose(iw_bound(vae, images, K, seed=SEED, max_decodes=2), expected, atol=TOL, rtol=0)
+
+
+def np_discretized_logistic(x, out):
+    """log P(x) of 8-bit levels x under a logistic(sigmoid(loc), exp(clip(log_scale, -7, 5))) per pixel, per row, with
+    both edge bins open-ended and PixelCNN++'s density fallback below 1e-5 of mass (float64, from the definition)."""
+    loc, log_s = 1 / (1 + np.exp(-out[..., :1])), np.clip(out[..., 1:], -7.0, 5.0)
+    h, s = 0.5 / 255, np.exp(log_s)
+    upper, lower = (x + h - loc) / s, (x - h - loc) / s
+    mass = 1 / (1 + np.exp(-upper)) - 1 / (1 + np.exp(-lower))
+    centre = (x - loc) / s
+    with np.errstate(divide="ignore"):
+        inner = np.where(mass > 1e-5, np.log(np.maximum(mass, 1e-300)),
+                         -centre - log_s - 2 * np.logaddexp(0, -centre) + np.log(2 * h))
+    log_p = np.where(x < h, _log_sigmoid(upper), np.where(x > 1 - h, _log_sigmoid(-lower), inner))
+    return log_p.reshape(len(x), -1).sum(axis=1)
+
+
+def test_elbo_and_iw_bound_with_the_discretized_logistic_equal_the_numpy_reference(mnist):
+    """Two decoder outputs per pixel: the K x B samples must still meet their own images (the targets are tiled to
+    [K * B, H, W, 1] while the outputs have 2 channels), and bits/dim follow from the bound."""
+    encoder, decoder = build_mlp_encoder(LATENT, (16, )), build_mlp_decoder(LATENT, (16, ), out_channels=2)
+    rng = np.random.default_rng(1)
+    for model in (encoder, decoder):
+        model.set_weights([rng.normal(0, 0.3, w.shape).astype(np.float32) for w in model.get_weights()])
+    vae = CVAE(encoder, decoder, likelihood="discretized_logistic", binarize_threshold=None)
+    images = mnist.x_test[:6]
+    x = (images.astype(np.float64) / 255)[..., None]
+    out = encoder(x.astype(np.float32)).numpy().astype(np.float64)
+    mean, logvar = out[:, :LATENT], out[:, LATENT:]
+    eps = tf.random.Generator.from_seed(SEED).normal([K, len(x), LATENT]).numpy().astype(np.float64)
+    z = mean[None] + np.exp(0.5 * logvar)[None] * eps
+    log_px = np_discretized_logistic(np.tile(x, (K, 1, 1, 1)), decode(vae, z.reshape(K * len(x), LATENT)))
+    log_w = log_px.reshape(K, len(x)) + np_log_normal(z, 0.0, 0.0) - np_log_normal(z, mean[None], logvar[None])
+    expected = np.array([math.log(np.mean(np.exp(col - col.max()))) + col.max() for col in log_w.T])
+    m = evaluate(vae, images, iw_samples=K, seed=SEED, batch_size=len(x), max_decodes=K * len(x),
+                 show_progress=False)
+    assert m["iw_bound"] == pytest.approx(expected.mean(), abs=TOL)
+    assert m["iw_bound_bpd"] == pytest.approx(-expected.mean() / (784 * math.log(2)), abs=1e-6)
+    eps1 = tf.random.Generator.from_seed(SEED).normal([len(x), LATENT]).numpy().astype(np.float64)
+    recon = np_discretized_logistic(x, decode(vae, mean + np.exp(0.5 * logvar) * eps1))
+    assert m["reconstruction"] == pytest.approx(recon.mean(), abs=TOL)
+    assert m["elbo_analytic"] == pytest.approx((recon - np_kl(mean, logvar)).mean(), abs=TOL)

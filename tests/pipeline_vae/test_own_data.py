@@ -14,6 +14,8 @@ from PIL import Image
 
 from ops.densities import bernoulli_log_likelihood, kl_to_standard_normal
 from pipeline_vae import get_estimator
+from pipeline_vae.ablation.runner import run_ablation
+from pipeline_vae.ablation.spec import parse_spec
 from pipeline_vae.inference import CVAE
 from pipeline_vae.metrics import evaluate
 from pipeline_vae.plots import plot_run, plot_sample_grid
@@ -81,6 +83,18 @@ variants:
     assert "| **logistic** (baseline) |" in done.stdout and "bits/dim" in done.stdout
 
 
+class Notes:
+    """A stream that keeps what is written to it."""
+    def __init__(self):
+        self.text = ""
+
+    def write(self, line):
+        self.text += line
+
+    def flush(self):
+        pass
+
+
 def _colour_folder(root, n=40, size=(12, 10)):
     """Images of two coloured rectangles on a coloured background, no labels."""
     rng = np.random.default_rng(0)
@@ -114,12 +128,6 @@ def test_an_rgb_folder_trains_and_every_picture_adapts(tmp_path):
     metrics = evaluate(vae, images, iw_samples=3, show_progress=False)
     assert metrics["elbo_bpd"] > 0 and metrics["likelihood"] == "discretized_logistic"
 
-    class Notes:
-        text = ""
-
-        def write(self, line):
-            self.text += line
-
     notes = Notes()
     written = [os.path.basename(p) for p in plot_run(save_dir, images, None, log=notes)]
     assert written == ["reconstructions.png", "training_curves.png", "samples.gif"]
@@ -128,6 +136,19 @@ def test_an_rgb_folder_trains_and_every_picture_adapts(tmp_path):
     with pytest.raises(ValueError, match=r"images: shape \(8, 12, 10\) not supported; expected uint8 images .* "
                        r"\[N, 12, 10, 3\]"):
         vae.encode(images[..., 0])
+
+    spec = parse_spec(f"""name: colour
+seeds: [0]
+budget: {{epochs: 1}}
+base: {{latent_dim: 2, batch_size: 8, widths: [16, 32]}}
+data: {{data: {folder}, test_fraction: 0.2}}
+eval: {{iw_samples: 3, n_images: null}}
+variants:
+  - name: gaussian
+    set: {{likelihood: gaussian}}
+""", "colour.yaml")
+    (row, ) = run_ablation(spec, str(tmp_path / "ablation"), stream=Notes())
+    assert row["likelihood"] == "gaussian" and row["n_images"] == 8 and row["iw_bound_bpd"] > 0
 
 
 @pytest.mark.slow
