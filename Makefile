@@ -31,7 +31,7 @@ test: data
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Break the code on purpose, one mutation at a time, in a temporary copy; each must make a targeted test fail (about
-# 10 minutes here; not part of `make test`). The table goes to docs/mutation_check.md.
+# 14 minutes here; not part of `make test`). The table goes to docs/mutation_check.md.
 mutation-check: data
 	$(BIN)/python tools/mutation_check.py --report docs/mutation_check.md $(MUTATION_ARGS)
 
