@@ -162,7 +162,20 @@ def _run_images(args: argparse.Namespace, vae: Any) -> Any:
     return data
 
 
+def _check_run_folder(save_dir: str) -> None:
+    """Refuse a missing run folder, an unusable configuration or missing model files before TensorFlow is imported
+    (so these answer at once)."""
+    from pipeline_vae.run_config import RunConfig
+    config = RunConfig.read(save_dir)
+    for role in ("encoder", "decoder"):
+        path = config.path(save_dir, role)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{role} model {path} does not exist (train with `pipeline-vae train --save-dir "
+                                    "DIR`)")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    _check_run_folder(args.save_dir)
     _quiet_tensorflow()
     from pipeline_vae.atomic import write_json_atomic
     from pipeline_vae.inference import CVAE
@@ -180,6 +193,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    _check_run_folder(args.save_dir)
     _quiet_tensorflow()
     from pipeline_vae.inference import CVAE
     from pipeline_vae.plots import plot_run

@@ -13,7 +13,7 @@ colour; the pixels are decoded by tf.data while training.
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -31,7 +31,7 @@ EXPECTED_DATA = ("'mnist', " + ", ".join(KERAS_SETS) + ", an .npz file with x_tr
 
 
 def load_data(data: Union[None, str, DataSource, MNIST, ImageData] = None, fetch: bool = True,
-              log=None) -> ImageData:
+              log: Optional[Callable[[str], None]] = None) -> ImageData:
     """Read any supported source into a checked `ImageData`.
 
     Args:
@@ -165,7 +165,7 @@ def keras_cache_path(name: str) -> str:
     return os.path.join(os.path.dirname(default_cache_path()), f"{name}.npz")
 
 
-def read_keras(source: DataSource, fetch: bool = True, log=print) -> ImageData:
+def read_keras(source: DataSource, fetch: bool = True, log: Callable[[str], None] = print) -> ImageData:
     """One of Keras' downloadable sets by name, from the project's cache; fetched into it first (needs internet)
     when `fetch`.
 

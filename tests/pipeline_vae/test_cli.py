@@ -89,6 +89,17 @@ def test_evaluate_on_a_missing_dir_is_one_line(tmp_path, capsys):
                                              "is not a folder"
 
 
+def test_a_run_folder_without_models_or_with_a_broken_config_is_one_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["plot", "--save-dir", str(tmp_path / "empty")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "encoder model" in err and "encoder_best_loss.h5 does not exist" in err
+    (tmp_path / "empty" / "cvae_config.json").write_text('{"version": 2, "likelihood": "poisson"}')
+    assert main(["evaluate", "--save-dir", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cvae_config.json: likelihood must be one of bernoulli" in err
+
+
 def test_plot_writes_the_pictures(trained_dir, mnist_path, capsys):
     assert main(["plot", "--save-dir", trained_dir, "--n-images", "300", "--data", mnist_path]) == 0
     saved = [line.split("Saved: ")[1] for line in capsys.readouterr().out.splitlines() if line.startswith("Saved: ")]
