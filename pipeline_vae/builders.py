@@ -225,6 +225,8 @@ def get_estimator(epochs: int = settings.default("epochs"),
                   channels: Optional[int] = None,
                   test_fraction: float = settings.default("test_fraction"),
                   split_seed: int = settings.default("split_seed"),
+                  mixed_precision: bool = False,
+                  jit: bool = False,
                   log: Callable[[str], None] = print) -> fe.Estimator:
     """Pipeline + Network + Estimator for the CVAE on any image data, saving the best encoder/decoder by test ELBO.
 
@@ -275,6 +277,11 @@ def get_estimator(epochs: int = settings.default("epochs"),
         channels: 1 or 3 to convert images to (None: follow the data).
         test_fraction: Share held out for testing when the data has no test split (seeded by `split_seed`).
         split_seed: Seed of that split.
+        mixed_precision: FE's mixed precision for both models (`fe.build(mixed_precision=True)`: float16 compute,
+            float32 weights, float32 model outputs so the losses stay float32, dynamic loss scaling). For GPUs; it
+            runs on a CPU, slowly.
+        jit: Compile the training step with XLA (`tf.config.optimizer.set_jit("autoclustering")`; process-wide, as
+            TensorFlow does it; a later `get_estimator(jit=False)` turns it off again).
         log: Where the one-line data and likelihood summary goes (None: nowhere).
 
     Returns:
@@ -290,7 +297,8 @@ def get_estimator(epochs: int = settings.default("epochs"),
                             seed=seed, early_stop=early_stop, lr_plateau=lr_plateau, log_steps=log_steps,
                             tensorboard=tensorboard, loss=loss, model=model, widths=widths, resume=resume,
                             likelihood=likelihood, binarize_threshold=binarize_threshold, image_size=image_size,
-                            channels=channels, test_fraction=test_fraction, split_seed=split_seed))
+                            channels=channels, test_fraction=test_fraction, split_seed=split_seed,
+                            mixed_precision=mixed_precision, jit=jit))
     if resume and seed is not None:
         raise ValueError("resume and seed cannot be combined: FastEstimator's RestoreWizard cannot put the random "
                          "generators back where a seeded run left them (a seeded run restarts instead)")
@@ -315,14 +323,16 @@ def get_estimator(epochs: int = settings.default("epochs"),
         eval_steps_per_epoch = math.ceil(len(data.test) / batch_size)
     graph = build_graph(latent_dim, learning_rate, ops, input_keys=PIPELINE_KEYS, loss=loss, model=model,
                         widths=widths, image_shape=data.image_shape, likelihood=likelihood,
-                        binarize_threshold=binarize_threshold)
+                        binarize_threshold=binarize_threshold, mixed_precision=mixed_precision)
+    tf.config.optimizer.set_jit("autoclustering" if jit else False)
     config = RunConfig(data=data.source, data_description=data.summary(), image_shape=data.image_shape,
                        labels=data.has_labels, likelihood=likelihood, binarize_threshold=binarize_threshold_of(graph),
                        latent_dim=latent_dim, model=model, widths=None if widths is None else tuple(widths),
                        learning_rate=learning_rate, batch_size=batch_size, epochs=epochs, seed=seed,
                        loss=None if ops and "loss" in ops else loss, slots=graph.describe(),
                        files={**FILES, **{model.model_name: f"{model.model_name}_best_loss.h5"
-                                          for model in graph.models}})
+                                          for model in graph.models}},
+                       mixed_precision=mixed_precision, jit=jit)
     save_dir = save_dir or tempfile.mkdtemp(prefix="pipeline-vae-")
     os.makedirs(save_dir, exist_ok=True)
     check_save_dir(save_dir, config)

@@ -109,6 +109,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                                   lr_plateau=args.lr_plateau,
                                   log_steps=args.log_steps,
                                   tensorboard=args.tensorboard,
+                                  mixed_precision=args.mixed_precision,
+                                  jit=args.jit,
                                   loss=args.loss,
                                   model=args.model,
                                   widths=args.widths,
@@ -289,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "it when the same command runs again; seeded runs never checkpoint)")
     train.add_argument("--tensorboard", action="store_true",
                        help="also write TensorBoard event files to SAVE_DIR/tensorboard")
+    train.add_argument("--mixed-precision", action="store_true", help=settings.SETTINGS["mixed_precision"].help)
+    train.add_argument("--jit", action="store_true", help=settings.SETTINGS["jit"].help + " (off by default)")
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("evaluate", parents=[common],

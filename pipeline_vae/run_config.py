@@ -24,7 +24,7 @@ FILES: Dict[str, str] = {"encoder": "encoder_best_loss.h5", "decoder": "decoder_
                          "log": "train_log.csv", "samples": "samples", "gif": "samples.gif",
                          "checkpoint": "checkpoint", "tensorboard": "tensorboard", "metrics": "metrics.json"}
 #: The settings that make two runs different models; resuming or reusing a folder with any of them changed is refused.
-RUN_IDENTITY = ("data", "image_shape", "likelihood", "binarize_threshold", "latent_dim", "batch_size",
+RUN_IDENTITY = ("data", "image_shape", "likelihood", "binarize_threshold", "mixed_precision", "latent_dim", "batch_size",
                 "learning_rate", "model", "widths", "slots")
 MNIST_SHAPE = (28, 28, 1)
 
@@ -55,6 +55,8 @@ class RunConfig:
         slots: Slot name -> class names of its ops.
         files: What the run writes, by role (see `FILES`).
         metric: The logged test metric the best models are chosen by.
+        mixed_precision: Whether the models were trained with mixed precision.
+        jit: Whether the training step was compiled with XLA.
         version: The format's version (2; folders without one are read as the MNIST runs before it).
     """
     data: DataSource = field(default_factory=DataSource)
@@ -74,6 +76,8 @@ class RunConfig:
     slots: Dict[str, Any] = field(default_factory=dict)
     files: Dict[str, str] = field(default_factory=lambda: dict(FILES))
     metric: str = "elbo"
+    mixed_precision: bool = False
+    jit: bool = False
     version: int = VERSION
 
     def path(self, save_dir: str, role: str) -> str:
@@ -169,7 +173,7 @@ def _checked(cls: type, obj: Dict[str, Any]) -> RunConfig:
     if "loss" in obj and obj["loss"] is not None:
         settings.check("loss", obj["loss"])
     for name, kind in (("slots", dict), ("files", dict), ("metric", str), ("data_description", str),
-                       ("labels", bool)):
+                       ("labels", bool), ("mixed_precision", bool), ("jit", bool)):
         if name in obj and not isinstance(obj[name], kind):
             raise ValueError(f"{name} must be a {kind.__name__}, got {obj[name]!r}")
     files = {**FILES, **obj.get("files", {})}

@@ -109,6 +109,10 @@ SETTINGS: Dict[str, Setting] = {
     "log_steps": Setting(100, _int(0, True), "a non-negative integer or None",
                          "print the training loss every N steps (0: per-epoch lines only; None: silent)"),
     "tensorboard": Setting(False, _bool, "True or False", "also write TensorBoard event files"),
+    "mixed_precision": Setting(False, _bool, "True or False",
+                               "mixed precision (FE's fe.build(mixed_precision=True): float16 compute, float32 weights "
+                               "and model outputs, losses in float32, dynamic loss scaling); for GPUs"),
+    "jit": Setting(False, _bool, "True or False", "compile the training step with XLA (TensorFlow's auto-clustering)"),
     "resume": Setting(False, _bool, "True or False", "checkpoint every epoch and resume from the last checkpoint"),
 }
 

@@ -40,6 +40,7 @@ class ModelSettings:
         image_shape: (H, W, C) of the images.
         likelihood: The decoder likelihood (`ops.densities.LIKELIHOODS`): the decoder outputs its parameters.
         binarize_threshold: The `binarize` slot's threshold; None leaves that slot empty.
+        mixed_precision: Build the models with FE's mixed precision (float16 compute, float32 outputs).
     """
     latent_dim: int = 2
     learning_rate: float = 1e-3
@@ -48,6 +49,14 @@ class ModelSettings:
     image_shape: Tuple[int, int, int] = IMAGE_SHAPE
     likelihood: str = "bernoulli"
     binarize_threshold: Optional[float] = 0.5
+    mixed_precision: bool = False
+
+
+def float32_output(model: tf.keras.Model) -> tf.keras.Model:
+    """`model` with a float32 linear activation on its output (the Keras mixed-precision guide's advice), so that
+    under the mixed_float16 policy the losses and everything downstream stay in float32."""
+    out = tf.keras.layers.Activation("linear", dtype="float32", name="float32_output")(model.output)
+    return tf.keras.Model(model.input, out, name=model.name)
 
 
 def build_model(kind: str, settings: ModelSettings) -> tf.keras.Model:
@@ -56,7 +65,7 @@ def build_model(kind: str, settings: ModelSettings) -> tf.keras.Model:
     Args:
         kind: "encoder" or "decoder".
         settings: Latent size, learning rate, model family and widths, image shape and likelihood (the decoder
-            outputs `params` values per image channel).
+            outputs `params` values per image channel), and mixed precision.
 
     Returns:
         The compiled Keras model (FE's `fe.build` result).
@@ -74,13 +83,15 @@ def build_model(kind: str, settings: ModelSettings) -> tf.keras.Model:
 
     def make() -> tf.keras.Model:
         if kind == "encoder":
-            return family.encoder(settings.latent_dim, settings.widths or family.widths, settings.image_shape)
-        return family.decoder(settings.latent_dim, settings.widths or family.widths, settings.image_shape,
-                              out_channels)
+            model = family.encoder(settings.latent_dim, settings.widths or family.widths, settings.image_shape)
+        else:
+            model = family.decoder(settings.latent_dim, settings.widths or family.widths, settings.image_shape,
+                                   out_channels)
+        return float32_output(model) if settings.mixed_precision else model
 
     family.check(settings.latent_dim, settings.widths, settings.image_shape)  # a clean error outside fe.build
     return fe.build(model_fn=make, optimizer_fn=lambda: tf.keras.optimizers.legacy.Adam(learning_rate=lr),
-                    model_name=kind)
+                    model_name=kind, mixed_precision=settings.mixed_precision)
 
 
 #: The loss ops selectable by name (`get_estimator(loss=...)`, `pipeline-vae train --loss ...`).
@@ -197,7 +208,8 @@ def build_graph(latent_dim: int = 2,
                 joint_update: bool = False,
                 image_shape: Sequence[int] = IMAGE_SHAPE,
                 likelihood: str = "bernoulli",
-                binarize_threshold: Optional[float] = 0.5) -> Graph:
+                binarize_threshold: Optional[float] = 0.5,
+                mixed_precision: bool = False) -> Graph:
     """Assemble the slots (defaults, replaced or dropped as `ops` says) plus one UpdateOp per model, and check it.
 
     Args:
@@ -216,6 +228,8 @@ def build_graph(latent_dim: int = 2,
         likelihood: The decoder likelihood: the default decoder outputs its parameters and the default loss uses it.
             A loss op given in `ops` that has a `likelihood` (the `ops` losses) must use the same one.
         binarize_threshold: The default `binarize` slot's threshold (the seed's 0.5); None leaves the slot empty.
+        mixed_precision: Build the default models with FE's mixed precision (float32 outputs: see `float32_output`).
+            Not with `joint_update` (its single backward pass does not scale the loss).
 
     Returns:
         The checked graph.
@@ -234,11 +248,13 @@ def build_graph(latent_dim: int = 2,
     if "loss" in ops and loss != DEFAULT_LOSS:
         raise ValueError(f"give either loss={loss!r} or ops['loss'], not both")
     get_likelihood(likelihood)
+    if mixed_precision and joint_update:
+        raise ValueError("mixed_precision and joint_update cannot be combined: JointGradientOp does not scale the loss")
     if "loss" not in ops:
         ops["loss"] = LOSSES[loss](inputs=("x", "x_logit", "mean", "logvar", "z"), outputs="loss",
                                    likelihood=likelihood)
     settings = ModelSettings(latent_dim, learning_rate, model, None if widths is None else tuple(widths),
-                             tuple(image_shape), likelihood, binarize_threshold)
+                             tuple(image_shape), likelihood, binarize_threshold, mixed_precision)
     named_ops: List[Tuple[str, TensorOp]] = []
     for name in SLOTS:
         value = ops[name] if name in ops else DEFAULT_OPS[name](settings)
