@@ -11,6 +11,7 @@ from typing import Any, Callable, List, Optional
 
 from pipeline_vae import settings
 from pipeline_vae.ablation import RunFailed
+from pipeline_vae.run_config import CONFIG_FILE, FILES
 from pipeline_vae.run_lock import RunLockedError
 
 #: Exit codes: bad usage or input (argparse uses 2 too), failure while running, interrupted.
@@ -51,9 +52,8 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 #: What a training run writes into its save_dir (what `train --fresh` removes; anything else there is left alone).
-RUN_FILES = ("encoder_best_loss.h5", "decoder_best_loss.h5", "cvae_config.json", "train_log.csv", "samples",
-             "samples.gif", "checkpoint", "tensorboard", "metrics.json", "manifold.png", "latent_scatter.png",
-             "reconstructions.png", "training_curves.png")
+RUN_FILES = tuple(FILES.values()) + (CONFIG_FILE, "manifold.png", "latent_scatter.png", "reconstructions.png",
+                                     "training_curves.png")
 
 
 def _clear_run(save_dir: str) -> List[str]:
@@ -77,7 +77,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = load_data(_data_source(args))  # checked (and MNIST or a Keras set fetched) before the folder is touched
     _quiet_tensorflow()  # and before TensorFlow is imported, so a wrong --data answers at once
     from pipeline_vae.builders import METRIC, get_estimator
-    from pipeline_vae.run_config import CONFIG_FILE
     from pipeline_vae.resume import CHECKPOINT_DIR, last_checkpoint_epoch
     from pipeline_vae.run_lock import RunLock
     from pipeline_vae.traces import StopOnNaN
@@ -136,7 +135,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     scope = "test set" if args.eval_steps_per_epoch is None else f"first {args.eval_steps_per_epoch} test batches"
     print(f"Final test ELBO: {float(history[last_step]):.2f} nats ({scope}, step {last_step}); "
           f"best: {float(history[best_step]):.2f} nats (step {best_step})")
-    names = ("encoder_best_loss.h5", "decoder_best_loss.h5", CONFIG_FILE, "train_log.csv", "samples.gif")
+    names = (FILES["encoder"], FILES["decoder"], CONFIG_FILE, FILES["log"], FILES["gif"])
     files = [os.path.join(args.save_dir, name) for name in names]
     print("Saved: " + ", ".join(f for f in files if os.path.exists(f)))
     return 0

@@ -17,10 +17,6 @@ import tensorflow as tf
 from ops.densities import LOGVAR_MAX, LOGVAR_MIN, Likelihood, check_decoder_output, get_likelihood
 from pipeline_vae.run_config import RunConfig
 
-ENCODER_FILE = "encoder_best_loss.h5"
-DECODER_FILE = "decoder_best_loss.h5"
-
-
 def load_h5_model(path: str, what: str) -> tf.keras.Model:
     """Load a full Keras model from `.h5` with one clear error line when the file is missing or unreadable.
 

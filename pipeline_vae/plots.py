@@ -25,10 +25,9 @@ from PIL import Image
 
 from pipeline_vae.atomic import atomic_path
 from pipeline_vae.inference import CVAE, to_unit_images
+from pipeline_vae.run_config import FILES
 
-SAMPLES_DIR = "samples"
-GIF_FILE = "samples.gif"
-LOG_FILE = "train_log.csv"
+SAMPLES_DIR, GIF_FILE, LOG_FILE = FILES["samples"], FILES["gif"], FILES["log"]
 DPI = 100
 
 
