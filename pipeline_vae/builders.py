@@ -2,7 +2,7 @@
 import math
 import os
 import tempfile
-from typing import Any, Callable, List, Mapping, Optional, Sequence, Union
+from typing import Callable, List, Mapping, Optional, Sequence, Union
 
 import fastestimator as fe
 import tensorflow as tf
@@ -14,7 +14,7 @@ from fastestimator.trace.trace import Trace
 
 from ops import Binarize
 from pipeline_vae import settings
-from pipeline_vae.data import DataSource, ImageData, load_data
+from pipeline_vae.data import MNIST, DataSource, ImageData, load_data
 from pipeline_vae.data.pipeline import datasets
 from pipeline_vae.models import DEFAULT_MODEL, IMAGE_SHAPE
 from pipeline_vae.run_config import CONFIG_FILE, FILES, RUN_IDENTITY, RunConfig
@@ -33,7 +33,7 @@ METRIC = "elbo"
 LOADERS = ("tf.data", "fe")
 
 
-DataArg = Union[None, str, DataSource, ImageData, Any]
+DataArg = Union[None, str, DataSource, ImageData, MNIST]
 
 
 def get_pipeline(batch_size: int = 100,

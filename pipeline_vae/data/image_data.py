@@ -13,6 +13,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
+from pipeline_vae import settings
 from pipeline_vae.data.mnist import DataError
 
 EXPECTED_ARRAY = "images [N, H, W] or [N, H, W, C] (C = 1 or 3), uint8 in 0..255 or float in 0..1"
@@ -66,7 +67,6 @@ class DataSource:
         Raises:
             ValueError: Naming the field and what was expected.
         """
-        from pipeline_vae import settings  # (settings imports this module's DataSource nowhere: no cycle)
         for name in ("image_size", "channels", "test_fraction", "split_seed"):
             settings.check(name, getattr(self, name))
 

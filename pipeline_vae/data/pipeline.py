@@ -35,27 +35,23 @@ def decode_image(path: tf.Tensor, image_shape: Tuple[int, int, int], resize: boo
     return tf.ensure_shape(image, image_shape)
 
 
-def split_dataset(split: Split, image_shape: Tuple[int, int, int], resize: bool = False) -> tf.data.Dataset:
-    """One example per element: {"x": uint8 [H, W, C]} (not shuffled, not batched)."""
+def split_dataset(split: Split, image_shape: Tuple[int, int, int], resize: bool = False,
+                  shuffle: bool = False) -> tf.data.Dataset:
+    """One example per element: {"x": uint8 [H, W, C]}, not batched; reshuffled every epoch if `shuffle`. For files
+    only the file names are shuffled, before decoding, so the shuffle buffer holds strings, not images."""
     if split.x is not None:
-        return tf.data.Dataset.from_tensor_slices({"x": split.x})
+        arrays = tf.data.Dataset.from_tensor_slices({"x": split.x})
+        return arrays.shuffle(len(split)) if shuffle else arrays
     files = tf.data.Dataset.from_tensor_slices(list(split.files))
+    files = files.shuffle(len(split)) if shuffle else files
     return files.map(lambda path: {"x": decode_image(path, image_shape, resize)}, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def datasets(data: ImageData, batch_size: int) -> Tuple[tf.data.Dataset, tf.data.Dataset]:
-    """The training set (reshuffled every epoch) and the test set, batched and prefetched.
-
-    Shuffling uses TensorFlow's global seed (set by `fe.enable_deterministic` in a seeded run). For files only the
-    file names are shuffled, before decoding, so the shuffle buffer holds strings, not images.
-    """
+    """The training set (reshuffled every epoch, with TensorFlow's global seed: `fe.enable_deterministic` sets it in
+    a seeded run) and the test set, batched and prefetched."""
     resize = data.source.image_size is not None
-    if data.train.x is not None:
-        train = split_dataset(data.train, data.image_shape).shuffle(len(data.train))
-    else:
-        names = tf.data.Dataset.from_tensor_slices(list(data.train.files)).shuffle(len(data.train))
-        train = names.map(lambda path: {"x": decode_image(path, data.image_shape, resize)},
-                          num_parallel_calls=tf.data.AUTOTUNE)
+    train = split_dataset(data.train, data.image_shape, resize, shuffle=True)
     test = split_dataset(data.test, data.image_shape, resize)
     return (train.batch(batch_size).prefetch(tf.data.AUTOTUNE), test.batch(batch_size).prefetch(tf.data.AUTOTUNE))
 

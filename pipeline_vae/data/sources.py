@@ -84,8 +84,7 @@ def from_mnist(data: MNIST, source: Optional[DataSource] = None) -> ImageData:
     """Wrap verified (or subset) MNIST arrays as `ImageData` of kind "mnist" (binarized, Bernoulli by default)."""
     found = ImageData.from_arrays(data.x_train, data.x_test, data.y_train, data.y_test, description=f"MNIST "
                                   f"({data.source})", source=source or DataSource("mnist"), kind="mnist")
-    return ImageData(found.train, found.test, found.image_shape, found.source, "mnist", found.binary,
-                     found.description, tuple(str(i) for i in range(10)))
+    return replace(found, class_names=tuple(str(i) for i in range(10)))
 
 
 def _adjust(data: ImageData, source: DataSource) -> ImageData:
@@ -94,13 +93,12 @@ def _adjust(data: ImageData, source: DataSource) -> ImageData:
         raise DataError(f"image_size: resizing is for folders of image files; {data.description} is "
                         f"{data.image_shape[0]}x{data.image_shape[1]} (resize the arrays yourself, or omit it)")
     if source.channels is None or source.channels == data.image_shape[2]:
-        return ImageData(data.train, data.test, data.image_shape, source, data.kind, data.binary, data.description,
-                         data.class_names)
+        return replace(data, source=source)
     convert = _to_grey if source.channels == 1 else _to_rgb
     train = Split(x=convert(data.train.x), y=data.train.y)
     test = Split(x=convert(data.test.x), y=data.test.y)
     shape = data.image_shape[:2] + (source.channels, )
-    return ImageData(train, test, shape, source, data.kind, data.binary, data.description, data.class_names)
+    return replace(data, train=train, test=test, image_shape=shape, source=source)
 
 
 def _to_grey(x: np.ndarray) -> np.ndarray:
@@ -191,8 +189,7 @@ def read_keras(source: DataSource, fetch: bool = True, log: Callable[[str], None
             np.savez(file, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
         log(f"pipeline-vae data: cached {source.data} from tf.keras.datasets at {path}")
     found = read_npz_images(DataSource(path))
-    return ImageData(found.train, found.test, found.image_shape, source, "keras", found.binary,
-                     f"{source.data} ({path})", found.class_names)
+    return replace(found, source=source, kind="keras", description=f"{source.data} ({path})")
 
 
 def list_images(folder: str) -> List[str]:
