@@ -12,10 +12,11 @@ BENCH_OUT  ?= benchmarks/results
 
 .PHONY: setup data train test mutation-check bench bench-smoke clean
 
-# Re-install only when the package definition changed (the stamp is newer than setup.cfg/pyproject.toml).
+# Re-install only when the package definition changed (the stamp is newer than setup.cfg/pyproject.toml). The tests
+# need the optional extras too (Ray, MLflow, W&B), resolved with TensorFlow in this one pip call.
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -qq --disable-pip-version-check -e ".[test]"
+	$(BIN)/python -m pip install -qq --disable-pip-version-check -e ".[test,ray,mlflow,wandb]"
 	@touch $(STAMP)
 
 setup: $(STAMP)

@@ -9,7 +9,6 @@ import tensorflow as tf
 from fastestimator.dataset.numpy_dataset import NumpyDataset
 from fastestimator.op.numpyop import NumpyOp
 from fastestimator.trace.adapt import EarlyStopping, ReduceLROnPlateau
-from fastestimator.trace.io import TensorBoard
 from fastestimator.trace.trace import Trace
 
 from ops import Binarize
@@ -20,7 +19,8 @@ from pipeline_vae.models import DEFAULT_MODEL, IMAGE_SHAPE
 from pipeline_vae.run_config import CONFIG_FILE, FILES, RUN_IDENTITY, RunConfig
 from pipeline_vae.slots import DEFAULT_LOSS, PIPELINE_KEYS, Graph, SlotValue, build_graph
 from pipeline_vae.resume import ExtendableRestoreWizard
-from pipeline_vae.traces import AtomicCSVLogger, ExampleMean, FullModelSaver, SampleGrid, StopOnNaN
+from pipeline_vae.traces import (AtomicCSVLogger, ExampleMean, FullModelSaver, LoggedStepsTensorBoard, SampleGrid,
+                                 StopOnNaN)
 
 #: FastEstimator's ReduceLROnPlateau floor (its `min_lr` default).
 FE_MIN_LR = 1e-6
@@ -117,7 +117,8 @@ def get_network(latent_dim: int = 2, learning_rate: float = 1e-3, ops: Optional[
 
 
 def get_traces(graph: Graph, save_dir: str, early_stop: Optional[int] = None, lr_plateau: Optional[int] = None,
-               tensorboard: bool = False, likelihood: str = "bernoulli") -> List[Trace]:
+               tensorboard: bool = False, likelihood: str = "bernoulli",
+               log_steps: Optional[int] = settings.default("log_steps")) -> List[Trace]:
     """The traces `get_estimator` adds: a stop at the first NaN/Inf loss, exact test ELBO, best-model saving, the CSV
     log, per-epoch sample grids and GIF, and optionally early stopping, LR reduction and TensorBoard.
 
@@ -129,6 +130,8 @@ def get_traces(graph: Graph, save_dir: str, early_stop: Optional[int] = None, lr
             ReduceLROnPlateau, per model, down to 1e-6 or the starting rate if that is lower); None to keep it.
         tensorboard: Also write TensorBoard event files (FE's TensorBoard trace) to `save_dir/tensorboard`.
         likelihood: The decoder likelihood (the sample grids show its mean image).
+        log_steps: The Estimator's `log_steps`: TensorBoard gets the training loss every this many steps (as the CSV
+            log does; 0 or None: per epoch only).
 
     Returns:
         The traces, in order.
@@ -143,8 +146,7 @@ def get_traces(graph: Graph, save_dir: str, early_stop: Optional[int] = None, lr
     if graph.decoder is not None:
         traces.append(SampleGrid(decoder=graph.decoder, save_dir=save_dir, likelihood=likelihood))
     if tensorboard:
-        traces.append(TensorBoard(log_dir=os.path.join(save_dir, "tensorboard"), update_freq="epoch",
-                                  write_graph=False))
+        traces.append(LoggedStepsTensorBoard(log_dir=os.path.join(save_dir, "tensorboard"), log_steps=log_steps))
     if early_stop is not None:
         traces.append(EarlyStopping(monitor=METRIC, patience=early_stop, compare="max"))
     if lr_plateau is not None:  # FE's floor (min_lr 1e-6) would *raise* a smaller starting rate: cap it there
@@ -227,6 +229,7 @@ def get_estimator(epochs: int = settings.default("epochs"),
                   split_seed: int = settings.default("split_seed"),
                   mixed_precision: bool = False,
                   jit: bool = False,
+                  traces: Sequence[Trace] = (),
                   log: Callable[[str], None] = print) -> fe.Estimator:
     """Pipeline + Network + Estimator for the CVAE on any image data, saving the best encoder/decoder by test ELBO.
 
@@ -267,8 +270,9 @@ def get_estimator(epochs: int = settings.default("epochs"),
             (default 512, 256); the decoder mirrors them. None: the family's default.
         resume: Checkpoint every epoch to `save_dir/checkpoint` (FE's RestoreWizard, fixed for Python 3.11 in
             `pipeline_vae.resume`) and continue from the last checkpoint there, if any: both models and optimizers,
-            epoch and step, the best metric so far and the log. A larger `epochs` than before extends the run. Not
-            with `seed` (FE refuses to restore random generators mid-run).
+            epoch and step, the best metric so far and the log. A larger `epochs` than before extends the run. With
+            `seed`, the part after a resume draws fresh random numbers (FE cannot restore the generators' positions),
+            so only an uninterrupted seeded run is bit-identical to another.
         likelihood: "bernoulli", "gaussian" or "discretized_logistic"; None follows the data (Bernoulli for MNIST
             and black-and-white images, discretized logistic for other images).
         binarize_threshold: Cut training images at this grey level (0..1); None: 0.5 for MNIST with the Bernoulli
@@ -282,6 +286,8 @@ def get_estimator(epochs: int = settings.default("epochs"),
             runs on a CPU, slowly.
         jit: Compile the training step with XLA (`tf.config.optimizer.set_jit("autoclustering")`; process-wide, as
             TensorFlow does it; a later `get_estimator(jit=False)` turns it off again).
+        traces: More traces to run, after the built-in ones: e.g. `pipeline_vae.tracking.MLflowLogger(save_dir)` or
+            `WandbLogger(save_dir)` to follow the run in MLflow or W&B.
         log: Where the one-line data and likelihood summary goes (None: nowhere).
 
     Returns:
@@ -299,9 +305,6 @@ def get_estimator(epochs: int = settings.default("epochs"),
                             likelihood=likelihood, binarize_threshold=binarize_threshold, image_size=image_size,
                             channels=channels, test_fraction=test_fraction, split_seed=split_seed,
                             mixed_precision=mixed_precision, jit=jit))
-    if resume and seed is not None:
-        raise ValueError("resume and seed cannot be combined: FastEstimator's RestoreWizard cannot put the random "
-                         "generators back where a seeded run left them (a seeded run restarts instead)")
     if isinstance(data, (str, type(None))):
         data = DataSource(data="mnist" if data is None else data,
                           image_size=None if image_size is None else tuple(image_size), channels=channels,
@@ -341,7 +344,7 @@ def get_estimator(epochs: int = settings.default("epochs"),
         cut = f", binarized at {config.binarize_threshold:g}" if config.binarize_threshold is not None else ""
         log(f"pipeline-vae: data {data.summary()}; likelihood {likelihood}{cut}")
     traces = get_traces(graph, save_dir, early_stop=early_stop, lr_plateau=lr_plateau, tensorboard=tensorboard,
-                        likelihood=likelihood)
+                        likelihood=likelihood, log_steps=log_steps) + list(traces)
     if resume:
         traces.append(ExtendableRestoreWizard(directory=config.path(save_dir, "checkpoint")))
     return fe.Estimator(pipeline=pipeline,

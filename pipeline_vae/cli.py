@@ -6,6 +6,7 @@ import argparse
 import os
 import re
 import sys
+import time
 import traceback
 from typing import Any, Callable, List, Optional
 
@@ -16,8 +17,9 @@ from pipeline_vae.run_lock import RunLockedError
 
 #: Exit codes: bad usage or input (argparse uses 2 too), failure while running, interrupted.
 EXIT_USAGE, EXIT_FAILURE, EXIT_INTERRUPTED = 2, 1, 130
-#: Errors that are the user's input or environment, shown as one line. Anything else is a bug: full traceback.
-USER_ERRORS = (ValueError, TypeError, OSError)
+#: Errors that are the user's input or environment, shown as one line (an ImportError names the missing extra).
+#: Anything else is a bug: full traceback.
+USER_ERRORS = (ValueError, TypeError, OSError, ImportError)
 
 
 def _count(minimum: int) -> Any:
@@ -72,8 +74,29 @@ def _clear_run(save_dir: str) -> List[str]:
     return removed
 
 
+def _tracking_uri(args: argparse.Namespace) -> Optional[str]:
+    """--tracking-uri checked (and made absolute) before TensorFlow is imported; it needs --track mlflow."""
+    from pipeline_vae.tracking import check_tracking_uri
+    if args.tracking_uri is not None and "mlflow" not in (args.track or ()):
+        raise ValueError("--tracking-uri is for --track mlflow")
+    return check_tracking_uri(args.tracking_uri) if "mlflow" in (args.track or ()) else None
+
+
+def _loggers(args: argparse.Namespace, uri: Optional[str]) -> List[Any]:
+    """The train command's trackers (FE traces), each ending its run when training ends."""
+    from pipeline_vae.tracking import MLflowLogger, WandbLogger
+    loggers: List[Any] = []
+    for tool in dict.fromkeys(args.track or ()):
+        if tool == "mlflow":
+            loggers.append(MLflowLogger(args.save_dir, tracking_uri=uri, experiment=args.experiment, finish=False))
+        else:
+            loggers.append(WandbLogger(args.save_dir, project=args.experiment, finish=False))
+    return loggers
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from pipeline_vae.data import load_data
+    uri = _tracking_uri(args)
     data = load_data(_data_source(args))  # checked (and MNIST or a Keras set fetched) before the folder is touched
     _quiet_tensorflow()  # and before TensorFlow is imported, so a wrong --data answers at once
     from pipeline_vae.builders import METRIC, get_estimator
@@ -93,6 +116,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         elif resume and last_checkpoint_epoch(checkpoints):
             print(f"pipeline-vae: resuming from the checkpoint after epoch {last_checkpoint_epoch(checkpoints)} in "
                   f"{checkpoints} (--fresh starts over)")
+        loggers = _loggers(args, uri)
         estimator = get_estimator(epochs=args.epochs,
                                   batch_size=args.batch_size,
                                   latent_dim=args.latent_dim,
@@ -113,11 +137,24 @@ def cmd_train(args: argparse.Namespace) -> int:
                                   loss=args.loss,
                                   model=args.model,
                                   widths=args.widths,
-                                  resume=resume)
-        summary = estimator.fit(summary="pipeline-vae")
+                                  resume=resume,
+                                  traces=loggers)
+        start = time.perf_counter()
+        try:
+            summary = estimator.fit(summary="pipeline-vae")
+        except BaseException:
+            for logger in loggers:
+                logger.close(failed=True)
+            raise
+        train_seconds = time.perf_counter() - start
     history = summary.history["eval"].get(METRIC, {})
     best_step = max(history, key=lambda step: float(history[step])) if history else None
     nan_stop = next((t.stopped_at for t in estimator.traces if isinstance(t, StopOnNaN) and t.stopped_at), None)
+    for logger in loggers:
+        if history:
+            logger.log_summary({"best_elbo": float(history[best_step]), "last_elbo": float(history[max(history)]),
+                                "train_seconds": train_seconds})
+        logger.close(failed=bool(nan_stop or not history))
     if nan_stop:
         epoch, step, key = nan_stop
         kept = (f"the best model so far is kept ({os.path.join(args.save_dir, 'encoder_best_loss.h5')}, decoder "
@@ -205,9 +242,23 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_executor_flags(args: argparse.Namespace) -> None:
+    """Ray-only flags need --executor ray."""
+    if args.executor != "ray":
+        given = [flag for flag, value in (("--address", args.address), ("--gpus-per-trial", args.gpus_per_trial),
+                                          ("--dashboard", args.dashboard)) if value]
+        if given:
+            raise ValueError(f"{given[0]} needs --executor ray")
+
+
 def cmd_ablate(args: argparse.Namespace) -> int:
+    _check_executor_flags(args)
+    uri = _tracking_uri(args)
+    if args.executor == "ray":
+        from pipeline_vae.ablation.ray_executor import check_address  # (also: is the ray extra installed?)
+        check_address(args.address)
     _quiet_tensorflow()
-    from pipeline_vae.ablation.report import write_reports
+    from pipeline_vae.ablation.report import REPORT_KINDS, report_paths
     from pipeline_vae.ablation.runner import run_ablation
     from pipeline_vae.ablation.spec import load_spec
     spec = load_spec(args.spec)
@@ -217,13 +268,36 @@ def cmd_ablate(args: argparse.Namespace) -> int:
               f"{spec.baseline}) x {len(spec.seeds)} seeds = {runs} runs of {spec.budget['epochs']} epoch(s)")
         return 0
     out_dir = args.out or os.path.join("runs", "ablations", spec.name)
-    rows = run_ablation(spec, out_dir, data=args.data)
-    command = "pipeline-vae " + " ".join(args.argv)
-    paths = write_reports(spec, rows, out_dir, command=command)
+    run_ablation(spec, out_dir, data=args.data, executor=args.executor, command="pipeline-vae " + " ".join(args.argv),
+                 max_concurrent=args.max_concurrent, max_failures=args.max_failures,
+                 cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial or 0, address=args.address,
+                 dashboard=args.dashboard, track=args.track or (), tracking_uri=uri, experiment=args.experiment)
+    paths = report_paths(os.path.abspath(out_dir))
     with open(paths["md"]) as file:
         print(file.read())
-    print("Saved: " + ", ".join(paths.values()))
+    print("Saved: " + ", ".join(paths[kind] for kind in REPORT_KINDS))
     return 0
+
+
+def _add_tracking_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--track", action="append", choices=("mlflow", "wandb"), default=None,
+                        help="follow the run in MLflow or Weights & Biases (repeat for both; W&B is offline unless "
+                        "WANDB_MODE=online: `wandb sync` uploads later)")
+    parser.add_argument("--tracking-uri", metavar="URI", default=None,
+                        help="MLflow's store: sqlite:///PATH.db or a server http://HOST:PORT (default "
+                        "sqlite:///mlruns.db in the working directory)")
+    parser.add_argument("--experiment", default="pipeline-vae", metavar="NAME",
+                        help="MLflow experiment / W&B project (default pipeline-vae)")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
 
 
 def _one_line(err: BaseException) -> str:
@@ -292,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also write TensorBoard event files to SAVE_DIR/tensorboard")
     train.add_argument("--mixed-precision", action="store_true", help=settings.SETTINGS["mixed_precision"].help)
     train.add_argument("--jit", action="store_true", help=settings.SETTINGS["jit"].help + " (off by default)")
+    _add_tracking_flags(train)
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("evaluate", parents=[common],
@@ -323,6 +398,22 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--data", metavar="DATA", default=None,
                         help="the data every run trains and is evaluated on (default: the spec's `data`, else mnist)")
     ablate.add_argument("--check", action="store_true", help="only validate the spec and print the plan")
+    ablate.add_argument("--executor", choices=("local", "ray"), default="local",
+                        help="local: each trial a process on this machine (default); ray: each trial a Ray Tune trial "
+                        "on a local Ray instance or the cluster at --address")
+    ablate.add_argument("--address", metavar="auto|HOST:PORT", default=None,
+                        help="join this Ray cluster (auto: the one `ray start --head` made on this node; default: a "
+                        "private local instance)")
+    ablate.add_argument("--cpus-per-trial", type=_count(1), default=None, metavar="N",
+                        help="CPUs (and threads) per trial (default: ray 1; local: every core)")
+    ablate.add_argument("--gpus-per-trial", type=_positive_float, default=None, metavar="G",
+                        help="GPUs per Ray trial (default 0; 1 runs one trial per GPU)")
+    ablate.add_argument("--max-concurrent", type=_count(1), default=None, metavar="N",
+                        help="trials at once (default: local 1; ray as many as the resources allow)")
+    ablate.add_argument("--max-failures", type=_count(0), default=2, metavar="N",
+                        help="restarts of a failed trial, which resumes from its last epoch (default 2)")
+    ablate.add_argument("--dashboard", action="store_true", help="start Ray's dashboard with a local instance")
+    _add_tracking_flags(ablate)
     ablate.set_defaults(func=cmd_ablate)
     return parser
 

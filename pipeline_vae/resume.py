@@ -17,12 +17,17 @@ Two fixes to FE 1.7, both here and nowhere else:
    checkpoint, which fails for a `tf.data.Dataset` (the project's default loader); those hold no state worth restoring
    (the next epoch reshuffles anyway), so they are left out.
 
-RestoreWizard refuses to run under `fe.enable_deterministic` (a restored run cannot put every random generator back
-where it was). So a seeded run is reproducible but not checkpointed; see docs/what-happens-if.md.
+4. **Seeded runs** (`ExtendableRestoreWizard.on_begin`). RestoreWizard refuses to run under `fe.enable_deterministic`
+   (a restored run cannot put every random generator back where it was). Here a seeded run may checkpoint and resume:
+   an uninterrupted seeded run stays bit-identical to another; a resumed one continues from the checkpoint's weights,
+   optimizer and counters, with fresh random draws after it (so its later epochs differ from an uninterrupted run's,
+   as two unseeded runs do). Ablation trials rely on this to resume after a fault; `pipeline-vae train --seed` does
+   not checkpoint (a rerun restarts and reproduces). See docs/what-happens-if.md.
 """
 import json
 import os
 
+import fastestimator as fe
 import tensorflow as tf
 from fastestimator.trace.io.restore_wizard import RestoreWizard
 from fastestimator.util.data import Data
@@ -46,7 +51,8 @@ def patch_getstate() -> None:
 
 @traceable()
 class ExtendableRestoreWizard(RestoreWizard):
-    """FE's RestoreWizard that keeps this run's `epochs` and never checkpoints a run stopped by a NaN.
+    """FE's RestoreWizard that keeps this run's `epochs`, also works in seeded runs, and never checkpoints a run
+    stopped by a NaN.
 
     Args:
         directory: Where the checkpoints go.
@@ -58,7 +64,11 @@ class ExtendableRestoreWizard(RestoreWizard):
 
     def on_begin(self, data: Data) -> None:
         total = self.system.total_epochs
-        super().on_begin(data)
+        seed, fe.fe_deterministic_seed = fe.fe_deterministic_seed, None  # FE refuses seeded runs; see fix 4 above
+        try:
+            super().on_begin(data)
+        finally:
+            fe.fe_deterministic_seed = seed
         self.system.total_epochs = total
 
     def on_epoch_end(self, data: Data) -> None:

@@ -22,7 +22,8 @@ VERSION = 2
 #: The files a run writes into its folder.
 FILES: Dict[str, str] = {"encoder": "encoder_best_loss.h5", "decoder": "decoder_best_loss.h5",
                          "log": "train_log.csv", "samples": "samples", "gif": "samples.gif",
-                         "checkpoint": "checkpoint", "tensorboard": "tensorboard", "metrics": "metrics.json"}
+                         "checkpoint": "checkpoint", "tensorboard": "tensorboard", "metrics": "metrics.json",
+                         "tracking": "tracking.json"}
 #: The settings that make two runs different models; resuming or reusing a folder with any of them changed is refused.
 RUN_IDENTITY = ("data", "image_shape", "likelihood", "binarize_threshold", "mixed_precision", "latent_dim", "batch_size",
                 "learning_rate", "model", "widths", "slots")

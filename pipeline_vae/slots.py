@@ -89,9 +89,11 @@ def build_model(kind: str, settings: ModelSettings) -> tf.keras.Model:
                                    out_channels)
         return float32_output(model) if settings.mixed_precision else model
 
+    def adam() -> tf.keras.optimizers.legacy.Optimizer:  # a named function: FE's traceability cannot parse a lambda
+        return tf.keras.optimizers.legacy.Adam(learning_rate=lr)  # inside a Ray worker (TypeError: unhashable HrefFEID)
+
     family.check(settings.latent_dim, settings.widths, settings.image_shape)  # a clean error outside fe.build
-    return fe.build(model_fn=make, optimizer_fn=lambda: tf.keras.optimizers.legacy.Adam(learning_rate=lr),
-                    model_name=kind, mixed_precision=settings.mixed_precision)
+    return fe.build(model_fn=make, optimizer_fn=adam, model_name=kind, mixed_precision=settings.mixed_precision)
 
 
 #: The loss ops selectable by name (`get_estimator(loss=...)`, `pipeline-vae train --loss ...`).

@@ -1,16 +1,19 @@
 """FastEstimator Traces the builders add: an exact per-example eval mean, a best-model saver that writes full models,
-per-epoch sample grids with a GIF, a crash-safe CSV log that survives a resume, and a NaN stop that says where.
+per-epoch sample grids with a GIF, a crash-safe CSV log that survives a resume, a NaN stop that says where, TensorBoard
+at the logged steps, and a per-epoch callback (a trial's progress for Ray Tune).
 """
 import os
 import warnings
-from typing import Iterable, List, Optional, Union
+from typing import Callable, Iterable, List, Optional, Union
 
 import numpy as np
 import tensorflow as tf
 from fastestimator.trace.io.best_model_saver import BestModelSaver
 from fastestimator.trace.adapt.terminate_on_nan import TerminateOnNaN
 from fastestimator.trace.io.csv_logger import CSVLogger
+from fastestimator.trace.io.tensorboard import TensorBoard
 from fastestimator.trace.trace import Trace
+from fastestimator.util.base_util import is_number
 from fastestimator.util.data import Data
 from fastestimator.util.traceability_util import traceable
 
@@ -271,3 +274,40 @@ class StopOnNaN(TerminateOnNaN):
             bad = [key for key in self.monitor_keys if key in data and not np.all(np.isfinite(np.asarray(data[key])))]
             if bad:
                 self.stopped_at = (self.system.epoch_idx, self.system.global_step, bad[0])
+
+
+@traceable()
+class EpochCallback(Trace):
+    """Call `callback(epoch, value)` with an eval metric after every evaluation (e.g. to report a trial's progress to
+    Ray Tune). Sorted after the trace that computes `metric`.
+
+    Args:
+        callback: Called with (epoch, float value).
+        metric: The eval key to pass.
+    """
+    def __init__(self, callback: Callable[[int, float], None], metric: str = "elbo") -> None:
+        super().__init__(inputs=metric, mode="eval")
+        self.callback = callback
+
+    def on_epoch_end(self, data: Data) -> None:
+        self.callback(int(self.system.epoch_idx), float(data[self.inputs[0]]))
+
+
+@traceable()
+class LoggedStepsTensorBoard(TensorBoard):
+    """FE's TensorBoard trace, writing the training values at the steps FE logs them (step 1 and every `log_steps`-th,
+    as the console and `train_log.csv` show them). FE's own writes every `update_freq`-th step only, and with
+    `update_freq="epoch"` nothing but `epoch_time` for training.
+
+    Args:
+        log_dir: Where the event files go.
+        log_steps: The Estimator's `log_steps` (0 or None: per epoch only).
+    """
+    def __init__(self, log_dir: str, log_steps: Optional[int]) -> None:
+        super().__init__(log_dir=log_dir, update_freq=log_steps or "epoch", write_graph=False)
+
+    def on_batch_end(self, data: Data) -> None:
+        super().on_batch_end(data)
+        if (self.system.mode == "train" and self.update_freq.is_step and self.update_freq.freq
+                and self.system.global_step == 1 and self.update_freq.freq != 1):
+            self.writer.write_scalars(mode="train", step=1, scalars=[(k, v) for k, v in data.items() if is_number(v)])

@@ -103,7 +103,7 @@ MUTATIONS: Tuple[Mutation, ...] = (
              "        self.system.total_epochs = total\n", "",
              ("tests/pipeline_vae/test_resume.py::test_sigkill_mid_epoch_then_the_same_command_resumes", )),
     Mutation("runner_evaluates_unbinarized", "ablation runner: the common evaluation skips the binarization",
-             "pipeline_vae/ablation/runner.py", "vae = CVAE(vae.encoder, vae.decoder, \"bernoulli\", 0.5, config=vae.config)",
+             "pipeline_vae/ablation/trial.py", "vae = CVAE(vae.encoder, vae.decoder, \"bernoulli\", 0.5, config=vae.config)",
              "vae = CVAE(vae.encoder, vae.decoder, \"bernoulli\", None, config=vae.config)",
              ("tests/pipeline_vae/ablation/test_runner.py::"
               "test_two_variants_two_seeds_then_a_repeat_skips_every_finished_run", )),
@@ -147,6 +147,34 @@ MUTATIONS: Tuple[Mutation, ...] = (
              "pipeline_vae/run_config.py", 'threshold = obj.get("binarize_threshold") if binarized else None',
              "threshold = None",
              ("tests/pipeline_vae/test_inference.py::test_a_run_folder_from_before_run_configs_loads_as_mnist", )),
+    # Issue 13: ablations on Ray, faults, tracking.
+    Mutation("trial_record_not_reread", "a trial that waited for another command's lock trains again",
+             "pipeline_vae/ablation/trial.py", "        if record is not None:  # finished by another process",
+             "        if False:  # finished by another process",
+             ("tests/pipeline_vae/ablation/test_ray_executor.py::test_two_commands_on_one_out_train_each_trial_once", )),
+    Mutation("ray_no_retries", "Ray executor: a failed trial is not retried",
+             "pipeline_vae/ablation/ray_executor.py", "failure_config=tune.FailureConfig(max_failures=max_failures)",
+             "failure_config=tune.FailureConfig(max_failures=0)",
+             ("tests/pipeline_vae/ablation/test_ray_executor.py::"
+              "test_a_killed_trial_worker_is_retried_and_resumes_from_its_last_epoch", )),
+    Mutation("seeded_resume_refused", "seeded runs (ablation trials) cannot resume: FE's check left in",
+             "pipeline_vae/resume.py", "seed, fe.fe_deterministic_seed = fe.fe_deterministic_seed, None",
+             "seed = fe.fe_deterministic_seed",
+             ("tests/pipeline_vae/test_resume.py::test_a_seeded_run_checkpoints_and_resumes", )),
+    Mutation("local_threads_ignored", "local executor: --cpus-per-trial not passed to the trial processes",
+             "pipeline_vae/ablation/local_executor.py", "               **thread_env(cpus_per_trial))",
+             "               **thread_env(None))",
+             ("tests/pipeline_vae/ablation/test_ray_executor.py::"
+              "test_ray_gives_the_local_table_and_tracks_a_parent_run_with_a_child_per_trial", )),
+    Mutation("tracker_step_off_by_one", "trackers: training values logged one step late",
+             "pipeline_vae/tracking/base.py", '            self._log(data.read_logs(), "train", step)',
+             '            self._log(data.read_logs(), "train", step + 1)',
+             ("tests/pipeline_vae/tracking/test_trackers.py::"
+              "test_a_tracked_training_run_matches_its_csv_log_and_resumes_into_the_same_runs", )),
+    Mutation("tensorboard_epoch_only", "--tensorboard: train scalars per epoch only (FE's update_freq='epoch')",
+             "pipeline_vae/traces.py", 'update_freq=log_steps or "epoch"', 'update_freq="epoch"',
+             ("tests/pipeline_vae/test_cli.py::"
+              "test_tensorboard_events_hold_the_logged_elbo_and_no_resume_writes_no_checkpoint", )),
 )
 
 

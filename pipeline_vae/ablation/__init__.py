@@ -1,6 +1,7 @@
-"""Ablations by swapping ops: a spec file (`spec`), a runner on FE's GridSearch (`runner`), tables and plots (`report`).
+"""Ablations by swapping ops: a spec file (`spec`), one trial's life (`trial`), the runner (`runner`) with its two
+executors (`local_executor`, `ray_executor`) and progress lines (`progress`), tables and plots (`report`).
 
-    pipeline-vae ablate apphub/ablations/binarization.yaml
+    pipeline-vae ablate apphub/ablations/binarization.yaml [--executor ray] [--track mlflow]
 """
 
 

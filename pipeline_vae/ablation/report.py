@@ -143,6 +143,14 @@ def plot_results(spec: Spec, rows: Sequence[Dict[str, Any]], summary: Sequence[D
     return save_figure(fig, path)
 
 
+REPORT_KINDS = ("csv", "json", "md", "png")
+
+
+def report_paths(out_dir: str) -> Dict[str, str]:
+    """File kind ("csv", "json", "md", "png") -> where `write_reports` puts it."""
+    return {kind: os.path.join(out_dir, f"results.{kind}") for kind in REPORT_KINDS}
+
+
 def write_reports(spec: Spec, rows: Sequence[Dict[str, Any]], out_dir: str, command: str = "") -> Dict[str, str]:
     """Write results.csv, results.json, results.md and results.png into `out_dir` (each atomically).
 
@@ -150,7 +158,7 @@ def write_reports(spec: Spec, rows: Sequence[Dict[str, Any]], out_dir: str, comm
         File kind ("csv", "json", "md", "png") -> path.
     """
     summary = summarize(spec, rows)
-    paths = {kind: os.path.join(out_dir, f"results.{kind}") for kind in ("csv", "json", "md", "png")}
+    paths = report_paths(out_dir)
     with atomic_path(paths["csv"]) as tmp, open(tmp, "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=COLUMNS, extrasaction="ignore")
         writer.writeheader()

@@ -165,9 +165,8 @@ def test_ablate_end_to_end_as_a_user_runs_it(tmp_path, run_cli):
     out = tmp_path / "out"
     result = run_cli(["ablate", str(spec), "--out", str(out)])
     assert result.returncode == 0, result.stderr
-    assert "[1/1] base seed 0" in result.stdout and "| **base** (baseline) | -" in result.stdout
-    assert {"results.csv", "results.json", "results.md", "results.png", "search.json", "spec.json", "runs",
-            ".lock"} == set(os.listdir(out))
+    assert "[1/1] base seed 0 done" in result.stdout and "| **base** (baseline) | -" in result.stdout
+    assert {"results.csv", "results.json", "results.md", "results.png", "spec.json", "runs"} == set(os.listdir(out))
     assert result.stderr.strip() == ""
 
 
@@ -185,12 +184,13 @@ def _log_rows(save_dir):
 
 @pytest.mark.slow
 def test_tensorboard_events_hold_the_logged_elbo_and_no_resume_writes_no_checkpoint(tmp_path, run_cli):
-    """--tensorboard: the event files, read with TensorBoard's own reader, hold every epoch's test ELBO as logged in
-    the CSV. --no-resume: no checkpoint is written, and the same command again trains from step 1."""
+    """--tensorboard: the event files, read with TensorBoard's own reader, hold every epoch's test ELBO and every
+    logged training step's loss as logged in the CSV (FE's update_freq="epoch" wrote only epoch_time for training).
+    --no-resume: no checkpoint is written, and the same command again trains from step 1."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     save_dir = tmp_path / "run"
     args = ["train", "--epochs", "2", "--batch-size", "50", "--train-steps-per-epoch", "3", "--eval-steps-per-epoch",
-            "2", "--log-steps", "0", "--tensorboard", "--no-resume", "--save-dir", str(save_dir)]
+            "2", "--log-steps", "2", "--tensorboard", "--no-resume", "--save-dir", str(save_dir)]
     first = run_cli(args)
     assert first.returncode == 0, first.stderr
     assert not (save_dir / "checkpoint").exists()
@@ -200,6 +200,12 @@ def test_tensorboard_events_hold_the_logged_elbo_and_no_resume_writes_no_checkpo
     logged = {int(r["step"]): float(r["elbo"]) for r in _log_rows(save_dir) if r["mode"] == "eval"}
     assert sorted(logged) == [3, 6]
     assert {e.step: e.value for e in events.Scalars("elbo")} == pytest.approx(logged, abs=1e-3)
+    (train_dir, ) = list((save_dir / "tensorboard").glob("*/train"))
+    train_events = EventAccumulator(str(train_dir), size_guidance={"scalars": 0})
+    train_events.Reload()
+    losses = {int(r["step"]): float(r["loss"]) for r in _log_rows(save_dir) if r["mode"] == "train" and r["loss"]}
+    assert sorted(losses) == [1, 2, 4, 6]  # FE logs step 1 and every log_steps-th step
+    assert {e.step: e.value for e in train_events.Scalars("loss")} == pytest.approx(losses, rel=1e-5)
     again = run_cli(args)
     assert again.returncode == 0, again.stderr
     assert "FastEstimator-Start: step: 1;" in again.stdout and "resuming" not in again.stdout

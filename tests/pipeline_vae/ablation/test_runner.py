@@ -6,7 +6,8 @@ import pytest
 
 from pipeline_vae.ablation import RunFailed
 from pipeline_vae.ablation.report import write_reports
-from pipeline_vae.ablation.runner import SEARCH_NAME, run_ablation, run_dir, run_key
+from pipeline_vae.ablation.runner import run_ablation, run_dir, run_key
+from pipeline_vae.ablation.trial import read_attempts, read_record
 from pipeline_vae.ablation.spec import parse_spec
 
 TINY = """\
@@ -63,8 +64,10 @@ def test_two_variants_two_seeds_then_a_repeat_skips_every_finished_run(tmp_path,
         assert os.path.isfile(os.path.join(run_dir(out, row["variant"], row["seed"]), "encoder_best_loss.h5"))
     # Seeds matter, and the two variants of one seed start from the same weights but train differently.
     assert rows[0]["iw_bound"] != rows[1]["iw_bound"] and rows[0]["elbo_analytic"] != rows[2]["elbo_analytic"]
-    with open(os.path.join(out, f"{SEARCH_NAME}.json")) as file:
-        assert len(json.load(file)["search_summary"]) == 4
+    for row in rows:  # one record per trial, trained once, naming the definition it ran
+        folder = run_dir(out, row["variant"], row["seed"])
+        assert read_record(folder)["key"] == run_key(spec, spec.variant(row["variant"]), mnist_path)
+        assert row["attempts"] == 1 and len(read_attempts(folder)) == 1 and row["resumed_from_epoch"] == 0
     _check_rows_and_table_against_evaluate(spec, rows, out, mnist_path)
     capsys.readouterr()
 
@@ -83,12 +86,12 @@ def test_a_failing_run_names_the_variant_the_error_and_the_log(tmp_path, mnist_p
         "{op: BetaVAELoss, args: {beta: 0.5}}", "{op: IWAELoss, args: {k: 3}}"), "tiny.yaml")
     out = str(tmp_path / "out")
     with pytest.raises(RunFailed) as info:
-        run_ablation(spec, out, data=mnist_path)
+        run_ablation(spec, out, data=mnist_path, max_failures=0)
     message = str(info.value)
-    assert message.startswith("beta seed 0 failed (exit code 1): ")
-    assert "MultiSampleReparameterizeOp(samples=3)" in message and message.endswith("beta/seed_0/run.log")
-    with open(os.path.join(out, f"{SEARCH_NAME}.json")) as file:  # the finished run is kept for the next attempt
-        assert [s["param"]["seed"] for s in json.load(file)["search_summary"]] == [0]
+    assert message.startswith("1 of 2 trials did not finish (beta seed 0: exit code 1: ")
+    assert "MultiSampleReparameterizeOp(samples=3)" in message and "beta/seed_0/run.log)" in message
+    assert read_record(run_dir(out, "static", 0)) is not None  # the finished trial is kept for the next attempt
+    assert read_record(run_dir(out, "beta", 0)) is None
 
 
 def test_run_key_changes_only_with_what_the_run_depends_on():

@@ -1,0 +1,109 @@
+"""`train --track mlflow --track wandb`: a real MLflow SQLite store read back with `mlflow.search_runs`, and the real W&B
+offline run files read back record by record, against the run's own `train_log.csv`."""
+import csv
+import glob
+import json
+import os
+
+import pytest
+
+
+def read_wandb_offline(folder):
+    """Every record of the W&B offline runs under `folder` (W&B has no public reader for them; this uses the pinned
+    version's record format, as `wandb sync` does): history rows, summary, config and artifact file names."""
+    from wandb.proto import wandb_internal_pb2
+    from wandb.sdk.internal.datastore import DataStore
+    found = {"history": [], "summary": {}, "config": {}, "artifacts": [], "ids": set()}
+    for path in sorted(glob.glob(os.path.join(folder, "wandb", "offline-run-*", "run-*.wandb"))):
+        store = DataStore()
+        store.open_for_scan(path)
+        while (data := store.scan_data()) is not None:
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(data)
+            kind = record.WhichOneof("record_type")
+            if kind == "history":
+                found["history"].append({(i.key or "/".join(i.nested_key)): json.loads(i.value_json)
+                                         for i in record.history.item})
+            elif kind == "summary":
+                found["summary"].update({(i.key or "/".join(i.nested_key)): json.loads(i.value_json)
+                                         for i in record.summary.update if (i.key or i.nested_key)})
+            elif kind == "run":
+                found["ids"].add(record.run.run_id)
+                found["config"].update({i.key: json.loads(i.value_json) for i in record.run.config.update})
+            elif kind == "config":
+                found["config"].update({i.key: json.loads(i.value_json) for i in record.config.update})
+            elif kind == "artifact":
+                found["artifacts"] += [entry.path for entry in record.artifact.manifest.contents]
+    return found
+
+
+def _csv(save_dir, mode, key):
+    with open(os.path.join(save_dir, "train_log.csv")) as file:
+        return {int(r["step"]): float(r[key]) for r in csv.DictReader(file) if r["mode"] == mode and r[key]}
+
+
+@pytest.mark.slow
+def test_a_tracked_training_run_matches_its_csv_log_and_resumes_into_the_same_runs(tmp_path, run_cli):
+    import mlflow
+    import tensorflow as tf
+    from mlflow.tracking import MlflowClient
+    save_dir, uri = tmp_path / "run", f"sqlite:///{tmp_path}/mlruns.db"
+    args = ["train", "--batch-size", "50", "--train-steps-per-epoch", "4", "--eval-steps-per-epoch", "2",
+            "--log-steps", "3", "--save-dir", str(save_dir), "--track", "mlflow", "--track", "wandb",
+            "--tracking-uri", uri, "--experiment", "cvae-test"]
+    first = run_cli([*args, "--epochs", "1"])
+    assert first.returncode == 0, first.stderr
+    ids = json.loads((save_dir / "tracking.json").read_text())
+    first_elbo = _csv(save_dir, "eval", "elbo")
+    second = run_cli([*args, "--epochs", "2"])  # unseeded: resumes from the checkpoint, and so do the tracked runs
+    assert second.returncode == 0, second.stderr
+    assert "resuming from the checkpoint after epoch 1" in second.stdout
+    assert json.loads((save_dir / "tracking.json").read_text()) == ids
+    train_loss, eval_elbo = _csv(save_dir, "train", "loss"), _csv(save_dir, "eval", "elbo")
+    assert sorted(train_loss) == [1, 3, 6] and sorted(eval_elbo) == [4, 8]
+
+    mlflow.set_tracking_uri(uri)
+    try:
+        runs = mlflow.search_runs(search_all_experiments=True)
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert list(runs["run_id"]) == [ids["mlflow"]["run_id"]] and list(runs["status"]) == ["FINISHED"]
+    run = runs.iloc[0]
+    assert run["params.latent_dim"] == "2" and run["params.data.data"] == "mnist" and run["params.batch_size"] == "50"
+    assert run["metrics.final/best_elbo"] == pytest.approx(max(eval_elbo.values()), abs=1e-4)
+    client = MlflowClient(uri)
+    history = {key: {(m.step, round(m.value, 3)) for m in client.get_metric_history(run["run_id"], key)}
+               for key in ("train/loss", "eval/elbo")}
+    assert history["train/loss"] == {(step, round(value, 3)) for step, value in train_loss.items()}
+    # A resumed run evaluates its checkpointed epoch again (FE saves the checkpoint before that epoch's eval) with
+    # fresh noise: the CSV keeps the new row, the tracked run holds both points at that step.
+    assert history["eval/elbo"] == {(step, round(value, 3)) for step, value in [*eval_elbo.items(),
+                                                                                 *first_elbo.items()]}
+    artifacts = client.download_artifacts(run["run_id"], "", str(tmp_path / "artifacts"))
+    names = {os.path.relpath(os.path.join(d, f), artifacts) for d, _, fs in os.walk(artifacts) for f in fs}
+    assert {"models/encoder_best_loss.h5", "models/decoder_best_loss.h5", "samples/samples.gif",
+            "samples/epoch_001.png", "samples/epoch_002.png", "train_log.csv", "cvae_config.json"} == names  # (each
+    # process ends by attaching the last grid it drew)
+    for name in ("encoder_best_loss.h5", "decoder_best_loss.h5"):  # the best models, as saved, and they load
+        assert open(os.path.join(artifacts, "models", name), "rb").read() == (save_dir / name).read_bytes()
+    tf.keras.models.load_model(os.path.join(artifacts, "models", "decoder_best_loss.h5"), compile=False)
+
+    wandb_run = read_wandb_offline(str(save_dir))
+    assert wandb_run["ids"] == {ids["wandb"]["id"]}
+    logged = {key: {(row["_step"], round(row[key], 3)) for row in wandb_run["history"] if key in row}
+              for key in ("train/loss", "eval/elbo")}
+    assert logged["train/loss"] == history["train/loss"] and logged["eval/elbo"] == history["eval/elbo"]
+    assert wandb_run["config"]["latent_dim"] == 2 and wandb_run["config"]["likelihood"] == "bernoulli"
+    assert wandb_run["summary"]["final/best_elbo"] == pytest.approx(max(eval_elbo.values()), abs=1e-4)
+    assert {"encoder_best_loss.h5", "decoder_best_loss.h5", "samples.gif"} <= set(wandb_run["artifacts"])
+
+
+def test_a_bad_tracking_uri_is_one_line_before_anything_runs(tmp_path, run_cli):
+    result = run_cli(["train", "--save-dir", str(tmp_path / "run"), "--track", "mlflow", "--tracking-uri",
+                      f"sqlite:///{tmp_path}/no/such/dir/m.db"])
+    assert result.returncode == 2
+    assert result.stderr == (f"pipeline-vae: error: tracking_uri: folder {tmp_path}/no/such/dir of "
+                             f"sqlite:///{tmp_path}/no/such/dir/m.db does not exist\n")
+    assert not (tmp_path / "run").exists()
+    alone = run_cli(["train", "--tracking-uri", "sqlite:///m.db"])
+    assert alone.returncode == 2 and alone.stderr == "pipeline-vae: error: --tracking-uri is for --track mlflow\n"
