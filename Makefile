@@ -10,7 +10,7 @@ TRAIN_ARGS ?=
 BENCH_ARGS ?=
 BENCH_OUT  ?= benchmarks/results
 
-.PHONY: setup data train test mutation-check bench bench-smoke clean
+.PHONY: setup data train test mutation-check bench bench-executors bench-smoke clean
 
 # Re-install only when the package definition changed (the stamp is newer than setup.cfg/pyproject.toml). The tests
 # need the optional extras too (Ray, MLflow, W&B), resolved with TensorFlow in this one pip call.
@@ -40,6 +40,11 @@ mutation-check: data
 # in benchmarks/results/bench.json.
 bench: data
 	$(BIN)/python -m benchmarks.bench --out $(BENCH_OUT) $(BENCH_ARGS)
+
+# The ablation executors (local and Ray, one and two trials at once) on a reduced binarization spec, each a whole CLI
+# process (about 11 minutes here); docs/cluster.md quotes its last run.
+bench-executors: data
+	$(BIN)/python -m benchmarks.executors --out $(BENCH_OUT)/executors
 
 # Every benchmark path on tiny sizes (1-2 minutes: it starts fresh TF processes); the test suite runs it.
 bench-smoke: data
