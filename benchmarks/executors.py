@@ -72,7 +72,8 @@ def main(argv: List[str]) -> int:
                           "wall_seconds": round(wall, 1), "trials": len(rows),
                           "seconds_per_trial": round(wall / len(rows), 2), "rows": rows,
                           "command": " ".join(["pipeline-vae", *command[1:]])}
-        print(f"{label}: {executor} x{concurrent}, {cpus} CPU(s)/trial: {wall:.1f} s for {len(rows)} trials", flush=True)
+        print(f"{label}: {executor} x{concurrent}, {cpus} CPU(s)/trial: {wall:.1f} s for {len(rows)} trials",
+              flush=True)
     trials = results["A"]["trials"]
     summary = {
         "same_table_A_B": results["A"]["rows"] == results["B"]["rows"],

@@ -5,9 +5,19 @@
 
 The names below are imported on first use, so `import pipeline_vae` (and the CLI's argument parsing and `data`
 command) does not pay for importing TensorFlow.
+
+On a machine without an NVIDIA driver, importing this package before TensorFlow sets `TF_CPP_MIN_LOG_LEVEL=3`
+(unless it is set already): TensorFlow 2.15's C++ start-up lines ("Unable to register cuDNN/cuFFT/cuBLAS factory",
+oneDNN and CPU-feature notices) say nothing useful on a CPU. With a GPU driver present they are left on, for their
+diagnostics; the `pipeline-vae` command silences them everywhere.
 """
 import importlib
+import os
+import sys
 from typing import Any
+
+if "tensorflow" not in sys.modules and not os.path.exists("/proc/driver/nvidia"):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 __version__ = "0.1.0"
 

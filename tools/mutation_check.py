@@ -151,7 +151,8 @@ MUTATIONS: Tuple[Mutation, ...] = (
     Mutation("trial_record_not_reread", "a trial that waited for another command's lock trains again",
              "pipeline_vae/ablation/trial.py", "        if record is not None:  # finished by another process",
              "        if False:  # finished by another process",
-             ("tests/pipeline_vae/ablation/test_ray_executor.py::test_two_commands_on_one_out_train_each_trial_once", )),
+             ("tests/pipeline_vae/ablation/test_ray_executor.py::"
+              "test_two_commands_on_one_out_train_each_trial_once", )),
     Mutation("ray_no_retries", "Ray executor: a failed trial is not retried",
              "pipeline_vae/ablation/ray_executor.py", "failure_config=tune.FailureConfig(max_failures=max_failures)",
              "failure_config=tune.FailureConfig(max_failures=0)",

@@ -4,7 +4,8 @@ Both executors (local processes, Ray Tune) run exactly `run_trial`, in a process
 depend on where a trial ran. In `OUT/runs/<variant>/seed_<seed>/`:
 
     .lock           the trial's claim: a `flock` held by the process training it (the kernel drops it when that
-                    process dies, however it dies); a second `ablate` on the same OUT waits for it, then finds the record
+                    process dies, however it dies); a second `ablate` on the same OUT waits for it, then finds the
+                    record
     trial.json      which definition of the variant (`run_key`) the folder's files belong to
     attempts.jsonl  one line per start: pid, host, time, the epoch it resumed from
     result.json     the record: the evaluation, written atomically once the trial is done; the table is built from these
@@ -173,9 +174,9 @@ def run_trial(spec: Any, trial: Trial, out_dir: str, data: Optional[str] = None,
         metrics = train_and_evaluate(spec, spec.variant(trial.variant), trial.seed, folder, data, tracking, on_epoch,
                                      trial=trial)
         attempts = read_attempts(folder)
+        resumed_from = max(a.get("resumed_from_epoch", 0) for a in attempts)
         record = {"key": trial.key, "variant": trial.variant, "seed": trial.seed, **metrics,
-                  "attempts": len(attempts), "resumed_from_epoch": max(a.get("resumed_from_epoch", 0) for a in attempts),
-                  "host": socket.gethostname()}
+                  "attempts": len(attempts), "resumed_from_epoch": resumed_from, "host": socket.gethostname()}
         write_json_atomic(os.path.join(folder, RECORD_FILE), record)
         import shutil
         shutil.rmtree(os.path.join(folder, CHECKPOINT_DIR), ignore_errors=True)  # done: nothing left to resume

@@ -1,5 +1,5 @@
-"""`train --track mlflow --track wandb`: a real MLflow SQLite store read back with `mlflow.search_runs`, and the real W&B
-offline run files read back record by record, against the run's own `train_log.csv`."""
+"""`train --track mlflow --track wandb`: a real MLflow SQLite store read back with `mlflow.search_runs`, and the real
+W&B offline run files read back record by record, against the run's own `train_log.csv`."""
 import csv
 import glob
 import json
