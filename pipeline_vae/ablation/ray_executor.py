@@ -18,7 +18,7 @@ import time
 from typing import Any, Dict, Optional, Sequence
 
 from pipeline_vae.ablation.progress import Progress
-from pipeline_vae.ablation.trial import RUN_LOG, Trial, read_record, thread_env
+from pipeline_vae.ablation.trial import RECORD_FILE, RUN_LOG, Trial, read_record, thread_env
 from pipeline_vae.atomic import write_json_atomic
 from pipeline_vae.tracking.base import require
 
@@ -122,10 +122,9 @@ def _trainable(config: Dict[str, Any]) -> None:
 
 class _Report(tune.Callback):
     """Tune's events as the ablation's lines; records that came back through Ray are written to OUT if missing."""
-    def __init__(self, progress: Progress, out_dir: str, max_failures: int) -> None:
-        self.progress, self.out_dir, self.max_failures = progress, out_dir, max_failures
+    def __init__(self, progress: Progress, out_dir: str) -> None:
+        self.progress, self.out_dir = progress, out_dir
         self.started: Dict[str, float] = {}
-        self.failures: Dict[str, int] = {}
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.started.setdefault(_trial_name(trial), time.perf_counter())
@@ -138,7 +137,7 @@ class _Report(tune.Callback):
         record = json.loads(result["record"])
         folder = ours.folder(self.out_dir)
         if read_record(folder, ours.key) is None:  # OUT is not shared with the node that ran it
-            write_json_atomic(os.path.join(folder, "result.json"), record)
+            write_json_atomic(os.path.join(folder, RECORD_FILE), record)
         self.progress.finished(ours, record, time.perf_counter() - self.started.get(ours.slug, time.perf_counter()))
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -199,7 +198,7 @@ def run_ray(spec: Any, trials: Sequence[Trial], out_dir: str, progress: Progress
             run_config=tune.RunConfig(name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}",
                                       storage_path=os.path.join(out_dir, "ray"),
                                       failure_config=tune.FailureConfig(max_failures=max_failures), verbose=0,
-                                      callbacks=[_Report(progress, out_dir, max_failures)]))
+                                      callbacks=[_Report(progress, out_dir)]))
         grid = tuner.fit()
         failed = {}
         for result in grid:

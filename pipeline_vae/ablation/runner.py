@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence, TextIO
 
 from pipeline_vae.ablation import RunFailed
 from pipeline_vae.ablation.progress import Progress
-from pipeline_vae.ablation.report import write_reports
+from pipeline_vae.ablation.report import summarize, write_reports
 from pipeline_vae.ablation.spec import Spec
 from pipeline_vae.ablation.trial import Trial, read_record, run_key, trials_of  # noqa: F401  (run_key: public API)
 from pipeline_vae.atomic import write_json_atomic
@@ -163,7 +163,6 @@ def run_ablation(spec: Spec, out_dir: str, data: Optional[str] = None, stream: O
     rows = [{"variant": t.variant, "seed": t.seed, **records[t]} for t in trials]
     paths = write_reports(spec, rows, out_dir, command=command)
     for parent in parents:
-        from pipeline_vae.ablation.report import summarize
         for entry in summarize(spec, rows):
             parent.log_summary({f"{entry['variant']}/{key}": entry[f"{key}_mean"]
                                 for key in (OPTIMIZE_FIELD, "elbo_analytic", "kl", "active_units")})

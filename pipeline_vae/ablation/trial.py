@@ -18,6 +18,7 @@ A folder whose `trial.json` names another definition (an edited variant, budget,
 import hashlib
 import json
 import os
+import shutil
 import socket
 import sys
 import time
@@ -126,7 +127,6 @@ def _prepare(folder: str, trial: Trial) -> None:
         same = False
     if same:
         return
-    import shutil
     for name in os.listdir(folder):
         target = os.path.join(folder, name)
         if name == RUN_LOG:  # open (appending) in the process that writes it: emptied, not removed
@@ -178,7 +178,6 @@ def run_trial(spec: Any, trial: Trial, out_dir: str, data: Optional[str] = None,
         record = {"key": trial.key, "variant": trial.variant, "seed": trial.seed, **metrics,
                   "attempts": len(attempts), "resumed_from_epoch": resumed_from, "host": socket.gethostname()}
         write_json_atomic(os.path.join(folder, RECORD_FILE), record)
-        import shutil
         shutil.rmtree(os.path.join(folder, CHECKPOINT_DIR), ignore_errors=True)  # done: nothing left to resume
         return record
     finally:
