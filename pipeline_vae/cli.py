@@ -290,7 +290,7 @@ def _add_tracking_flags(parser: argparse.ArgumentParser) -> None:
                         help="MLflow experiment / W&B project (default pipeline-vae)")
 
 
-def _positive_float(text: str) -> float:
+def _non_negative_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -406,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "private local instance)")
     ablate.add_argument("--cpus-per-trial", type=_count(1), default=None, metavar="N",
                         help="CPUs (and threads) per trial (default: ray 1; local: every core)")
-    ablate.add_argument("--gpus-per-trial", type=_positive_float, default=None, metavar="G",
+    ablate.add_argument("--gpus-per-trial", type=_non_negative_float, default=None, metavar="G",
                         help="GPUs per Ray trial (default 0; 1 runs one trial per GPU)")
     ablate.add_argument("--max-concurrent", type=_count(1), default=None, metavar="N",
                         help="trials at once (default: local 1; ray as many as the resources allow)")
