@@ -13,19 +13,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from pipeline_vae.ablation.progress import Progress
-from pipeline_vae.ablation.trial import RUN_LOG, Trial, read_record, thread_env
-
-
-def _last_error(log_path: str) -> str:
-    """The last error line of a trial's console log (for the failure message only; results never come from it)."""
-    import re
-    try:
-        with open(log_path, errors="replace") as file:
-            lines = [line.strip() for line in file if line.strip()]
-    except OSError:
-        return "no log"
-    errors = [line for line in lines if re.match(r"^[A-Za-z_.]*(Error|Exception)\b", line)]
-    return (errors or lines or ["no output"])[-1]
+from pipeline_vae.ablation.trial import RUN_LOG, Trial, last_error, read_record, thread_env
 
 
 def _epochs_logged(folder: str) -> List[Tuple[int, float]]:
@@ -88,7 +76,7 @@ def run_local(spec_path: str, trials: Sequence[Trial], out_dir: str, progress: P
                 if proc.returncode == 0 and record is not None:
                     progress.finished(trial, record, time.perf_counter() - started)
                     continue
-                error = (f"exit code {proc.returncode}: {_last_error(os.path.join(folder, RUN_LOG))}; full output in "
+                error = (f"exit code {proc.returncode}: {last_error(os.path.join(folder, RUN_LOG))}; full output in "
                          f"{os.path.join(folder, RUN_LOG)}")
                 failures[trial] = failures.get(trial, 0) + 1
                 retry = failures[trial] <= max_failures

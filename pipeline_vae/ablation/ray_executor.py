@@ -18,7 +18,7 @@ import time
 from typing import Any, Dict, Optional, Sequence
 
 from pipeline_vae.ablation.progress import Progress
-from pipeline_vae.ablation.trial import RECORD_FILE, RUN_LOG, Trial, read_record, thread_env
+from pipeline_vae.ablation.trial import RECORD_FILE, RUN_LOG, Trial, last_error, read_record, thread_env
 from pipeline_vae.atomic import write_json_atomic
 from pipeline_vae.tracking.base import require
 
@@ -149,14 +149,7 @@ class _Report(tune.Callback):
 
 def _error(trial: Any) -> str:
     """The last error line Tune recorded for `trial`."""
-    text = ""
-    path = getattr(trial, "error_file", None)
-    if path and os.path.isfile(path):
-        with open(path, errors="replace") as file:
-            text = file.read()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    errors = [line for line in lines if "Error" in line.split(":")[0] or "Exception" in line.split(":")[0]]
-    return (errors or lines or ["the trial failed (no error recorded)"])[-1][:400]
+    return last_error(getattr(trial, "error_file", None), missing="the trial failed (no error recorded)")
 
 
 def run_ray(spec: Any, trials: Sequence[Trial], out_dir: str, progress: Progress, data: Optional[str] = None,

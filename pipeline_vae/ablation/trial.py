@@ -98,6 +98,19 @@ def read_attempts(folder: str) -> List[Dict[str, Any]]:
         return []
 
 
+def last_error(path: Optional[str], missing: str = "no log") -> str:
+    """The last error line (`SomethingError: ...`) of a failed trial's log or error file, else its last line: for the
+    failure message only (results never come from console output)."""
+    import re
+    try:
+        with open(path or "", errors="replace") as file:
+            lines = [line.strip() for line in file if line.strip()]
+    except OSError:
+        return missing
+    errors = [line for line in lines if re.match(r"^[A-Za-z_.]*(Error|Exception)\b", line)]
+    return (errors or lines or ["no output"])[-1][:400]
+
+
 def thread_env(cpus: Optional[int]) -> Dict[str, str]:
     """Environment variables that hold a trial's TensorFlow and FastEstimator to `cpus` threads ({} for None)."""
     return {} if not cpus else {name: str(cpus) for name in THREAD_VARIABLES}
