@@ -3,9 +3,11 @@
 Errors in user input print one line, `pipeline-vae: error: ...`, and exit non-zero; `--debug` shows the traceback.
 """
 import argparse
+import atexit
 import os
 import re
 import sys
+import threading
 import time
 import traceback
 from typing import Any, Callable, List, Optional
@@ -441,5 +443,35 @@ def main(argv: Optional[List[str]] = None) -> int:
         return EXIT_FAILURE
 
 
+def exit_now(code: int) -> None:
+    """Exit with `code` once everything is written, without tearing down TensorFlow's and torch's C++ state.
+
+    After a run, Python's own shutdown of a process holding TensorFlow, torch and FastEstimator takes 1.5-2 s here
+    (module teardown and the libraries' static destructors; measured in benchmarks/breakdown.py), with nothing left to
+    write. This runs the `atexit` handlers (logging, W&B, Ray, MLflow), flushes stdout and stderr, and ends the process
+    with `os._exit`. A process without TensorFlow loaded, or with a non-daemon thread still running, exits the usual
+    way (that thread may still be writing).
+
+    Args:
+        code: The exit status.
+    """
+    main_thread = threading.main_thread()
+    if "tensorflow" not in sys.modules or any(t is not main_thread and t.is_alive() and not t.daemon
+                                              for t in threading.enumerate()):
+        sys.exit(code)
+    atexit._run_exitfuncs()  # what a normal exit runs first (registered handlers, last in first out)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing more can reach it
+            pass
+    os._exit(code)
+
+
+def run() -> None:
+    """The `pipeline-vae` console script: `main()`, then `exit_now` with its code."""
+    exit_now(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

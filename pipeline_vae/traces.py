@@ -246,34 +246,60 @@ class AtomicCSVLogger(CSVLogger):
 
 @traceable()
 class StopOnNaN(TerminateOnNaN):
-    """FE's TerminateOnNaN (stop at once when a monitored value is NaN or Inf), remembering where it happened.
+    """FE's TerminateOnNaN (stop when a monitored value is NaN or Inf), without a host sync every step, remembering
+    where it happened.
 
-    FE stops right after the offending batch, with no eval, so the best-model files keep the last good model and
-    the resume checkpoint (ExtendableRestoreWizard skips a stopped epoch) stays at the last complete epoch.
+    FE's own checks every batch's loss with four eager TensorFlow ops (about 0.7 ms a step here, 3% of an epoch on
+    this CPU; on a GPU it also waits for every step to finish). This one keeps each batch's values as they are and
+    checks them together every `check_every` steps (FE's log steps wait for the step anyway), and always at the end of
+    an epoch, before the checkpoint and the evaluation. A divergence is found at most `check_every - 1` steps late
+    (training on with NaN weights changes nothing that is kept), and `stopped_at` still names the first bad step.
+
+    FE stops right after the check, with no eval, so the best-model files keep the last good model and the resume
+    checkpoint (ExtendableRestoreWizard skips a stopped epoch) stays at the last complete epoch. Must come before the
+    checkpointing trace (the builders put it first).
 
     Args:
         monitor_names: Keys to watch; None for every loss.
+        check_every: Check the kept values every this many batches (1: every batch, as FE does).
 
     Attributes:
         stopped_at: None, or (epoch, global step, key) of the first non-finite value.
+
+    Raises:
+        ValueError: If `check_every` is not a positive integer.
     """
-    def __init__(self, monitor_names: Union[None, str, Iterable[str]] = None) -> None:
+    def __init__(self, monitor_names: Union[None, str, Iterable[str]] = None, check_every: int = 100) -> None:
         super().__init__(monitor_names=monitor_names)
+        if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
+            raise ValueError(f"StopOnNaN: check_every must be a positive integer, got {check_every!r}")
+        self.check_every = check_every
         self.stopped_at: Optional[tuple] = None
+        self._pending: List[tuple] = []  # (step, key, value) since the last check; empty at every epoch's end
 
     def on_batch_end(self, data: Data) -> None:
-        super().on_batch_end(data)
-        self._record(data)
+        self._pending += [(self.system.global_step, key, data[key]) for key in self.monitor_keys if key in data]
+        if len(self._pending) >= self.check_every * max(1, len(self.monitor_keys)):
+            self._check()
 
     def on_epoch_end(self, data: Data) -> None:
-        super().on_epoch_end(data)
-        self._record(data)
+        self._check()
+        if not self.system.stop_training:
+            super().on_epoch_end(data)  # the epoch's own values (e.g. an eval mean)
+            if self.system.stop_training and self.stopped_at is None:
+                key = next(k for k in self.monitor_keys if k in data and not np.all(np.isfinite(np.asarray(data[k]))))
+                self.stopped_at = (self.system.epoch_idx, self.system.global_step, key)
 
-    def _record(self, data: Data) -> None:
-        if self.system.stop_training and self.stopped_at is None:
-            bad = [key for key in self.monitor_keys if key in data and not np.all(np.isfinite(np.asarray(data[key])))]
-            if bad:
-                self.stopped_at = (self.system.epoch_idx, self.system.global_step, bad[0])
+    def _check(self) -> None:
+        pending, self._pending = self._pending, []
+        for step, key, value in pending:
+            if not np.all(np.isfinite(np.asarray(value))):
+                self.system.stop_training = True
+                if self.stopped_at is None:
+                    self.stopped_at = (self.system.epoch_idx, step, key)
+                print(f"FastEstimator-TerminateOnNaN: NaN Detected in: {key} (epoch {self.system.epoch_idx}, step "
+                      f"{step})")
+                return
 
 
 @traceable()

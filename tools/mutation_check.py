@@ -176,6 +176,24 @@ MUTATIONS: Tuple[Mutation, ...] = (
              "pipeline_vae/traces.py", 'update_freq=log_steps or "epoch"', 'update_freq="epoch"',
              ("tests/pipeline_vae/test_cli.py::"
               "test_tensorboard_events_hold_the_logged_elbo_and_no_resume_writes_no_checkpoint", )),
+    Mutation("nan_named_at_detection", "StopOnNaN: names the step it checked at, not the first bad step",
+             "pipeline_vae/traces.py", "self.stopped_at = (self.system.epoch_idx, step, key)",
+             "self.stopped_at = (self.system.epoch_idx, self.system.global_step, key)",
+             ("tests/pipeline_vae/test_resume.py::test_a_nan_is_found_at_the_next_check_and_named_at_its_first_step",
+              )),
+    Mutation("nan_not_checked_at_epoch_end", "StopOnNaN: no check at the epoch's end (a late NaN reaches the "
+             "checkpoint)", "pipeline_vae/traces.py", "    def on_epoch_end(self, data: Data) -> None:\n        "
+             "self._check()\n", "    def on_epoch_end(self, data: Data) -> None:\n",
+             ("tests/pipeline_vae/test_resume.py::test_a_nan_stops_before_eval_and_keeps_the_best_model_and_checkpoint",
+              )),
+    Mutation("quick_exit_skips_handlers", "console script exit: atexit handlers not run",
+             "pipeline_vae/cli.py", "    atexit._run_exitfuncs()", "    pass",
+             ("tests/pipeline_vae/test_cli.py::"
+              "test_the_console_scripts_quick_exit_keeps_code_handlers_output_and_running_threads", )),
+    Mutation("quick_exit_kills_threads", "console script exit: a running non-daemon thread is cut off",
+             "pipeline_vae/cli.py", "t.is_alive() and not t.daemon", "t.is_alive() and False",
+             ("tests/pipeline_vae/test_cli.py::"
+              "test_the_console_scripts_quick_exit_keeps_code_handlers_output_and_running_threads", )),
 )
 
 

@@ -231,3 +231,31 @@ def test_early_stop_ends_the_run_and_lr_plateau_divides_the_rate_by_ten(tmp_path
     assert all(r["encoder_lr"] == r["decoder_lr"] == "" for r in evals[:-1])  # no reduction before
     assert float(evals[-1]["encoder_lr"]) == pytest.approx(0.003) and float(evals[-1]["decoder_lr"]) == pytest.approx(
         0.003)
+
+
+EXIT_SCRIPT = """
+import atexit, sys, threading, time
+import tensorflow
+from pipeline_vae.cli import exit_now
+atexit.register(lambda: print("atexit handler ran", flush=True))
+if sys.argv[1] == "thread":
+    def late():
+        time.sleep(1.0)
+        open(sys.argv[2], "w").write("written")
+    threading.Thread(target=late).start()
+sys.stdout.write("buffered line, no newline flush")
+exit_now(3)
+"""
+
+
+@pytest.mark.parametrize("case", ["quick", "thread"])
+def test_the_console_scripts_quick_exit_keeps_code_handlers_output_and_running_threads(case, tmp_path):
+    import subprocess
+    import sys
+    late = tmp_path / "late.txt"
+    result = subprocess.run([sys.executable, "-c", EXIT_SCRIPT, case, str(late)], capture_output=True, text=True,
+                            timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 3
+    assert "buffered line, no newline flush" in result.stdout and "atexit handler ran" in result.stdout
+    if case == "thread":  # a non-daemon thread still running: the usual exit, which waits for it
+        assert late.read_text() == "written"

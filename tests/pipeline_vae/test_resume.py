@@ -153,7 +153,7 @@ class _InfFromEpoch2(AnalyticKLLoss):
 
 
 @pytest.mark.slow
-def test_a_nan_stops_at_once_and_keeps_the_best_model_and_checkpoint(tmp_path, small_mnist):
+def test_a_nan_stops_before_eval_and_keeps_the_best_model_and_checkpoint(tmp_path, small_mnist):
     save_dir = str(tmp_path / "run")
     est = get_estimator(epochs=3, batch_size=50, train_steps_per_epoch=4, data=small_mnist, save_dir=save_dir,
                         log_steps=None, ops={"loss": _InfFromEpoch2()}, resume=True)
@@ -225,3 +225,23 @@ def test_a_seeded_run_checkpoints_and_resumes(tmp_path, small_mnist):
     evals, rows = _eval_rows(resumable)
     assert [epoch for epoch, _ in evals] == [1, 2]
     assert [int(r["step"]) for r in rows if r["mode"] == "train" and r["loss"]] == [1, 2, 3, 4]
+
+
+
+@pytest.mark.slow
+def test_a_nan_is_found_at_the_next_check_and_named_at_its_first_step(tmp_path, small_mnist):
+    # No host sync every step: the values are checked every `check_every` steps. The loss is -inf from epoch 2 (global
+    # step 5) on; with checks every 3 steps the run stops after step 7 (not at once, not at the epoch's end, step 8),
+    # and still names step 5.
+    est = get_estimator(epochs=3, batch_size=50, train_steps_per_epoch=4, data=small_mnist,
+                        save_dir=str(tmp_path / "run"), log_steps=None, ops={"loss": _InfFromEpoch2()})
+    stop = next(t for t in est.traces if isinstance(t, StopOnNaN))
+    stop.check_every = 3
+    est.fit()
+    assert stop.stopped_at == (2, 5, "loss")
+    assert est.system.global_step == 7
+
+
+def test_stop_on_nan_refuses_a_bad_interval():
+    with pytest.raises(ValueError, match="check_every must be a positive integer, got 0"):
+        StopOnNaN(check_every=0)
