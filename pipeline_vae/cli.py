@@ -256,6 +256,8 @@ def _check_executor_flags(args: argparse.Namespace) -> None:
 def cmd_ablate(args: argparse.Namespace) -> int:
     _check_executor_flags(args)
     uri = _tracking_uri(args)
+    from pipeline_vae.ablation.spec import check_spec_file
+    check_spec_file(args.spec)  # its structure, before TensorFlow is imported (the ops are checked below)
     if args.executor == "ray":
         from pipeline_vae.ablation.ray_executor import check_address  # (also: is the ray extra installed?)
         check_address(args.address)

@@ -24,30 +24,45 @@ A slot takes null (drop), one `{op: NAME, args: {...}}`, or a list of them; NAME
 `ops` (`OPS`); a loss op whose args give no `likelihood` uses the run's. Every mistake (unknown key, slot, op or argument, bad value) raises `SpecError` naming the file, the
 line and the entry, before anything trains; so does a variant whose op graph does not connect (an op reading a key
 nothing upstream produces).
+
+The file's structure (syntax, keys, names, budget, seeds, settings, data) is checked without importing TensorFlow
+(`check_spec_file`, which the CLI runs first, so such mistakes answer at once); the ops and the graph need the op
+classes, imported on first use.
 """
+import functools
 import inspect
 import json
 import os
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple, Union
 
-import tensorflow as tf
 import yaml
-from fastestimator.op.tensorop.tensorop import LambdaOp, TensorOp
 
-import ops as ops_package
 from pipeline_vae import settings as run_settings
 from pipeline_vae.data.image_data import DataSource
-from pipeline_vae.models import MODELS
-from pipeline_vae.slots import DEFAULT_OPS, LOSSES, PIPELINE_KEYS, SLOTS, ModelSettings, check_graph, slot_ops
 
-#: The ops a spec can name: every TensorOp class exported by the `ops` package that fits a slot.
-OPS: Dict[str, type] = {
-    name: obj
-    for name, obj in vars(ops_package).items()
-    if name in ops_package.__all__ and inspect.isclass(obj) and issubclass(obj, TensorOp) and name != "JointGradientOp"
-}
+if TYPE_CHECKING:
+    from fastestimator.op.tensorop.tensorop import TensorOp
+
+
+@functools.lru_cache(maxsize=None)
+def known_ops() -> Dict[str, type]:
+    """The ops a spec can name: every TensorOp class exported by the `ops` package that fits a slot (importing them
+    imports TensorFlow). Also available as `OPS`."""
+    from fastestimator.op.tensorop.tensorop import TensorOp
+
+    import ops as ops_package
+    return {name: obj for name, obj in vars(ops_package).items() if name in ops_package.__all__
+            and inspect.isclass(obj) and issubclass(obj, TensorOp) and name != "JointGradientOp"}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "OPS":
+        return known_ops()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 #: `get_estimator` settings a spec's `base` (and a variant's `set`) may give, with their defaults (`pipeline_vae.settings`).
 SETTINGS: Dict[str, Any] = {name: run_settings.default(name) for name in run_settings.SPEC_SETTINGS}
 BUDGET: Dict[str, Any] = {"epochs": None, "train_steps_per_epoch": None, "eval_steps_per_epoch": None}
@@ -68,13 +83,14 @@ class OpSpec:
     op: str
     args: Dict[str, Any] = field(default_factory=dict)
 
-    def build(self, likelihood: Optional[str] = None) -> TensorOp:
+    def build(self, likelihood: Optional[str] = None) -> "TensorOp":
         """A fresh instance of the op; `likelihood` is passed to ops that take one when `args` give none."""
         args = dict(self.args)
+        op_class = known_ops()[self.op]
         if likelihood is not None and "likelihood" not in args and "likelihood" in inspect.signature(
-                OPS[self.op]).parameters:
+                op_class).parameters:
             args["likelihood"] = likelihood
-        return OPS[self.op](**args)
+        return op_class(**args)
 
 
 @dataclass(frozen=True)
@@ -207,10 +223,10 @@ def _check_settings(reader: _Reader, values: Mapping[str, Any], path: Path) -> N
 
 def _op_spec(reader: _Reader, value: Any, path: Path) -> OpSpec:
     entry = reader.mapping(value, path, ("op", "args"))
-    name = entry.get("op")
-    if name not in OPS:
-        raise reader.fail(path + ("op", ), f"unknown op {name!r}; known ops: {', '.join(sorted(OPS))}")
-    args = reader.mapping(entry.get("args"), path + ("args", ), tuple(inspect.signature(OPS[name]).parameters))
+    name, ops = entry.get("op"), known_ops()
+    if name not in ops:
+        raise reader.fail(path + ("op", ), f"unknown op {name!r}; known ops: {', '.join(sorted(ops))}")
+    args = reader.mapping(entry.get("args"), path + ("args", ), tuple(inspect.signature(ops[name]).parameters))
     spec = OpSpec(name, dict(args))
     try:
         spec.build()
@@ -219,14 +235,28 @@ def _op_spec(reader: _Reader, value: Any, path: Path) -> OpSpec:
     return spec
 
 
-def _variant(reader: _Reader, value: Any, path: Path, base: Dict[str, Any],
-             image_shape: Tuple[int, int, int]) -> Variant:
+def _variant_head(reader: _Reader, value: Any, path: Path) -> Tuple[str, Dict[str, Any]]:
+    """A variant's name and `set` overrides, checked (no TensorFlow needed)."""
     entry = reader.mapping(value, path, VARIANT_KEYS)
     if not value:
         raise reader.fail(path, "a variant needs at least a name")
     name = entry.get("name")
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise reader.fail(path + ("name", ), f"name must be letters, digits, '_', '.' or '-', got {name!r}")
+    overrides = reader.mapping(entry.get("set"), path + ("set", ), tuple(SETTINGS))
+    _check_settings(reader, overrides, path + ("set", ))
+    return name, overrides
+
+
+def _variant(reader: _Reader, value: Any, path: Path, base: Dict[str, Any],
+             image_shape: Tuple[int, int, int]) -> Variant:
+    import tensorflow as tf
+    from fastestimator.op.tensorop.tensorop import LambdaOp
+
+    from pipeline_vae.models import MODELS
+    from pipeline_vae.slots import PIPELINE_KEYS, SLOTS, check_graph
+    entry = reader.mapping(value, path, VARIANT_KEYS)
+    name, overrides = _variant_head(reader, value, path)
     slots: Dict[str, Optional[List[OpSpec]]] = {}
     for slot, slot_value in reader.mapping(entry.get("ops"), path + ("ops", ), SLOTS).items():
         if slot_value is None:
@@ -235,8 +265,6 @@ def _variant(reader: _Reader, value: Any, path: Path, base: Dict[str, Any],
             slots[slot] = [_op_spec(reader, v, path + ("ops", slot, i)) for i, v in enumerate(slot_value)]
         else:
             slots[slot] = [_op_spec(reader, slot_value, path + ("ops", slot))]
-    overrides = reader.mapping(entry.get("set"), path + ("set", ), tuple(SETTINGS))
-    _check_settings(reader, overrides, path + ("set", ))
     if "loss" in overrides and "loss" in slots:
         raise reader.fail(path + ("set", "loss"), "give either set.loss or ops.loss, not both")
     settings = {**base, **overrides}
@@ -259,8 +287,9 @@ def _variant(reader: _Reader, value: Any, path: Path, base: Dict[str, Any],
     return variant
 
 
-def _named_ops(ops: Mapping[str, Any], settings: Mapping[str, Any]) -> List[Tuple[str, TensorOp]]:
+def _named_ops(ops: Mapping[str, Any], settings: Mapping[str, Any]) -> List[Tuple[str, "TensorOp"]]:
     """(slot, op) in order for the key check, defaults where `ops` is silent (models are in `ops` as stand-ins)."""
+    from pipeline_vae.slots import DEFAULT_OPS, LOSSES, SLOTS, ModelSettings, slot_ops
     ops = dict(ops)
     if "loss" not in ops:
         ops["loss"] = LOSSES[settings["loss"]]()
@@ -284,6 +313,14 @@ def parse_spec(text: str, path: str = "<spec>") -> Spec:
     Raises:
         SpecError: Naming the file, line and entry of the first mistake.
     """
+    spec = _parse(text, path, deep=True)
+    assert spec is not None
+    return spec
+
+
+def _parse(text: str, path: str, deep: bool) -> Optional[Spec]:
+    """`parse_spec`; with `deep=False` only the structure is checked (no ops, no graph, no TensorFlow) and None is
+    returned."""
     reader = _Reader(path, text)
     top = reader.mapping(reader.data, (), TOP_KEYS)
     for key in ("name", "budget", "variants"):
@@ -317,14 +354,16 @@ def parse_spec(text: str, path: str = "<spec>") -> Spec:
     data = _data(reader, top.get("data"))
     # Model depth is checked against MNIST's images when the spec names no other data (else when the run starts).
     image_shape = (28, 28, 1) if data is None or data["data"] == "mnist" else (1 << 16, 1 << 16, 1)
-    variants = [_variant(reader, v, ("variants", i), base, image_shape) for i, v in enumerate(top["variants"])]
-    names = [v.name for v in variants]
+    names = [_variant_head(reader, v, ("variants", i))[0] for i, v in enumerate(top["variants"])]
     for i, variant_name in enumerate(names):
         if variant_name in names[:i]:
             raise reader.fail(("variants", i, "name"), f"duplicate variant name {variant_name!r}")
     baseline = top.get("baseline", names[0])
     if baseline not in names:
         raise reader.fail(("baseline", ), f"baseline {baseline!r} is not a variant; variants: {', '.join(names)}")
+    if not deep:
+        return None
+    variants = [_variant(reader, v, ("variants", i), base, image_shape) for i, v in enumerate(top["variants"])]
     return Spec(name=name, description=str(top.get("description", "")), baseline=baseline, seeds=seeds,
                 budget=budget, eval=evaluation, variants=variants, path=path, data=data)
 
@@ -344,6 +383,16 @@ def _data(reader: _Reader, value: Any) -> Optional[Dict[str, Any]]:
         raise reader.fail(("data", ), str(err)) from None
 
 
+def _read(path: str) -> str:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"spec file {path} does not exist")
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read()
+    except UnicodeDecodeError as err:
+        raise SpecError(f"{path}: not a text file ({err.reason})") from None
+
+
 def load_spec(path: str) -> Spec:
     """Read and validate the spec file at `path` (YAML, or JSON for `.json`).
 
@@ -351,11 +400,15 @@ def load_spec(path: str) -> Spec:
         FileNotFoundError: If `path` does not exist.
         SpecError: For any mistake in it (file, line and entry named).
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"spec file {path} does not exist")
-    try:
-        with open(path, encoding="utf-8") as file:
-            text = file.read()
-    except UnicodeDecodeError as err:
-        raise SpecError(f"{path}: not a text file ({err.reason})") from None
-    return parse_spec(text, path)
+    return parse_spec(_read(path), path)
+
+
+def check_spec_file(path: str) -> None:
+    """Check the spec file's structure without importing TensorFlow: that it exists and parses, its keys, names,
+    budget, seeds, settings, data and baseline (not its ops or graph: `load_spec` checks those too).
+
+    Raises:
+        FileNotFoundError: If `path` does not exist.
+        SpecError: For any such mistake (file, line and entry named).
+    """
+    _parse(_read(path), path, deep=False)

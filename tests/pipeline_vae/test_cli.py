@@ -259,3 +259,38 @@ def test_the_console_scripts_quick_exit_keeps_code_handlers_output_and_running_t
     assert "buffered line, no newline flush" in result.stdout and "atexit handler ran" in result.stdout
     if case == "thread":  # a non-daemon thread still running: the usual exit, which waits for it
         assert late.read_text() == "written"
+
+
+FAST_ERROR_SCRIPT = """
+import sys
+from pipeline_vae.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as stop:
+    code = stop.code
+print(code, "tensorflow" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--data", "{tmp}/nope.npz"], "nope.npz does not exist"),
+    (["train", "--epochs", "0"], "argument --epochs: expected a positive integer"),
+    (["train", "--track", "mlflow", "--tracking-uri", "sqlite:///{tmp}/no/such/dir/x.db"], "tracking_uri"),
+    (["evaluate", "--save-dir", "{tmp}/no_run"], "no_run"),
+    (["ablate", "{tmp}/nope.yaml"], "spec file {tmp}/nope.yaml does not exist"),
+    (["ablate", "{tmp}/bad.yaml"], "bad.yaml:2: budget.epochs: epochs must be a positive integer, got 0"),
+    (["ablate", "{tmp}/bad_set.yaml"], "bad_set.yaml:4: variants[0].set.latent_dim: latent_dim must be a positive integer"),
+])
+def test_bad_input_is_answered_before_tensorflow_is_imported(tmp_path, args, message):
+    # Issue 14: every bad-input error answers at once (importing TensorFlow alone takes 3-5 s here).
+    import subprocess
+    import sys
+    (tmp_path / "bad.yaml").write_text("name: x\nbudget: {epochs: 0}\nvariants: [{name: a}]\n")
+    (tmp_path / "bad_set.yaml").write_text("name: x\nbudget: {epochs: 1}\nvariants:\n  - {name: a, set: {latent_dim: "
+                                           "-1}}\n")
+    argv = [a.format(tmp=tmp_path) for a in args]
+    result = subprocess.run([sys.executable, "-c", FAST_ERROR_SCRIPT, *argv], capture_output=True, text=True,
+                            timeout=120)
+    assert message.format(tmp=tmp_path) in result.stderr
+    code, imported = result.stdout.split()
+    assert code != "0" and imported == "False"
