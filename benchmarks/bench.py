@@ -20,6 +20,16 @@ Sections (`--only` picks some):
                reaches -156 nats at latent 2: the project's default preset against the TensorFlow tutorial's own
                settings (batch 32, Adam 1e-4) in the raw loop (and, with --quality-tutorial-project, the project run
                with the tutorial's settings)
+    whole_run  whole processes as a user times them: `pipeline-vae train --epochs E` (every default output on)
+               against the plain loop (benchmarks/raw_tf.py as its own process, its own test ELBO every epoch), 1 and
+               5 epochs, pairs alternating: wall-time ratio and peak RSS (benchmarks/whole_run.py)
+    breakdown  where a `pipeline-vae train` run's time goes: interpreter, imports, data, building, first steps
+               (tracing), training, eval, every trace's hooks per epoch, exit (benchmarks/breakdown.py)
+    startup    seconds until the CLI answers bad input (a wrong --data, a bad flag, a missing run folder, a missing
+               or malformed spec, an unusable tracking URI) and --help, each a fresh process
+    folder     users' own images: a folder of MNIST as PNG files: decoded images/s of the tf.data pipeline alone
+               against the training images/s of `pipeline-vae train --data FOLDER`, and its first epoch against
+               the later ones
 
 Timings are never asserted; the machine is shared, so look at medians and ratios measured in the same run.
 """
@@ -37,7 +47,8 @@ from typing import Any, Callable, Dict, List, Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-SECTIONS = ("train", "pipeline", "eval", "inference", "process", "quality")
+SECTIONS = ("train", "pipeline", "eval", "inference", "process", "quality", "whole_run", "breakdown", "startup",
+            "folder")
 TARGET_ELBO = -156.0
 
 
@@ -369,6 +380,98 @@ def bench_quality(data, args, work_dir: str, say: Callable[[str], None]) -> Dict
     return out
 
 
+# ----------------------------------------------------------------------------------------------- whole processes
+def bench_whole_run(args, say: Callable[[str], None]) -> Dict[str, Any]:
+    from benchmarks.whole_run import measure_pairs
+    caps = dict(steps=5, eval_steps=2) if args.smoke else {}
+    return {str(epochs): measure_pairs(epochs, args.pairs, args.batch, say=say, **caps)
+            for epochs in args.whole_run_epochs}
+
+
+def bench_breakdown(args, say: Callable[[str], None]) -> Dict[str, Any]:
+    from benchmarks.breakdown import measure
+    caps = dict(steps=5, eval_steps=2) if args.smoke else {}
+    out = measure(args.breakdown_epochs, args.batch, **caps)
+    say(f"  {args.breakdown_epochs} epochs, {out['wall_seconds']:.1f} s: " +
+        ", ".join(f"{name} {seconds:.2f} s" for name, seconds in out["phases"].items()))
+    say(f"  traces per epoch: {100 * out['extras_share']:.2f}% of an epoch's {out['epoch_seconds']:.1f} s (" +
+        ", ".join(f"{name} {1000 * seconds:.0f} ms" for name, seconds in sorted(
+            out["traces_per_epoch"].items(), key=lambda item: -item[1])) + ")")
+    return out
+
+
+STARTUP_CASES = (
+    ("--help", ["--help"]),
+    ("train --data missing.npz", ["train", "--data", "{tmp}/missing.npz", "--save-dir", "{tmp}/run"]),
+    ("train --epochs 0", ["train", "--epochs", "0"]),
+    ("train --tracking-uri in a missing folder", ["train", "--track", "mlflow", "--tracking-uri",
+                                                  "sqlite:///{tmp}/no/such/x.db", "--save-dir", "{tmp}/run"]),
+    ("evaluate a missing run folder", ["evaluate", "--save-dir", "{tmp}/no_run"]),
+    ("ablate a missing spec", ["ablate", "{tmp}/missing.yaml"]),
+    ("ablate a malformed spec", ["ablate", "{tmp}/bad.yaml"]),
+)
+
+
+def bench_startup(args, say: Callable[[str], None]) -> Dict[str, Any]:
+    """Seconds from launch to exit of the CLI given bad input (and --help), each a fresh process."""
+    from benchmarks.whole_run import _run, cli
+    out: Dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(os.path.join(tmp, "bad.yaml"), "w") as file:
+            file.write("name: x\nbudget: {epochs: 0}\nvariants: [{name: a}]\n")
+        for label, argv in STARTUP_CASES:
+            wall, _, text, code = _run([cli(), *[a.format(tmp=tmp) for a in argv]])
+            if (code == 0) != (label == "--help"):
+                raise RuntimeError(f"startup case {label!r} exited {code}: {text[-500:]}")
+            out[label] = round(wall, 3)
+    say("  " + ", ".join(f"{label} {seconds:.2f} s" for label, seconds in out.items()))
+    return out
+
+
+def _write_png_folder(data, root: str, n_train: int, n_test: int) -> None:
+    from PIL import Image
+    for split, images in (("train", data.x_train[:n_train]), ("test", data.x_test[:n_test])):
+        os.makedirs(os.path.join(root, split))
+        for i, image in enumerate(images):
+            Image.fromarray(image).save(os.path.join(root, split, f"{i:05d}.png"))
+
+
+def bench_folder(data, args, say: Callable[[str], None]) -> Dict[str, Any]:
+    """A folder of MNIST PNGs: decoding alone against training from it."""
+    from benchmarks.breakdown import measure
+    from pipeline_vae.data import DataSource, load_data
+    from pipeline_vae.data.pipeline import datasets
+    out: Dict[str, Any] = {"train_images": args.folder_images, "test_images": args.folder_images // 6}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = os.path.join(tmp, "pngs")
+        start = time.perf_counter()
+        _write_png_folder(data, root, out["train_images"], out["test_images"])
+        out["write_seconds"] = round(time.perf_counter() - start, 2)
+        start = time.perf_counter()
+        folder = load_data(DataSource(root))  # lists the files and checks every one (header and structure)
+        out["check_seconds"] = round(time.perf_counter() - start, 2)
+        train, _ = datasets(folder, args.batch)
+        rates = []
+        for _ in range(2):  # the second pass: the tf.data pipeline built and warm
+            start = time.perf_counter()
+            n = sum(int(batch["x"].shape[0]) for batch in train)
+            rates.append(n / (time.perf_counter() - start))
+        out["decode_images_per_s"] = [round(r) for r in rates]
+        run = measure(args.folder_epochs, args.batch, extra=["--data", root])
+    seconds = run["train_epoch_seconds"]
+    out["run_wall_seconds"] = round(run["wall_seconds"], 1)
+    out["train_epoch_seconds"] = [round(s, 2) for s in seconds]
+    out["first_train_step_seconds"] = round(run["first_train_step_seconds"], 2)
+    out["train_images_per_s"] = [round(out["train_images"] / s) for s in seconds]
+    out["first_epoch_over_later"] = round(seconds[0] / statistics.median(seconds[1:]), 3)
+    out["decode_over_training"] = round(min(rates) / statistics.median(out["train_images_per_s"]), 2)
+    say(f"  {out['train_images']} PNGs: written in {out['write_seconds']} s, checked in {out['check_seconds']} s; "
+        f"decoded alone {out['decode_images_per_s']} images/s; training from them {out['train_images_per_s']} "
+        f"images/s (each epoch's training steps; the first step, {out['first_train_step_seconds']} s, traces the "
+        f"graph); first epoch / later {out['first_epoch_over_later']:.3f}")
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------------- main
 def table(results: Dict[str, Any]) -> str:
     """The headline numbers as a text table."""
@@ -409,6 +512,31 @@ def table(results: Dict[str, Any]) -> str:
                 rows.append((f"time to {results['quality']['target_elbo']:.0f} nats: {name}",
                              f"{reached:.0f} s ({result['epochs_to_target']} epochs)" if reached is not None else
                              f"not reached in {len(result['curve_seconds_elbo'])} epochs"))
+    for epochs, result in results.get("whole_run", {}).items():
+        rows.append((f"whole run, {epochs} epoch(s): project / plain loop wall time (median of {len(result['pairs'])})",
+                     f"{result['median_ratio']:.3f} ({result['min_ratio']:.3f}-{result['max_ratio']:.3f}); "
+                     f"{result['median_project_wall_seconds']:.1f} s / {result['median_raw_wall_seconds']:.1f} s"))
+        rows.append((f"  peak RSS project / plain loop ({epochs} epoch(s))",
+                     f"{result['median_project_peak_rss_mib']:.0f} / {result['median_raw_peak_rss_mib']:.0f} MiB "
+                     f"({result['median_rss_ratio']:.3f})"))
+    if "breakdown" in results:
+        bd = results["breakdown"]
+        for name, seconds in bd["phases"].items():
+            rows.append((f"breakdown: {name}", f"{seconds:.2f} s"))
+        rows.append(("breakdown: traces per epoch / epoch wall time", f"{100 * bd['extras_share']:.2f}% of "
+                     f"{bd['epoch_seconds']:.1f} s"))
+        for name, seconds in sorted(bd["traces_per_epoch"].items(), key=lambda item: -item[1]):
+            rows.append((f"  trace {name}, per epoch", f"{1000 * seconds:.1f} ms"))
+    for label, seconds in results.get("startup", {}).items():
+        rows.append((f"start-up: pipeline-vae {label}", f"{seconds:.2f} s"))
+    if "folder" in results:
+        fo = results["folder"]
+        rows.append((f"folder of {fo['train_images']} PNGs: decoded alone", f"{max(fo['decode_images_per_s'])} "
+                     f"images/s (passes: {fo['decode_images_per_s']})"))
+        rows.append(("folder: training from it, per epoch (first step left out)", f"{fo['train_images_per_s']} "
+                     "images/s"))
+        rows.append(("folder: first epoch / later epochs", f"{fo['first_epoch_over_later']:.3f}"))
+        rows.append(("folder: files checked at start", f"{fo['check_seconds']:.1f} s"))
     width = max(len(name) for name, _ in rows) if rows else 0
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 
@@ -432,6 +560,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--target", type=float, default=TARGET_ELBO)
     parser.add_argument("--quality-tutorial-project", action="store_true",
                         help="also time the project with the tutorial's settings (batch 32, Adam 1e-4)")
+    parser.add_argument("--pairs", type=int, default=3, help="alternating pairs per epoch count in `whole_run`")
+    parser.add_argument("--whole-run-epochs", default="1,5", help="epoch counts of `whole_run` (default 1,5)")
+    parser.add_argument("--breakdown-epochs", type=int, default=3)
+    parser.add_argument("--folder-images", type=int, default=60000, help="training PNGs in `folder` (test: 1/6)")
+    parser.add_argument("--folder-epochs", type=int, default=3)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.inference_batches = (1, 64, 1024)
@@ -440,6 +573,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         args.eval_images, args.iw_k, args.iw_images, args.inference_images = 200, 10, 20, 64
         args.inference_batches = (1, 64)
         args.quality_epochs, args.quality_steps, args.target = 1, 5, -1000.0
+        args.pairs, args.whole_run_epochs, args.breakdown_epochs = 1, "1", 2
+        args.folder_images = 300
+    args.whole_run_epochs = [int(e) for e in str(args.whole_run_epochs).split(",")]
     unknown = set(args.only.split(",")) - set(SECTIONS)
     if unknown:
         parser.error(f"--only: unknown section(s) {', '.join(sorted(unknown))}; expected {', '.join(SECTIONS)}")
@@ -492,6 +628,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         if "quality" in sections:
             say(f"quality: seconds to a test ELBO of {args.target} nats")
             results["quality"] = bench_quality(data, args, work_dir, say)
+        if "whole_run" in sections:
+            say("whole_run: pipeline-vae train against the plain loop, whole processes in alternation")
+            results["whole_run"] = bench_whole_run(args, say)
+        if "breakdown" in sections:
+            say("breakdown: one pipeline-vae train run, instrumented")
+            results["breakdown"] = bench_breakdown(args, say)
+        if "startup" in sections:
+            say("startup: seconds until the CLI answers bad input")
+            results["startup"] = bench_startup(args, say)
+        if "folder" in sections:
+            say("folder: a folder of PNGs")
+            results["folder"] = bench_folder(data, args, say)
     results["seconds"] = round(time.perf_counter() - started, 1)
     results["machine"]["load_average_at_end"] = round(os.getloadavg()[0], 2)
     path = os.path.join(args.out, "bench-smoke.json" if args.smoke else "bench.json")

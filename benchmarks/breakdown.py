@@ -10,15 +10,17 @@ epoch, and inside them each trace's hooks (every Trace class in the fit, FE's ow
 nested `super()` calls count once), and the rest of the command after the fit. It then runs the real
 `pipeline_vae.cli.main(["train", ...])`, so the numbers are the command's.
 
-Prints one JSON object (the last line of stdout) for `benchmarks.whole_run` and `benchmarks.bench` to read.
+Prints one JSON object (the last line of stdout); `measure()` runs such a process and sums it up per phase and per
+epoch (`benchmarks.bench`'s `breakdown` section).
 """
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
 from collections import defaultdict
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 HOOKS = ("on_begin", "on_epoch_begin", "on_batch_begin", "on_batch_end", "on_ds_begin", "on_ds_end", "on_epoch_end",
          "on_end")
@@ -70,7 +72,15 @@ def _instrument(clock: Clock) -> None:
     for module, name in ((data, "load_data"), (builders, "get_estimator")):
         setattr(module, name, clock.timed(lambda *a, n=name: n, getattr(module, name)))
     fe.Estimator._warmup = clock.timed(lambda *a: "warmup", fe.Estimator._warmup)
-    fe.Estimator._run_epoch = clock.timed(lambda est, *a: f"epoch:{est.system.mode}", fe.Estimator._run_epoch)
+    from fastestimator.network import TFNetwork
+
+    def step_name(network, *args) -> str:
+        mode = network.ctx_state["mode"]
+        first = f"step:{mode}:first"
+        return first if first not in clock.counts else f"step:{mode}"
+    TFNetwork.run_step = clock.timed(step_name, TFNetwork.run_step)
+    fe.Estimator._run_epoch = clock.timed(lambda est, *a: f"epoch:{est.system.mode}:{est.system.epoch_idx}",
+                                          fe.Estimator._run_epoch)
 
     def classes(cls: type) -> List[type]:
         return [cls] + [c for sub in cls.__subclasses__() for c in classes(sub)]
@@ -88,6 +98,77 @@ def _instrument(clock: Clock) -> None:
         wrap_traces()  # every Trace class is imported by now (FE's essentials, the project's, the trackers')
         return prepare(self, *args, **kwargs)
     fe.Estimator._prepare_traces = prepare_then_wrap
+
+
+def measure(epochs: int, batch: int = 100, steps: Optional[int] = None, eval_steps: Optional[int] = None,
+            extra: Sequence[str] = ()) -> Dict[str, Any]:
+    """Run `pipeline-vae train --epochs EPOCHS` in an instrumented fresh process; where its wall time went.
+
+    Returns:
+        `phases` (seconds: interpreter, imports, data, building, first train and eval steps (tracing), training steps,
+        eval, traces, after the fit, exit), `per_epoch` (train and eval seconds of every epoch, and the traces' hooks
+        in them), `traces_per_epoch` (seconds per epoch by trace), `extras_share` (all traces' per-epoch work as a
+        share of the epochs' wall time), `train_epoch_seconds` (each training epoch, its first step excluded),
+        `first_train_step_seconds` and `wall_seconds`.
+
+    Args:
+        epochs: `--epochs`.
+        batch: `--batch-size`.
+        steps: `--train-steps-per-epoch` (None: all).
+        eval_steps: `--eval-steps-per-epoch` (None: all).
+        extra: More `pipeline-vae train` arguments (e.g. `--data FOLDER`).
+    """
+    import tempfile
+    with tempfile.TemporaryDirectory() as work:
+        command = [sys.executable, "-m", "benchmarks.breakdown", "--epochs", str(epochs), "--batch-size", str(batch),
+                   "--save-dir", os.path.join(work, "run")]
+        command += [] if steps is None else ["--train-steps-per-epoch", str(steps)]
+        command += [] if eval_steps is None else ["--eval-steps-per-epoch", str(eval_steps)]
+        command += list(extra)
+        launched = time.time()
+        result = subprocess.run(command, capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__))), env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **{LAUNCH_ENV: repr(launched)}))
+        wall = time.time() - launched
+    lines = [line for line in result.stdout.splitlines() if line.startswith('{"spans"')]
+    if result.returncode != 0 or not lines:
+        raise RuntimeError(f"breakdown run failed ({result.returncode}): {result.stderr[-1500:]}")
+    spans, counts = json.loads(lines[-1])["spans"], json.loads(lines[-1])["counts"]
+    hooks = {k: v for k, v in spans.items() if k.startswith("trace:")}
+    per_run = sum(v for k, v in hooks.items() if k.endswith((":on_begin", ":on_end")))
+    per_epoch_hooks = sum(hooks.values()) - per_run
+    by_trace: Dict[str, float] = defaultdict(float)
+    for key, value in hooks.items():
+        if not key.endswith((":on_begin", ":on_end")):
+            by_trace[key.split(":")[1]] += value / epochs
+    train_epochs = [spans[f"epoch:train:{e}"] for e in range(1, epochs + 1) if f"epoch:train:{e}" in spans]
+    train_epochs[0] -= spans.get("step:train:first", 0.0)  # the first step traces the graph
+    train = sum(v for k, v in spans.items() if k.startswith("epoch:train:"))
+    evaluation = sum(v for k, v in spans.items() if k.startswith("epoch:eval:"))
+    first = spans.get("step:train:first", 0.0) + spans.get("step:eval:first", 0.0)
+    phases = {
+        "interpreter": spans["interpreter"],
+        "imports (CLI, TensorFlow, FastEstimator, torch)": spans["import pipeline_vae.cli"] + spans[
+            "import TensorFlow, FastEstimator, torch"],
+        "data (read and check)": spans.get("load_data", 0.0),
+        "building (get_estimator: models, traces, config)": spans.get("get_estimator", 0.0),
+        "FE warm-up": spans.get("warmup", 0.0),
+        "first train and eval steps (tracing)": first,
+        "training steps": train - spans.get("step:train:first", 0.0) - per_epoch_hooks * train / max(
+            train + evaluation, 1e-9),
+        "eval steps": evaluation - spans.get("step:eval:first", 0.0) - per_epoch_hooks * evaluation / max(
+            train + evaluation, 1e-9),
+        "traces, per epoch (all hooks but on_begin/on_end)": per_epoch_hooks,
+        "traces, once (on_begin, on_end: first grid, GIF)": per_run,
+    }
+    inside = sum(v for k, v in phases.items() if k not in ("interpreter", ))
+    phases["rest of the command (fit set-up, summary, files)"] = spans["process until exit"] - spans[
+        "interpreter"] - inside
+    phases["exit"] = wall - spans["process until exit"]
+    epoch_wall = (train + evaluation - first) / epochs
+    return {"wall_seconds": wall, "phases": phases, "traces_per_epoch": dict(by_trace),
+            "epoch_seconds": epoch_wall, "extras_share": per_epoch_hooks / epochs / epoch_wall,
+            "train_epoch_seconds": train_epochs, "first_train_step_seconds": spans.get("step:train:first", 0.0),
+            "spans": spans, "counts": counts}
 
 
 def main(argv: List[str]) -> int:
@@ -108,6 +189,7 @@ def main(argv: List[str]) -> int:
     clock.spans["command"] = time.perf_counter() - start
     clock.spans["process until exit"] = time.time() - launch  # exit itself is measured by the launcher
     print(json.dumps({"spans": clock.spans, "counts": clock.counts, "exit_code": code}), flush=True)
+    cli.exit_now(code)  # as the console script ends (the launcher times the exit)
     return code
 
 

@@ -4,6 +4,7 @@ Errors in user input print one line, `pipeline-vae: error: ...`, and exit non-ze
 """
 import argparse
 import atexit
+import gc
 import os
 import re
 import sys
@@ -105,6 +106,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pipeline_vae.resume import CHECKPOINT_DIR, last_checkpoint_epoch
     from pipeline_vae.run_lock import RunLock
     from pipeline_vae.traces import StopOnNaN
+    gc.freeze()  # the modules just imported live as long as the process: FE's gc.collect() calls need not walk them
     resume = args.seed is None and not args.no_resume
     checkpoints = os.path.join(args.save_dir, CHECKPOINT_DIR)
     with RunLock(args.save_dir) as lock:
@@ -143,7 +145,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                   traces=loggers)
         start = time.perf_counter()
         try:
-            summary = estimator.fit(summary="pipeline-vae")
+            summary = estimator.fit(summary="pipeline-vae", warmup=False)  # get_estimator checked the graph
         except BaseException:
             for logger in loggers:
                 logger.close(failed=True)

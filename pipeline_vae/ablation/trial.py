@@ -248,7 +248,7 @@ def train_and_evaluate(spec: Any, variant: Any, seed: int, save_dir: str, data: 
                               binarize_threshold=settings.get("binarize_threshold"), resume=True, traces=extra)
     try:
         start = time.perf_counter()
-        summary = estimator.fit(summary=variant.name)
+        summary = estimator.fit(summary=variant.name, warmup=False)  # get_estimator checked the graph
         train_seconds = time.perf_counter() - start
         history = summary.history["eval"].get(METRIC, {})
         if not history:

@@ -41,9 +41,22 @@ def test_make_bench_smoke_runs_every_path(tmp_path):
     numbers += [results["process"][k][field] for k in ("train", "raw_train", "iw") for field in ("peak_rss_mb",
                                                                                                 "rss_before_mb")]
     numbers += [results["process"][k]["startup_seconds"] for k in ("train", "raw_train")]
+    whole = results["whole_run"]["1"]
+    numbers += [whole["median_ratio"], whole["median_rss_ratio"], whole["median_project_wall_seconds"],
+                whole["median_raw_wall_seconds"]]
+    breakdown = results["breakdown"]
+    numbers += [breakdown["extras_share"], breakdown["epoch_seconds"], breakdown["phases"]["training steps"],
+                breakdown["phases"]["imports (CLI, TensorFlow, FastEstimator, torch)"]]
+    assert {"SampleGrid", "FullModelSaver(encoder)", "FullModelSaver(decoder)", "AtomicCSVLogger",
+            "ExtendableRestoreWizard", "StopOnNaN"} <= set(breakdown["traces_per_epoch"])  # every trace was timed
+    numbers += list(results["startup"].values())
+    folder = results["folder"]
+    numbers += [*folder["decode_images_per_s"], *folder["train_images_per_s"], folder["first_epoch_over_later"]]
     assert all(math.isfinite(v) and v > 0 for v in numbers)
     assert len(results["inference"]) == 4  # generate and reconstruct at two batch sizes in smoke mode
     quality = results["quality"]
     assert quality["project_default_batch100_lr1e-3"]["curve_seconds_elbo"]  # the smoke target is reached at once
     assert quality["raw_tf_loop_tutorial_batch32_lr1e-4"]["seconds_to_target"] > 0
     assert "ratio project / raw loop" in result.stdout and "time to -1000 nats" in result.stdout
+    assert "whole run, 1 epoch(s): project / plain loop wall time" in result.stdout
+    assert "start-up: pipeline-vae ablate a malformed spec" in result.stdout
