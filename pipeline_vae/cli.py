@@ -106,6 +106,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pipeline_vae.resume import CHECKPOINT_DIR, last_checkpoint_epoch
     from pipeline_vae.run_lock import RunLock
     from pipeline_vae.traces import StopOnNaN
+    import tensorflow as tf
     gc.freeze()  # the modules just imported live as long as the process: FE's gc.collect() calls need not walk them
     resume = args.seed is None and not args.no_resume
     checkpoints = os.path.join(args.save_dir, CHECKPOINT_DIR)
@@ -143,6 +144,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                                   widths=args.widths,
                                   resume=resume,
                                   traces=loggers)
+        gpus = len(tf.config.list_physical_devices("GPU"))
+        if gpus > 1:  # FE trains on all of them (MirroredStrategy), splitting each batch
+            print(f"pipeline-vae: {gpus} GPUs: global batch {args.batch_size}, about {args.batch_size / gpus:g} per "
+                  "GPU")
         start = time.perf_counter()
         try:
             summary = estimator.fit(summary="pipeline-vae", warmup=False)  # get_estimator checked the graph

@@ -69,7 +69,8 @@ class Setting:
 SETTINGS: Dict[str, Setting] = {
     # the budget
     "epochs": Setting(5, _int(1), "a positive integer", "training epochs"),
-    "batch_size": Setting(100, _int(1), "a positive integer", "examples per batch (train and eval)"),
+    "batch_size": Setting(100, _int(1), "a positive integer", "examples per batch (train and eval; with several "
+                          "GPUs the global batch, which FastEstimator splits evenly across them)"),
     "train_steps_per_epoch": Setting(None, _int(1, True), "a positive integer or None",
                                      "cap on training steps per epoch (default: the whole training set)"),
     "eval_steps_per_epoch": Setting(None, _int(1, True), "a positive integer or None",
