@@ -106,10 +106,11 @@ def measure(epochs: int, batch: int = 100, steps: Optional[int] = None, eval_ste
 
     Returns:
         `phases` (seconds: interpreter, imports, data, building, first train and eval steps (tracing), training steps,
-        eval, traces, after the fit, exit), `per_epoch` (train and eval seconds of every epoch, and the traces' hooks
-        in them), `traces_per_epoch` (seconds per epoch by trace), `extras_share` (all traces' per-epoch work as a
-        share of the epochs' wall time), `train_epoch_seconds` (each training epoch, its first step excluded),
-        `first_train_step_seconds` and `wall_seconds`.
+        eval steps, traces per epoch and once, the rest of the command, exit), `traces_per_epoch` (seconds per epoch
+        by trace), `traces_once` (their on_begin and on_end by trace: the first sample grid, the GIF),
+        `epoch_seconds` (an epoch's train and eval wall time, first steps excluded), `extras_share` (all traces'
+        per-epoch work as a share of it), `train_epoch_seconds` (each training epoch, its first step excluded),
+        `first_train_step_seconds`, `wall_seconds` and the raw `spans` and `counts`.
 
     Args:
         epochs: `--epochs`.
@@ -119,6 +120,8 @@ def measure(epochs: int, batch: int = 100, steps: Optional[int] = None, eval_ste
         extra: More `pipeline-vae train` arguments (e.g. `--data FOLDER`).
     """
     import tempfile
+
+    from benchmarks.whole_run import _env
     with tempfile.TemporaryDirectory() as work:
         command = [sys.executable, "-m", "benchmarks.breakdown", "--epochs", str(epochs), "--batch-size", str(batch),
                    "--save-dir", os.path.join(work, "run")]
@@ -127,7 +130,7 @@ def measure(epochs: int, batch: int = 100, steps: Optional[int] = None, eval_ste
         command += list(extra)
         launched = time.time()
         result = subprocess.run(command, capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(
-            os.path.abspath(__file__))), env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **{LAUNCH_ENV: repr(launched)}))
+            os.path.abspath(__file__))), env=_env(**{LAUNCH_ENV: repr(launched)}))
         wall = time.time() - launched
     lines = [line for line in result.stdout.splitlines() if line.startswith('{"spans"')]
     if result.returncode != 0 or not lines:
@@ -137,8 +140,11 @@ def measure(epochs: int, batch: int = 100, steps: Optional[int] = None, eval_ste
     per_run = sum(v for k, v in hooks.items() if k.endswith((":on_begin", ":on_end")))
     per_epoch_hooks = sum(hooks.values()) - per_run
     by_trace: Dict[str, float] = defaultdict(float)
+    once: Dict[str, float] = defaultdict(float)
     for key, value in hooks.items():
-        if not key.endswith((":on_begin", ":on_end")):
+        if key.endswith((":on_begin", ":on_end")):
+            once[key.split(":")[1]] += value
+        else:
             by_trace[key.split(":")[1]] += value / epochs
     train_epochs = [spans[f"epoch:train:{e}"] for e in range(1, epochs + 1) if f"epoch:train:{e}" in spans]
     train_epochs[0] -= spans.get("step:train:first", 0.0)  # the first step traces the graph
@@ -165,7 +171,7 @@ def measure(epochs: int, batch: int = 100, steps: Optional[int] = None, eval_ste
         "interpreter"] - inside
     phases["exit"] = wall - spans["process until exit"]
     epoch_wall = (train + evaluation - first) / epochs
-    return {"wall_seconds": wall, "phases": phases, "traces_per_epoch": dict(by_trace),
+    return {"wall_seconds": wall, "phases": phases, "traces_per_epoch": dict(by_trace), "traces_once": dict(once),
             "epoch_seconds": epoch_wall, "extras_share": per_epoch_hooks / epochs / epoch_wall,
             "train_epoch_seconds": train_epochs, "first_train_step_seconds": spans.get("step:train:first", 0.0),
             "spans": spans, "counts": counts}

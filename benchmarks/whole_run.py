@@ -77,7 +77,11 @@ def _run_ok(command: List[str], env: Optional[Dict[str, str]] = None) -> Tuple[f
 
 
 def _env(**extra: str) -> Dict[str, str]:
-    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **extra)
+    """This environment for a measured process: TensorFlow's start-up lines off, and no op determinism inherited
+    (`fe.enable_deterministic` in a calling process sets TF_DETERMINISTIC_OPS; the plain loop's unseeded random ops
+    would fail under it)."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_DETERMINISTIC_OPS"}
+    return dict(env, TF_CPP_MIN_LOG_LEVEL="3", **extra)
 
 
 def cli() -> str:
