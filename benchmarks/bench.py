@@ -382,10 +382,24 @@ def bench_quality(data, args, work_dir: str, say: Callable[[str], None]) -> Dict
 
 # ----------------------------------------------------------------------------------------------- whole processes
 def bench_whole_run(args, say: Callable[[str], None]) -> Dict[str, Any]:
-    from benchmarks.whole_run import measure_pairs
-    caps = dict(steps=5, eval_steps=2) if args.smoke else {}
-    return {str(epochs): measure_pairs(epochs, args.pairs, args.batch, say=say, **caps)
-            for epochs in args.whole_run_epochs}
+    """`python -m benchmarks.whole_run` as its own small process: a child's peak RSS (`wait4`) counts the memory it
+    shared with its parent when it was forked, so the contenders must not be forked from this large process."""
+    with tempfile.TemporaryDirectory() as out:
+        command = [sys.executable, "-m", "benchmarks.whole_run", "--epochs", ",".join(map(str, args.whole_run_epochs)),
+                   "--pairs", str(args.pairs), "--batch", str(args.batch), "--out", out]
+        command += ["--steps", "5", "--eval-steps", "2"] if args.smoke else []
+        env = {k: v for k, v in os.environ.items() if k != "TF_DETERMINISTIC_OPS"}
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                              cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) as proc:
+            lines = []
+            for line in proc.stdout:
+                lines.append(line)
+                if line.startswith("  "):
+                    say(line.rstrip())
+        if proc.returncode != 0:
+            raise RuntimeError(f"benchmarks.whole_run failed ({proc.returncode}): {''.join(lines)[-1500:]}")
+        with open(os.path.join(out, "whole_run.json")) as file:
+            return json.load(file)["results"]
 
 
 def bench_breakdown(args, say: Callable[[str], None]) -> Dict[str, Any]:
