@@ -36,8 +36,9 @@ test: data
 mutation-check: data
 	$(BIN)/python tools/mutation_check.py --report docs/mutation_check.md $(MUTATION_ARGS)
 
-# The full benchmark (about 21 minutes here: 1284 s in benchmarks/results/bench-full.json): table on stdout, numbers
-# in benchmarks/results/bench.json.
+# The full benchmark (about 25 minutes here: 1403 s for benchmarks/results/bench.json): table on stdout, numbers in
+# benchmarks/results/bench.json. Includes the whole runs (pipeline-vae train against the plain loop as processes),
+# the per-epoch breakdown, the CLI's start-up on bad input and a folder of PNGs (docs/benchmarks.md).
 bench: data
 	$(BIN)/python -m benchmarks.bench --out $(BENCH_OUT) $(BENCH_ARGS)
 
