@@ -102,11 +102,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     uri = _tracking_uri(args)
     data = load_data(_data_source(args))  # checked (and MNIST or a Keras set fetched) before the folder is touched
     _quiet_tensorflow()  # and before TensorFlow is imported, so a wrong --data answers at once
+    import tensorflow as tf
+
     from pipeline_vae.builders import METRIC, get_estimator
     from pipeline_vae.resume import CHECKPOINT_DIR, last_checkpoint_epoch
     from pipeline_vae.run_lock import RunLock
     from pipeline_vae.traces import StopOnNaN
-    import tensorflow as tf
     gc.freeze()  # the modules just imported live as long as the process: FE's gc.collect() calls need not walk them
     resume = args.seed is None and not args.no_resume
     checkpoints = os.path.join(args.save_dir, CHECKPOINT_DIR)
