@@ -408,6 +408,7 @@ def bench_breakdown(args, say: Callable[[str], None]) -> Dict[str, Any]:
     out = measure(args.breakdown_epochs, args.batch, **caps)
     say(f"  {args.breakdown_epochs} epochs, {out['wall_seconds']:.1f} s: " +
         ", ".join(f"{name} {seconds:.2f} s" for name, seconds in out["phases"].items()))
+    say("  within those: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in out["within_phases"].items()))
     say(f"  traces per epoch: {100 * out['extras_share']:.2f}% of an epoch's {out['epoch_seconds']:.1f} s (" +
         ", ".join(f"{name} {1000 * seconds:.0f} ms" for name, seconds in sorted(
             out["traces_per_epoch"].items(), key=lambda item: -item[1])) + ")")
@@ -537,6 +538,8 @@ def table(results: Dict[str, Any]) -> str:
         bd = results["breakdown"]
         for name, seconds in bd["phases"].items():
             rows.append((f"breakdown: {name}", f"{seconds:.2f} s"))
+        for name, seconds in bd["within_phases"].items():
+            rows.append((f"  within: {name}", f"{seconds:.2f} s"))
         rows.append(("breakdown: traces per epoch / epoch wall time", f"{100 * bd['extras_share']:.2f}% of "
                      f"{bd['epoch_seconds']:.1f} s"))
         for name, seconds in sorted(bd["traces_per_epoch"].items(), key=lambda item: -item[1]):

@@ -1,13 +1,14 @@
 """Where a `pipeline-vae train` run's time goes, measured inside one fresh process that runs the CLI itself.
 
-    python -m benchmarks.breakdown [--epochs 2] [--out FOLDER]
+    PIPELINE_VAE_BENCH_LAUNCH=$(date +%s.%N) python -m benchmarks.breakdown [pipeline-vae train arguments]
 
 The process times, from its launch (the launching side passes its clock in `PIPELINE_VAE_BENCH_LAUNCH`; without it
 the interpreter's start is not counted): the interpreter, importing the CLI, reading and checking the data,
 importing TensorFlow/FastEstimator/torch, building the estimator (`get_estimator`: the two models through
 `fe.build`, the traces, the config), FE's warm-up (tracing the train and eval steps), then every training and eval
 epoch, and inside them each trace's hooks (every Trace class in the fit, FE's own included, wrapped at class level so
-nested `super()` calls count once), and the rest of the command after the fit. It then runs the real
+nested `super()` calls count once), and the rest of the command after the fit; and, inside those, autograph's
+conversion of functions (the project's ops apart) and full garbage collections. It then runs the real
 `pipeline_vae.cli.main(["train", ...])`, so the numbers are the command's.
 
 Prints one JSON object (the last line of stdout); `measure()` runs such a process and sums it up per phase and per
@@ -92,6 +93,24 @@ def _instrument(clock: Clock) -> None:
                     setattr(cls, hook, clock.timed(lambda trace, *a, h=hook: f"trace:{_trace_label(trace)}:{h}",
                                                    vars(cls)[hook], group="trace"))
 
+    from tensorflow.python.autograph.impl import api as autograph_api  # where autograph converts a function
+    autograph_api._convert_actual = clock.timed(
+        lambda entity, *a: "autograph: " + ("the project's ops" if getattr(entity, "__module__", "").startswith(
+            ("ops.", "pipeline_vae.")) else "FastEstimator's and other functions"), autograph_api._convert_actual,
+        group="autograph")
+
+    import gc
+    started: Dict[str, float] = {}
+
+    def collections(phase: str, info: Dict[str, Any]) -> None:  # full garbage collections: FE calls gc.collect()
+        if info["generation"] == 2:
+            if phase == "start":
+                started["at"] = time.perf_counter()
+            elif "at" in started:
+                clock.spans["garbage collections (full)"] += time.perf_counter() - started.pop("at")
+                clock.counts["garbage collections (full)"] += 1
+    gc.callbacks.append(collections)
+
     prepare = fe.Estimator._prepare_traces
 
     def prepare_then_wrap(self, *args, **kwargs):
@@ -110,7 +129,8 @@ def measure(epochs: int, batch: int = 100, steps: Optional[int] = None, eval_ste
         by trace), `traces_once` (their on_begin and on_end by trace: the first sample grid, the GIF),
         `epoch_seconds` (an epoch's train and eval wall time, first steps excluded), `extras_share` (all traces'
         per-epoch work as a share of it), `train_epoch_seconds` (each training epoch, its first step excluded),
-        `first_train_step_seconds`, `wall_seconds` and the raw `spans` and `counts`.
+        `first_train_step_seconds`, `within_phases` (seconds of autograph conversion, the project's ops apart, and
+        of full garbage collections, inside the phases above), `wall_seconds` and the raw `spans` and `counts`.
 
     Args:
         epochs: `--epochs`.
@@ -171,7 +191,8 @@ def measure(epochs: int, batch: int = 100, steps: Optional[int] = None, eval_ste
         "interpreter"] - inside
     phases["exit"] = wall - spans["process until exit"]
     epoch_wall = (train + evaluation - first) / epochs
-    return {"wall_seconds": wall, "phases": phases, "traces_per_epoch": dict(by_trace), "traces_once": dict(once),
+    within = {k: v for k, v in spans.items() if k.startswith("autograph: ") or k == "garbage collections (full)"}
+    return {"wall_seconds": wall, "phases": phases, "within_phases": within, "traces_per_epoch": dict(by_trace), "traces_once": dict(once),
             "epoch_seconds": epoch_wall, "extras_share": per_epoch_hooks / epochs / epoch_wall,
             "train_epoch_seconds": train_epochs, "first_train_step_seconds": spans.get("step:train:first", 0.0),
             "spans": spans, "counts": counts}
@@ -195,7 +216,8 @@ def main(argv: List[str]) -> int:
     clock.spans["command"] = time.perf_counter() - start
     clock.spans["process until exit"] = time.time() - launch  # exit itself is measured by the launcher
     print(json.dumps({"spans": clock.spans, "counts": clock.counts, "exit_code": code}), flush=True)
-    cli.exit_now(code)  # as the console script ends (the launcher times the exit)
+    getattr(cli, "exit_now", sys.exit)(code)  # as the console script ends (the launcher times the exit; older
+    # commits had no exit_now)
     return code
 
 

@@ -49,6 +49,8 @@ def test_make_bench_smoke_runs_every_path(tmp_path):
                 breakdown["phases"]["imports (CLI, TensorFlow, FastEstimator, torch)"]]
     assert {"SampleGrid", "FullModelSaver(encoder)", "FullModelSaver(decoder)", "AtomicCSVLogger",
             "ExtendableRestoreWizard", "StopOnNaN"} <= set(breakdown["traces_per_epoch"])  # every trace was timed
+    numbers += [breakdown["within_phases"]["autograph: the project's ops"],
+                breakdown["within_phases"]["autograph: FastEstimator's and other functions"]]
     numbers += list(results["startup"].values())
     folder = results["folder"]
     numbers += [*folder["decode_images_per_s"], *folder["train_images_per_s"], folder["first_epoch_over_later"]]
