@@ -192,8 +192,9 @@ def measure(epochs: int, batch: int = 100, steps: Optional[int] = None, eval_ste
     phases["exit"] = wall - spans["process until exit"]
     epoch_wall = (train + evaluation - first) / epochs
     within = {k: v for k, v in spans.items() if k.startswith("autograph: ") or k == "garbage collections (full)"}
-    return {"wall_seconds": wall, "phases": phases, "within_phases": within, "traces_per_epoch": dict(by_trace), "traces_once": dict(once),
-            "epoch_seconds": epoch_wall, "extras_share": per_epoch_hooks / epochs / epoch_wall,
+    return {"wall_seconds": wall, "phases": phases, "within_phases": within, "traces_per_epoch": dict(by_trace),
+            "traces_once": dict(once), "epoch_seconds": epoch_wall,
+            "extras_share": per_epoch_hooks / epochs / epoch_wall,
             "train_epoch_seconds": train_epochs, "first_train_step_seconds": spans.get("step:train:first", 0.0),
             "spans": spans, "counts": counts}
 
