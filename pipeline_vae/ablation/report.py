@@ -1,7 +1,8 @@
 """The ablation's results: per-run CSV and JSON, a Markdown table ranked by IW bound, and a point plot.
 
     results.csv   one row per variant x seed (every metric)
-    results.json  the spec, every run, the per-variant summary, the command and the machine
+    results.json  the spec, every run, the per-variant summary, the command, the machine and the provenance (the
+                  commits the trials ran, their hosts, their summed training and evaluation hours)
     results.md    variant | IW bound | delta | ELBO | delta | KL | active units | [bits/dim |] train time
                   (mean ± sd over seeds; bits/dim where the likelihoods give them)
     results.png   IW bound and ELBO per variant, mean ± sd over seeds, each seed as a dot, the baseline as a line
@@ -22,7 +23,7 @@ from pipeline_vae.plots import save_figure
 #: Per-run columns of results.csv, in order (`variant` and `seed` first).
 COLUMNS = ("variant", "seed", "iw_bound", "iw_bound_se", "iw_samples", "elbo_analytic", "elbo_mc", "elbo_mc_se",
            "reconstruction", "kl", "active_units", "latent_dim", "best_logged_elbo", "train_seconds", "eval_seconds",
-           "epochs", "parameters", "n_images", "likelihood", "elbo_bpd", "iw_bound_bpd")
+           "epochs", "parameters", "n_images", "likelihood", "elbo_bpd", "iw_bound_bpd", "commit")
 #: The numbers summarised per variant.
 SUMMARISED = ("iw_bound", "elbo_analytic", "reconstruction", "kl", "active_units", "train_seconds", "elbo_bpd",
               "iw_bound_bpd")
@@ -70,6 +71,17 @@ def summarize(spec: Spec, rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]
     return sorted(summary, key=lambda e: -e[rank] if not math.isnan(e[rank]) else math.inf)
 
 
+def provenance(rows: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """Where the records came from: the code versions (`commit`, "unknown" for records without one) and hosts, in
+    order of appearance, and the trials' summed training and evaluation time in hours (trials may have run at once,
+    on several machines and across sessions: this is compute, not elapsed time)."""
+    def seen(key: str) -> List[str]:
+        return list(dict.fromkeys(str(row.get(key) or "unknown") for row in rows))
+    return {"commits": seen("commit"), "hosts": seen("host"),
+            "train_hours": round(sum(_number(row.get("train_seconds") or 0) for row in rows) / 3600, 2),
+            "eval_hours": round(sum(_number(row.get("eval_seconds") or 0) for row in rows) / 3600, 2)}
+
+
 def _pm(entry: Dict[str, Any], key: str, digits: int = 2) -> str:
     value, spread = entry[f"{key}_mean"], entry[f"{key}_sd"]
     if math.isnan(value):
@@ -77,8 +89,10 @@ def _pm(entry: Dict[str, Any], key: str, digits: int = 2) -> str:
     return f"{value:.{digits}f}" + ("" if math.isnan(spread) else f" ± {spread:.{digits}f}")
 
 
-def markdown_table(spec: Spec, summary: Sequence[Dict[str, Any]], command: str = "") -> str:
-    """The summary as a Markdown table with a caption saying how it was made."""
+def markdown_table(spec: Spec, summary: Sequence[Dict[str, Any]], command: str = "",
+                   rows: Sequence[Dict[str, Any]] = ()) -> str:
+    """The summary as a Markdown table with a caption saying how it was made (and, given the records `rows`, by
+    which code and how much compute)."""
     iw = spec.eval["iw_samples"]
     budget = f"{spec.budget['epochs']} epoch(s)"
     if spec.budget["train_steps_per_epoch"]:
@@ -95,6 +109,10 @@ def markdown_table(spec: Spec, summary: Sequence[Dict[str, Any]], command: str =
              f". Ranked by {f'the IW bound (K={iw})' if iw else 'the ELBO'}; deltas are against the baseline.", ""]
     if command:
         lines += [f"Command: `{command}`", ""]
+    if rows:
+        made = provenance(rows)
+        lines += [f"Code: {', '.join(f'`{c}`' for c in made['commits'])}. {len(rows)} trials: {made['train_hours']} h "
+                  f"of training and {made['eval_hours']} h of evaluation in all (summed over trials).", ""]
     header = ["variant", f"IW bound K={iw}" if iw else "IW bound", "Δ IW", "ELBO (closed-form KL)", "Δ ELBO", "KL",
               "active units"] + (["bits/dim"] if with_bpd else []) + ["train s"]
     lines += ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
@@ -166,10 +184,11 @@ def write_reports(spec: Spec, rows: Sequence[Dict[str, Any]], out_dir: str, comm
     write_json_atomic(paths["json"], _json_safe({
         "spec": spec.to_json(), "runs": list(rows), "summary": summary, "command": command,
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpus": os.cpu_count(), "python": platform.python_version()}
+                    "cpus": os.cpu_count(), "python": platform.python_version()},
+        "provenance": provenance(rows)
     }))
     with atomic_path(paths["md"]) as tmp, open(tmp, "w") as file:
-        file.write(markdown_table(spec, summary, command))
+        file.write(markdown_table(spec, summary, command, rows))
     plot_results(spec, rows, summary, paths["png"])
     return paths
 

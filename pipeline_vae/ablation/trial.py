@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -149,6 +150,20 @@ def _prepare(folder: str, trial: Trial) -> None:
     write_json_atomic(path, trial.to_json())
 
 
+def code_version() -> Optional[str]:
+    """The git commit of the code this process runs: "<sha>", "<sha>+dirty" when tracked files differ from it, or
+    None outside a git checkout (an installed wheel) or without git."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        sha = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=30,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return sha + ("+dirty" if dirty else "") if sha else None
+
+
 def run_trial(spec: Any, trial: Trial, out_dir: str, data: Optional[str] = None,
               tracking: Sequence[Dict[str, Any]] = (), on_epoch: Optional[Callable[[int, float], None]] = None,
               say: Callable[[str], None] = print, poll: float = 1.0) -> Dict[str, Any]:
@@ -166,7 +181,7 @@ def run_trial(spec: Any, trial: Trial, out_dir: str, data: Optional[str] = None,
 
     Returns:
         The record: `key`, `variant`, `seed`, the evaluation (see `train_and_evaluate`), `attempts` (how many
-        starts it took) and `resumed_from_epoch` (0 if it never resumed).
+        starts it took), `resumed_from_epoch` (0 if it never resumed), `host` and `commit` (`code_version`).
 
     Raises:
         RunFailed, ValueError: From training or evaluation (nothing is recorded; a retry resumes).
@@ -189,7 +204,8 @@ def run_trial(spec: Any, trial: Trial, out_dir: str, data: Optional[str] = None,
         attempts = read_attempts(folder)
         resumed_from = max(a.get("resumed_from_epoch", 0) for a in attempts)
         record = {"key": trial.key, "variant": trial.variant, "seed": trial.seed, **metrics,
-                  "attempts": len(attempts), "resumed_from_epoch": resumed_from, "host": socket.gethostname()}
+                  "attempts": len(attempts), "resumed_from_epoch": resumed_from, "host": socket.gethostname(),
+                  "commit": code_version()}
         write_json_atomic(os.path.join(folder, RECORD_FILE), record)
         shutil.rmtree(os.path.join(folder, CHECKPOINT_DIR), ignore_errors=True)  # done: nothing left to resume
         return record

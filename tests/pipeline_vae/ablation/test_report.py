@@ -5,7 +5,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from pipeline_vae.ablation.report import markdown_table, summarize, write_reports
+from pipeline_vae.ablation.report import markdown_table, provenance, summarize, write_reports
 from pipeline_vae.ablation.spec import parse_spec
 
 SPEC = parse_spec("""\
@@ -51,6 +51,18 @@ def test_markdown_marks_the_baseline_and_states_how_it_was_made():
     assert "- `a`: first" in lines
 
 
+def test_provenance_names_the_code_and_sums_the_compute():
+    rows = _rows()
+    for i, row in enumerate(rows):
+        row.update(commit="abc" if i < 4 else "def+dirty", host="h1", eval_seconds=360.0)
+    rows[0].pop("commit")
+    # training 10 s (seed 0) or 11 s (seed 1), three of each: 63 s; evaluation 6 x 360 s = 0.6 h
+    assert provenance(rows) == {"commits": ["unknown", "abc", "def+dirty"], "hosts": ["h1"],
+                                "train_hours": round(63 / 3600, 2), "eval_hours": 0.6}
+    text = markdown_table(SPEC, summarize(SPEC, rows), command="cmd", rows=rows)
+    assert "Code: `unknown`, `abc`, `def+dirty`. 6 trials: 0.02 h of training and 0.6 h of evaluation" in text
+
+
 def test_write_reports_makes_all_four_files(tmp_path):
     paths = write_reports(SPEC, _rows(), str(tmp_path), command="cmd")
     with open(paths["csv"]) as file:
@@ -60,6 +72,7 @@ def test_write_reports_makes_all_four_files(tmp_path):
         data = json.loads(file.read(), parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))  # strict JSON
     assert data["command"] == "cmd" and len(data["runs"]) == 6 and data["spec"]["name"] == "demo"
     assert [e["variant"] for e in data["summary"]] == ["b", "c", "a"]
+    assert data["provenance"]["commits"] == ["unknown"] and data["provenance"]["train_hours"] == round(63 / 3600, 2)
     image = np.asarray(Image.open(paths["png"]).convert("L"))
     assert image.shape[1] == 1000 and image.std() > 10  # two panels, not blank
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv", "results.json", "results.md", "results.png"]

@@ -1,13 +1,15 @@
 import json
 import math
 import os
+import subprocess
 
 import pytest
 
+import pipeline_vae
 from pipeline_vae.ablation import RunFailed
 from pipeline_vae.ablation.report import write_reports
 from pipeline_vae.ablation.runner import run_ablation, run_dir, run_key
-from pipeline_vae.ablation.trial import read_attempts, read_record
+from pipeline_vae.ablation.trial import code_version, read_attempts, read_record
 from pipeline_vae.ablation.spec import parse_spec
 
 TINY = """\
@@ -50,6 +52,14 @@ def _check_rows_and_table_against_evaluate(spec, rows, out, mnist_path):
             assert table[variant][column] == f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}", (variant, key)
 
 
+def test_code_version_names_the_checkout_and_says_when_it_is_dirty(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(pipeline_vae.__file__)))
+    git = lambda *args: subprocess.run(["git", "-C", root, *args], capture_output=True, text=True,
+                                       check=True).stdout.strip()
+    sha, dirty = git("rev-parse", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
+    assert len(sha) == 40 and code_version() == sha + ("+dirty" if dirty else "")
+
+
 @pytest.mark.slow
 def test_two_variants_two_seeds_then_a_repeat_skips_every_finished_run(tmp_path, mnist_path, capsys):
     spec = parse_spec(TINY, "tiny.yaml")
@@ -68,6 +78,7 @@ def test_two_variants_two_seeds_then_a_repeat_skips_every_finished_run(tmp_path,
         folder = run_dir(out, row["variant"], row["seed"])
         assert read_record(folder)["key"] == run_key(spec, spec.variant(row["variant"]), mnist_path)
         assert row["attempts"] == 1 and len(read_attempts(folder)) == 1 and row["resumed_from_epoch"] == 0
+        assert row["commit"] == code_version() and row["commit"] is not None  # the code the trial ran
     _check_rows_and_table_against_evaluate(spec, rows, out, mnist_path)
     capsys.readouterr()
 
