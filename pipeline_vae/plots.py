@@ -17,15 +17,17 @@ import glob
 import io
 import os
 from statistics import NormalDist
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
 from pipeline_vae.atomic import atomic_path
-from pipeline_vae.inference import CVAE, to_unit_images
 from pipeline_vae.run_config import FILES
+
+if TYPE_CHECKING:  # the models' plots import it when they run: tables and sample grids need no TensorFlow
+    from pipeline_vae.inference import CVAE
 
 SAMPLES_DIR, GIF_FILE, LOG_FILE = FILES["samples"], FILES["gif"], FILES["log"]
 DPI = 100
@@ -59,7 +61,7 @@ def show(ax, image: np.ndarray, ink: bool = True) -> None:
         ax.imshow(image, cmap="gray_r" if ink else "gray", vmin=0, vmax=1)
 
 
-def is_ink(vae: CVAE) -> bool:
+def is_ink(vae: "CVAE") -> bool:
     """Whether a model's grey images are drawn as ink (dark on white): the Bernoulli likelihood's binarized digits."""
     return vae.likelihood.name == "bernoulli"
 
@@ -95,7 +97,7 @@ def sample_frames(save_dir: str) -> List[str]:
     return sorted(glob.glob(os.path.join(save_dir, SAMPLES_DIR, "epoch_*.png")))
 
 
-def manifold_figure(vae: CVAE, n: int = 20) -> Figure:
+def manifold_figure(vae: "CVAE", n: int = 20) -> Figure:
     """Decode an n x n grid of z over the standard-normal quantiles 0.05..0.95, axes labelled with z (the first and
     last row and column always labelled). 800 x 800 px.
 
@@ -123,7 +125,7 @@ def manifold_figure(vae: CVAE, n: int = 20) -> Figure:
     return fig
 
 
-def plot_manifold(vae: CVAE, path: str, n: int = 20) -> str:
+def plot_manifold(vae: "CVAE", path: str, n: int = 20) -> str:
     """Write `manifold_figure(vae, n)` as PNG to `path`. Returns `path`."""
     return save_figure(manifold_figure(vae, n), path)
 
@@ -136,7 +138,7 @@ def principal_components(points: np.ndarray, k: int = 2) -> Tuple[np.ndarray, np
     return centred @ vt[:k].T, share[:k]
 
 
-def latent_scatter_figure(vae: CVAE, images: np.ndarray, labels: np.ndarray) -> Figure:
+def latent_scatter_figure(vae: "CVAE", images: np.ndarray, labels: np.ndarray) -> Figure:
     """Posterior means of `images` coloured by label; for latent size > 2 the first two principal components, said so
     in the title. 800 x 700 px.
 
@@ -169,14 +171,15 @@ def latent_scatter_figure(vae: CVAE, images: np.ndarray, labels: np.ndarray) -> 
     return fig
 
 
-def plot_latent_scatter(vae: CVAE, images: np.ndarray, labels: np.ndarray, path: str) -> str:
+def plot_latent_scatter(vae: "CVAE", images: np.ndarray, labels: np.ndarray, path: str) -> str:
     """Write `latent_scatter_figure(vae, images, labels)` as PNG to `path`. Returns `path`."""
     return save_figure(latent_scatter_figure(vae, images, labels), path)
 
 
-def reconstructions_figure(vae: CVAE, images: np.ndarray) -> Figure:
+def reconstructions_figure(vae: "CVAE", images: np.ndarray) -> Figure:
     """Rows: original, the model's input (binarized if the run binarized), the decoded mean of z = posterior mean, and
     for the Bernoulli likelihood its binarized decoding; one column per image. (100 + 75 * N) x 400 px."""
+    from pipeline_vae.inference import to_unit_images
     original = to_unit_images(images, vae.image_shape)
     model_input = vae.prepare(images)
     decoded = vae.reconstruct(images)
@@ -201,7 +204,7 @@ def reconstructions_figure(vae: CVAE, images: np.ndarray) -> Figure:
     return fig
 
 
-def plot_reconstructions(vae: CVAE, images: np.ndarray, path: str) -> str:
+def plot_reconstructions(vae: "CVAE", images: np.ndarray, path: str) -> str:
     """Write `reconstructions_figure(vae, images)` as PNG to `path`. Returns `path`."""
     return save_figure(reconstructions_figure(vae, images), path)
 
@@ -270,6 +273,7 @@ def plot_run(save_dir: str, images: np.ndarray, labels: Optional[np.ndarray] = N
     Returns:
         The paths written.
     """
+    from pipeline_vae.inference import CVAE
     vae = CVAE.load(save_dir)
     written = []
     if vae.latent_dim == 2:

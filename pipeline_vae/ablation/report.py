@@ -110,9 +110,11 @@ def markdown_table(spec: Spec, summary: Sequence[Dict[str, Any]], command: str =
     if command:
         lines += [f"Command: `{command}`", ""]
     if rows:
-        made = provenance(rows)
+        made, planned = provenance(rows), len(spec.variants) * len(spec.seeds)
         lines += [f"Code: {', '.join(f'`{c}`' for c in made['commits'])}. {len(rows)} trials: {made['train_hours']} h "
-                  f"of training and {made['eval_hours']} h of evaluation in all (summed over trials).", ""]
+                  f"of training and {made['eval_hours']} h of evaluation in all (summed over trials)."
+                  + (f" **Partial: {len(rows)} of {planned} trials finished so far.**" if len(rows) < planned else ""),
+                  ""]
     header = ["variant", f"IW bound K={iw}" if iw else "IW bound", "Δ IW", "ELBO (closed-form KL)", "Δ ELBO", "KL",
               "active units"] + (["bits/dim"] if with_bpd else []) + ["train s"]
     lines += ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
