@@ -53,3 +53,26 @@ bench-smoke: data
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+
+# Reproduce a published number (docs/reproduce.md lists each with the figure it gives). An ablation spec:
+# `make reproduce-losses_latent50` runs apphub/ablations/losses_latent50.yaml into runs/ablations/losses_latent50 (its
+# table lands there, to compare with docs/ablations/losses_latent50/results.md); ABLATE_ARGS="--max-concurrent 2
+# --cpus-per-trial 1" runs two trials at once. The digits spec exports scikit-learn's digits first.
+ABLATE_ARGS ?=
+SPECS := $(basename $(notdir $(wildcard apphub/ablations/*.yaml)))
+
+runs/data/digits: | setup
+	$(BIN)/python tools/export_digits.py $@
+
+reproduce-likelihoods_digits: runs/data/digits
+$(addprefix reproduce-,$(SPECS)): reproduce-%: data
+	$(BIN)/pipeline-vae ablate apphub/ablations/$*.yaml --out runs/ablations/$* $(ABLATE_ARGS)
+
+# The presets (apphub/presets/): train with the preset's own settings, then evaluate on the 10k test set.
+reproduce-fast_latent2: data
+	$(BIN)/python apphub/presets/fast_latent2.py --save-dir runs/presets/fast_latent2
+	$(BIN)/pipeline-vae evaluate --save-dir runs/presets/fast_latent2 --iw-samples 100
+
+reproduce-best_latent50: data
+	$(BIN)/python apphub/presets/best_latent50.py --save-dir runs/presets/best_latent50
+	$(BIN)/pipeline-vae evaluate --save-dir runs/presets/best_latent50 --iw-samples 1000

@@ -8,7 +8,8 @@ import fastestimator as fe
 import tensorflow as tf
 from fastestimator.dataset.numpy_dataset import NumpyDataset
 from fastestimator.op.numpyop import NumpyOp
-from fastestimator.trace.adapt import EarlyStopping, ReduceLROnPlateau
+from fastestimator.schedule import cosine_decay
+from fastestimator.trace.adapt import EarlyStopping, LRScheduler, ReduceLROnPlateau
 from fastestimator.trace.trace import Trace
 
 from ops import Binarize
@@ -131,7 +132,8 @@ def get_network(latent_dim: int = 2, learning_rate: float = 1e-3, ops: Optional[
 
 def get_traces(graph: Graph, save_dir: str, early_stop: Optional[int] = None, lr_plateau: Optional[int] = None,
                tensorboard: bool = False, likelihood: str = "bernoulli",
-               log_steps: Optional[int] = settings.default("log_steps")) -> List[Trace]:
+               log_steps: Optional[int] = settings.default("log_steps"), lr_schedule: Optional[str] = None,
+               epochs: Optional[int] = None) -> List[Trace]:
     """The traces `get_estimator` adds: a stop at the first NaN/Inf loss, exact test ELBO, best-model saving, the CSV
     log, per-epoch sample grids and GIF, and optionally early stopping, LR reduction and TensorBoard.
 
@@ -145,9 +147,15 @@ def get_traces(graph: Graph, save_dir: str, early_stop: Optional[int] = None, lr
         likelihood: The decoder likelihood (the sample grids show its mean image).
         log_steps: The Estimator's `log_steps`: TensorBoard gets the training loss every this many steps (as the CSV
             log does; 0 or None: per epoch only).
+        lr_schedule: "cosine": FE's LRScheduler with `cosine_decay` per epoch, from each model's starting rate to a
+            hundredth of it at epoch `epochs`; None: no schedule.
+        epochs: The run's epochs (needed by a schedule).
 
     Returns:
         The traces, in order.
+
+    Raises:
+        ValueError: If `lr_schedule` is unknown, given without `epochs`, or given with `lr_plateau`.
     """
     traces: List[Trace] = [StopOnNaN(monitor_names=graph.loss_key),
                            ExampleMean(inputs=graph.loss_key, outputs=METRIC, batch_key="x", scale=-1.0)]
@@ -162,6 +170,14 @@ def get_traces(graph: Graph, save_dir: str, early_stop: Optional[int] = None, lr
         traces.append(LoggedStepsTensorBoard(log_dir=os.path.join(save_dir, "tensorboard"), log_steps=log_steps))
     if early_stop is not None:
         traces.append(EarlyStopping(monitor=METRIC, patience=early_stop, compare="max"))
+    if lr_schedule is not None:
+        settings.check("lr_schedule", lr_schedule)
+        if lr_plateau is not None:
+            raise ValueError("lr_schedule and lr_plateau both set the learning rate; give one of them")
+        if not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"epochs: a learning-rate schedule needs the run's epochs, got {epochs!r}")
+        traces += [LRScheduler(model=model, lr_fn=cosine_schedule(
+            float(tf.keras.backend.get_value(model.optimizer.learning_rate)), epochs)) for model in graph.models]
     if lr_plateau is not None:  # FE's floor (min_lr 1e-6) would *raise* a smaller starting rate: cap it there
         traces += [
             ReduceLROnPlateau(model=model, metric=METRIC, patience=lr_plateau, factor=0.1, best_mode="max",
@@ -169,6 +185,14 @@ def get_traces(graph: Graph, save_dir: str, early_stop: Optional[int] = None, lr
             for model in graph.models
         ]
     return traces
+
+
+def cosine_schedule(init_lr: float, epochs: int) -> Callable[[int], float]:
+    """The learning rate of each epoch (1-based) for `lr_schedule="cosine"`: FE's `cosine_decay` over `epochs`, from
+    just under `init_lr` after the first epoch's step down to `init_lr / 100` in the last."""
+    def lr_fn(epoch: int) -> float:
+        return cosine_decay(epoch, cycle_length=epochs, init_lr=init_lr, min_lr=init_lr / 100)
+    return lr_fn
 
 
 def release_determinism() -> None:
@@ -228,6 +252,7 @@ def get_estimator(epochs: int = settings.default("epochs"),
                   data: DataArg = None,
                   early_stop: Optional[int] = None,
                   lr_plateau: Optional[int] = None,
+                  lr_schedule: Optional[str] = None,
                   log_steps: Optional[int] = settings.default("log_steps"),
                   tensorboard: bool = False,
                   loss: str = DEFAULT_LOSS,
@@ -273,6 +298,8 @@ def get_estimator(epochs: int = settings.default("epochs"),
             an `.npz` or folder path, a `DataSource`, an `ImageData` or an `MNIST`.
         early_stop: Patience (evals) for FE's EarlyStopping on `elbo`; None disables it.
         lr_plateau: Patience (evals) for FE's ReduceLROnPlateau on `elbo` (factor 0.1); None disables it.
+        lr_schedule: "cosine": decay the learning rate each epoch to a hundredth of it at the last epoch (FE's
+            `cosine_decay`); None keeps it constant. Not together with `lr_plateau`.
         log_steps: Print (and log to `train_log.csv`) the training loss every this many steps (0: per-epoch lines
             only; None: silent).
         tensorboard: Also write TensorBoard event files to `save_dir/tensorboard`.
@@ -313,11 +340,14 @@ def get_estimator(epochs: int = settings.default("epochs"),
     """
     settings.check_all(dict(epochs=epochs, batch_size=batch_size, latent_dim=latent_dim, learning_rate=learning_rate,
                             train_steps_per_epoch=train_steps_per_epoch, eval_steps_per_epoch=eval_steps_per_epoch,
-                            seed=seed, early_stop=early_stop, lr_plateau=lr_plateau, log_steps=log_steps,
+                            seed=seed, early_stop=early_stop, lr_plateau=lr_plateau, lr_schedule=lr_schedule,
+                            log_steps=log_steps,
                             tensorboard=tensorboard, loss=loss, model=model, widths=widths, resume=resume,
                             likelihood=likelihood, binarize_threshold=binarize_threshold, image_size=image_size,
                             channels=channels, test_fraction=test_fraction, split_seed=split_seed,
                             mixed_precision=mixed_precision, jit=jit))
+    if lr_schedule is not None and lr_plateau is not None:
+        raise ValueError("lr_schedule and lr_plateau both set the learning rate; give one of them")
     if isinstance(data, (str, type(None))):
         data = DataSource(data="mnist" if data is None else data,
                           image_size=None if image_size is None else tuple(image_size), channels=channels,
@@ -344,7 +374,8 @@ def get_estimator(epochs: int = settings.default("epochs"),
     config = RunConfig(data=data.source, data_description=data.summary(), image_shape=data.image_shape,
                        labels=data.has_labels, likelihood=likelihood, binarize_threshold=binarize_threshold_of(graph),
                        latent_dim=latent_dim, model=model, widths=None if widths is None else tuple(widths),
-                       learning_rate=learning_rate, batch_size=batch_size, epochs=epochs, seed=seed,
+                       learning_rate=learning_rate, lr_schedule=lr_schedule, batch_size=batch_size, epochs=epochs,
+                       seed=seed,
                        loss=None if ops and "loss" in ops else loss, slots=graph.describe(),
                        files={**FILES, **{model.model_name: f"{model.model_name}_best_loss.h5"
                                           for model in graph.models}},
@@ -357,7 +388,8 @@ def get_estimator(epochs: int = settings.default("epochs"),
         cut = f", binarized at {config.binarize_threshold:g}" if config.binarize_threshold is not None else ""
         log(f"pipeline-vae: data {data.summary()}; likelihood {likelihood}{cut}")
     traces = get_traces(graph, save_dir, early_stop=early_stop, lr_plateau=lr_plateau, tensorboard=tensorboard,
-                        likelihood=likelihood, log_steps=log_steps) + list(traces)
+                        likelihood=likelihood, log_steps=log_steps, lr_schedule=lr_schedule,
+                        epochs=epochs) + list(traces)
     if resume:
         traces.append(ExtendableRestoreWizard(directory=config.path(save_dir, "checkpoint")))
     return fe.Estimator(pipeline=pipeline,

@@ -136,6 +136,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                   binarize_threshold=args.binarize_threshold,
                                   early_stop=args.early_stop,
                                   lr_plateau=args.lr_plateau,
+                                  lr_schedule=args.lr_schedule,
                                   log_steps=args.log_steps,
                                   tensorboard=args.tensorboard,
                                   mixed_precision=args.mixed_precision,
@@ -364,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     setting("--binarize-threshold", "binarize_threshold", float, metavar="T")
     setting("--early-stop", "early_stop", metavar="PATIENCE")
     setting("--lr-plateau", "lr_plateau", metavar="PATIENCE")
+    setting("--lr-schedule", "lr_schedule", str, metavar="{" + ",".join(settings.LR_SCHEDULES) + "}")
     setting("--log-steps", "log_steps")
     setting("--loss", "loss", str, metavar="{" + ",".join(settings.LOSS_NAMES) + "}")
     setting("--model", "model", str, metavar="{" + ",".join(settings.MODEL_NAMES) + "}")

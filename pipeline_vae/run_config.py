@@ -49,6 +49,7 @@ class RunConfig:
         model: The encoder/decoder family.
         widths: Its widths (None: the family's default).
         learning_rate: Adam's learning rate.
+        lr_schedule: Its schedule ("cosine"), or None for a constant rate (or `lr_plateau`'s reductions).
         batch_size: Examples per batch.
         epochs: Training epochs asked for.
         seed: The run's seed, or None.
@@ -70,6 +71,7 @@ class RunConfig:
     model: str = "conv"
     widths: Optional[Tuple[int, ...]] = None
     learning_rate: float = 1e-3
+    lr_schedule: Optional[str] = None
     batch_size: int = 100
     epochs: int = 5
     seed: Optional[int] = None
@@ -171,8 +173,9 @@ def _checked(cls: type, obj: Dict[str, Any]) -> RunConfig:
                  "seed"):
         if name in obj:
             settings.check(name, obj[name])
-    if "loss" in obj and obj["loss"] is not None:
-        settings.check("loss", obj["loss"])
+    for name in ("loss", "lr_schedule"):
+        if obj.get(name) is not None:
+            settings.check(name, obj[name])
     for name, kind in (("slots", dict), ("files", dict), ("metric", str), ("data_description", str),
                        ("labels", bool), ("mixed_precision", bool), ("jit", bool)):
         if name in obj and not isinstance(obj[name], kind):

@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 MODEL_NAMES: Tuple[str, ...] = ("conv", "mlp")
 LOSS_NAMES: Tuple[str, ...] = ("analytic_kl", "mc_kl")
 LIKELIHOOD_NAMES: Tuple[str, ...] = ("bernoulli", "gaussian", "discretized_logistic")
+LR_SCHEDULES: Tuple[str, ...] = ("cosine", )
 
 
 def _int(minimum: int, allow_none: bool = False) -> Callable[[Any], bool]:
@@ -103,6 +104,9 @@ SETTINGS: Dict[str, Setting] = {
     # the run
     "seed": Setting(None, _int(0, True), "a non-negative integer or None",
                     "make the run deterministic with this seed (fe.enable_deterministic)"),
+    "lr_schedule": Setting(None, _choice(LR_SCHEDULES, True), f"None or one of {', '.join(LR_SCHEDULES)}",
+                           "learning-rate schedule: cosine decays Adam's rate each epoch from the learning rate to a "
+                           "hundredth of it at the last epoch (FE's cosine_decay); default: constant"),
     "early_stop": Setting(None, _int(1, True), "a positive integer or None",
                           "stop after this many epochs without a better test ELBO (FE EarlyStopping)"),
     "lr_plateau": Setting(None, _int(1, True), "a positive integer or None",
@@ -118,8 +122,8 @@ SETTINGS: Dict[str, Setting] = {
 }
 
 #: The settings an ablation spec's `base` and a variant's `set` may give (the budget has its own section).
-SPEC_SETTINGS: Tuple[str, ...] = ("latent_dim", "batch_size", "learning_rate", "model", "widths", "loss",
-                                  "likelihood", "binarize_threshold")
+SPEC_SETTINGS: Tuple[str, ...] = ("latent_dim", "batch_size", "learning_rate", "lr_schedule", "model", "widths",
+                                  "loss", "likelihood", "binarize_threshold")
 
 
 def check(name: str, value: Any) -> Any:

@@ -65,10 +65,18 @@ class Trial:
         return asdict(self)
 
 
+#: Settings added after records were first published: left out of a trial's key while at their default, so the records
+#: made before them still name the same definition.
+LATER_SETTINGS = ("lr_schedule", )
+
+
 def run_key(spec: Any, variant: Any, data: Optional[str] = None) -> str:
     """`name@digest`: the digest covers the variant, the budget, the evaluation and the data, so editing any of them
     re-runs the variant while untouched variants keep their results."""
-    blob = json.dumps({"variant": variant.to_json(), "budget": spec.budget, "eval": spec.eval,
+    definition = variant.to_json()
+    definition["settings"] = {name: value for name, value in definition["settings"].items()
+                              if not (name in LATER_SETTINGS and value is None)}
+    blob = json.dumps({"variant": definition, "budget": spec.budget, "eval": spec.eval,
                        "data": spec.data_source(data).to_json()}, sort_keys=True)
     return f"{variant.name}@{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
@@ -256,6 +264,7 @@ def train_and_evaluate(spec: Any, variant: Any, seed: int, save_dir: str, data: 
     extra = loggers + ([EpochCallback(on_epoch, METRIC)] if on_epoch else [])
     estimator = get_estimator(epochs=spec.budget["epochs"], batch_size=settings["batch_size"],
                               latent_dim=settings["latent_dim"], learning_rate=settings["learning_rate"],
+                              lr_schedule=settings.get("lr_schedule"),
                               save_dir=save_dir, train_steps_per_epoch=spec.budget["train_steps_per_epoch"],
                               eval_steps_per_epoch=spec.budget["eval_steps_per_epoch"], seed=seed,
                               ops=variant.build_ops(likelihood), data=images,

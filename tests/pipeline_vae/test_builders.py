@@ -156,6 +156,36 @@ def test_lr_plateau_never_raises_a_rate_below_fes_floor(small_mnist, tmp_path):
     assert [float(t.model.optimizer.learning_rate) for t in plateaus] == [pytest.approx(1e-7)] * 2
 
 
+def test_cosine_schedule_sets_each_epochs_rate_for_both_models(small_mnist, tmp_path):
+    """Epoch e of E trains at min + (init - min) / 2 * (1 + cos(pi * e / E)), min = init / 100, for both models."""
+    import math
+
+    from fastestimator.trace.trace import Trace
+
+    class RatesSeen(Trace):  # the rate each model's optimizer holds while an epoch trains
+        def __init__(self):
+            super().__init__(mode="train")
+            self.rates = []
+
+        def on_epoch_end(self, data):
+            self.rates.append([float(m.optimizer.learning_rate) for m in self.system.network.models])
+
+    seen = RatesSeen()
+    est = get_estimator(epochs=4, learning_rate=2e-3, lr_schedule="cosine", batch_size=10, train_steps_per_epoch=2,
+                        eval_steps_per_epoch=1, save_dir=str(tmp_path), data=small_mnist, log_steps=0, traces=[seen])
+    est.fit(warmup=False)
+    expected = [2e-5 + (2e-3 - 2e-5) / 2 * (1 + math.cos(math.pi * e / 4)) for e in (1, 2, 3, 4)]
+    assert [pair[0] for pair in seen.rates] == pytest.approx(expected, rel=1e-5)
+    assert [pair[1] for pair in seen.rates] == pytest.approx(expected, rel=1e-5)
+    with open(os.path.join(tmp_path, CONFIG_FILE)) as file:
+        assert json.load(file)["lr_schedule"] == "cosine"
+    with pytest.raises(ValueError, match="lr_schedule and lr_plateau both set the learning rate"):
+        get_estimator(lr_schedule="cosine", lr_plateau=2, save_dir=str(tmp_path / "both"), data=small_mnist)
+    assert not os.path.exists(tmp_path / "both")
+    with pytest.raises(ValueError, match="lr_schedule must be None or one of cosine, got 'step'"):
+        get_estimator(lr_schedule="step", save_dir=str(tmp_path / "bad"), data=small_mnist)
+
+
 @pytest.mark.parametrize("loader, collections", [("tf.data", 0), ("fe", 1)])
 def test_only_fes_own_loader_collects_garbage_after_an_epoch(small_mnist, loader, collections):
     # FE's Pipeline runs a full gc.collect() after every epoch (0.3 s here with TF and torch loaded) for its worker

@@ -116,3 +116,15 @@ def test_run_key_changes_only_with_what_the_run_depends_on():
     assert run_key(edited, edited.variants[1]) != keys[1]
     longer = parse_spec(TINY.replace("epochs: 1", "epochs: 2"), "tiny.yaml")
     assert all(run_key(longer, v) not in keys for v in longer.variants)
+    # A setting added later (lr_schedule) leaves the keys of records made before it unchanged while at its default:
+    # the key as the code before it computed it (no lr_schedule in the settings) ...
+    import hashlib
+    before = spec.variants[0].to_json()
+    before["settings"].pop("lr_schedule")
+    blob = json.dumps({"variant": before, "budget": spec.budget, "eval": spec.eval,
+                       "data": spec.data_source().to_json()}, sort_keys=True)
+    assert keys[0] == f"static@{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+    # ... and setting it makes another definition
+    cosine = parse_spec(TINY.replace("  - name: static\n", "  - name: static\n    set: {lr_schedule: cosine}\n"),
+                        "tiny.yaml")
+    assert run_key(cosine, cosine.variants[0]) != keys[0] and run_key(cosine, cosine.variants[1]) == keys[1]
