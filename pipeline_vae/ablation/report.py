@@ -71,6 +71,12 @@ def summarize(spec: Spec, rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]
     return sorted(summary, key=lambda e: -e[rank] if not math.isnan(e[rank]) else math.inf)
 
 
+def this_machine() -> Dict[str, Any]:
+    """The machine writing the report: platform, processor, CPU count, Python version."""
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(), "python": platform.python_version()}
+
+
 def provenance(rows: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     """Where the records came from: the code versions (`commit`, "unknown" for records without one) and hosts, in
     order of appearance, and the trials' summed training and evaluation time in hours (trials may have run at once,
@@ -111,7 +117,10 @@ def markdown_table(spec: Spec, summary: Sequence[Dict[str, Any]], command: str =
         lines += [f"Command: `{command}`", ""]
     if rows:
         made, planned = provenance(rows), len(spec.variants) * len(spec.seeds)
-        lines += [f"Code: {', '.join(f'`{c}`' for c in made['commits'])}. {len(rows)} trials: {made['train_hours']} h "
+        machine = this_machine()
+        lines += [f"Code: {', '.join(f'`{c}`' for c in made['commits'])}. Hosts: {', '.join(made['hosts'])} (this "
+                  f"report: {machine['cpus']} CPUs, {machine['processor']}, {machine['platform']}, Python "
+                  f"{machine['python']}). {len(rows)} trials: {made['train_hours']} h "
                   f"of training and {made['eval_hours']} h of evaluation in all (summed over trials)."
                   + (f" **Partial: {len(rows)} of {planned} trials finished so far.**" if len(rows) < planned else ""),
                   ""]
@@ -185,8 +194,7 @@ def write_reports(spec: Spec, rows: Sequence[Dict[str, Any]], out_dir: str, comm
         writer.writerows(rows)
     write_json_atomic(paths["json"], _json_safe({
         "spec": spec.to_json(), "runs": list(rows), "summary": summary, "command": command,
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": this_machine(),
         "provenance": provenance(rows)
     }))
     with atomic_path(paths["md"]) as tmp, open(tmp, "w") as file:

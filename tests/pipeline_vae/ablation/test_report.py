@@ -1,6 +1,7 @@
 import csv
 import json
 import math
+import os
 
 import numpy as np
 from PIL import Image
@@ -60,7 +61,8 @@ def test_provenance_names_the_code_and_sums_the_compute():
     assert provenance(rows) == {"commits": ["unknown", "abc", "def+dirty"], "hosts": ["h1"],
                                 "train_hours": round(63 / 3600, 2), "eval_hours": 0.6}
     text = markdown_table(SPEC, summarize(SPEC, rows), command="cmd", rows=rows)
-    assert "Code: `unknown`, `abc`, `def+dirty`. 6 trials: 0.02 h of training and 0.6 h of evaluation" in text
+    assert "Code: `unknown`, `abc`, `def+dirty`. Hosts: h1 (this report: " in text
+    assert f"{os.cpu_count()} CPUs" in text and "6 trials: 0.02 h of training and 0.6 h of evaluation" in text
 
 
 def test_write_reports_makes_all_four_files(tmp_path):
