@@ -39,9 +39,9 @@ def test_a_valid_spec_merges_base_settings_and_builds_ops():
     (beta, ) = spec.variant("beta").build_ops()["loss"]
     assert isinstance(beta, BetaVAELoss) and beta.beta == 4.0
     assert "loss" not in spec.variant("beta").settings  # the slot's op replaces the named loss
-    assert spec.variant("mlp").settings == {"latent_dim": 5, "batch_size": 100, "learning_rate": 1e-3, "lr_schedule": None,
-                                            "model": "mlp", "widths": [64, 32], "loss": "analytic_kl",
-                                            "likelihood": None, "binarize_threshold": None}
+    assert spec.variant("mlp").settings == {"latent_dim": 5, "batch_size": 100, "learning_rate": 1e-3,
+                                            "lr_schedule": None, "model": "mlp", "widths": [64, 32],
+                                            "loss": "analytic_kl", "likelihood": None, "binarize_threshold": None}
 
 
 def test_json_round_trip_of_the_validated_spec():
