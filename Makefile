@@ -9,8 +9,12 @@ TRAIN_ARGS ?=
 
 BENCH_ARGS ?=
 BENCH_OUT  ?= benchmarks/results
+# Ablation specs (make reproduce-<spec>) and extra `ablate` flags for them.
+SPECS := $(basename $(notdir $(wildcard apphub/ablations/*.yaml)))
+ABLATE_ARGS ?=
 
-.PHONY: setup data train test mutation-check bench bench-executors bench-smoke clean
+.PHONY: setup data train test mutation-check bench bench-executors bench-smoke clean reproduce-fast_latent2 \
+        reproduce-best_latent50 $(addprefix reproduce-,$(SPECS))
 
 # Re-install only when the package definition changed (the stamp is newer than setup.cfg/pyproject.toml). The tests
 # need the optional extras too (Ray, MLflow, W&B), resolved with TensorFlow in this one pip call.
@@ -58,8 +62,6 @@ clean:
 # `make reproduce-losses_latent50` runs apphub/ablations/losses_latent50.yaml into runs/ablations/losses_latent50 (its
 # table lands there, to compare with docs/ablations/losses_latent50/results.md); ABLATE_ARGS="--max-concurrent 2
 # --cpus-per-trial 1" runs two trials at once. The digits spec exports scikit-learn's digits first.
-ABLATE_ARGS ?=
-SPECS := $(basename $(notdir $(wildcard apphub/ablations/*.yaml)))
 
 runs/data/digits: | setup
 	$(BIN)/python tools/export_digits.py $@
