@@ -1,5 +1,5 @@
 """The fast latent-2 preset: the seed's convolutional CVAE at half its widths (Conv 16-32 / ConvT 32-16-1) on binarized
-MNIST, Adam 3e-3 for 5 epochs, which reaches a test ELBO better than -156 nats in under a minute of training on a
+MNIST, Adam 3e-3 for 6 epochs, which reaches a test ELBO better than -156 nats in under a minute of training on a
 2-core CPU (docs/reproduce.md has the measured times and numbers; docs/ablations/README.md why these settings).
 
     python apphub/presets/fast_latent2.py                      # -> runs/presets/fast_latent2/*.h5, prints the time
