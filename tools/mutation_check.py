@@ -202,6 +202,30 @@ MUTATIONS: Tuple[Mutation, ...] = (
              "pipeline_vae/cli.py", "t.is_alive() and not t.daemon", "t.is_alive() and False",
              ("tests/pipeline_vae/test_cli.py::"
               "test_the_console_scripts_quick_exit_keeps_code_handlers_output_and_running_threads", )),
+    # Issue 15: the learning-rate schedule, the presets, publishing and restoring ablation records.
+    Mutation("cosine_floor_tenth", "cosine schedule: decays to a tenth of the rate, not a hundredth",
+             "pipeline_vae/builders.py", "init_lr=init_lr, min_lr=init_lr / 100)",
+             "init_lr=init_lr, min_lr=init_lr / 10)",
+             ("tests/pipeline_vae/test_builders.py::test_cosine_schedule_sets_each_epochs_rate_for_both_models", )),
+    Mutation("cosine_one_model", "cosine schedule: only the first model's rate follows it",
+             "pipeline_vae/builders.py", "epochs)) for model in graph.models]",
+             "epochs)) for model in graph.models[:1]]",
+             ("tests/pipeline_vae/test_builders.py::test_cosine_schedule_sets_each_epochs_rate_for_both_models", )),
+    Mutation("later_setting_in_key", "trial keys: a setting added later changes every existing record's key",
+             "pipeline_vae/ablation/trial.py", 'LATER_SETTINGS = ("lr_schedule", )', "LATER_SETTINGS = ()",
+             ("tests/pipeline_vae/ablation/test_runner.py::test_run_key_changes_only_with_what_the_run_depends_on", )),
+    Mutation("restore_ignores_key", "restore: a published record of an edited variant is written back",
+             "pipeline_vae/ablation/publish.py", 'if run is None or run.get("key") != trial.key or',
+             "if run is None or", ("tests/pipeline_vae/ablation/test_publish.py", )),
+    Mutation("preset_settings_dropped", "presets: the preset's settings do not reach get_estimator",
+             "pipeline_vae/presets.py", "return build(**{**settings_of(name), **overrides})",
+             "return build(**overrides)",
+             ("tests/apphub/test_presets.py", )),
+    Mutation("code_version_never_dirty", "trial records: a checkout with edited files passes for its commit",
+             "pipeline_vae/ablation/trial.py", 'return sha + ("+dirty" if dirty else "") if sha else None',
+             "return sha or None",
+             ("tests/pipeline_vae/ablation/test_runner.py::"
+              "test_code_version_names_the_checkout_and_says_when_it_is_dirty", )),
 )
 
 

@@ -158,10 +158,10 @@ def _prepare(folder: str, trial: Trial) -> None:
     write_json_atomic(path, trial.to_json())
 
 
-def code_version() -> Optional[str]:
-    """The git commit of the code this process runs: "<sha>", "<sha>+dirty" when tracked files differ from it, or
-    None outside a git checkout (an installed wheel) or without git."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+def code_version(root: Optional[str] = None) -> Optional[str]:
+    """The git commit of the code this process runs (or of the checkout at `root`): "<sha>", "<sha>+dirty" when tracked
+    files differ from it, or None outside a git checkout (an installed wheel, a copied tree) or without git."""
+    root = root or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     try:
         sha = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=30,
                              check=True).stdout.strip()

@@ -5,7 +5,6 @@ import subprocess
 
 import pytest
 
-import pipeline_vae
 from pipeline_vae.ablation import RunFailed
 from pipeline_vae.ablation.report import write_reports
 from pipeline_vae.ablation.runner import run_ablation, run_dir, run_key
@@ -53,11 +52,23 @@ def _check_rows_and_table_against_evaluate(spec, rows, out, mnist_path):
 
 
 def test_code_version_names_the_checkout_and_says_when_it_is_dirty(tmp_path):
-    root = os.path.dirname(os.path.dirname(os.path.abspath(pipeline_vae.__file__)))
-    git = lambda *args: subprocess.run(["git", "-C", root, *args], capture_output=True, text=True,
-                                       check=True).stdout.strip()
-    sha, dirty = git("rev-parse", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
-    assert len(sha) == 40 and code_version() == sha + ("+dirty" if dirty else "")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = lambda *args: subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                                       capture_output=True, text=True, check=True).stdout.strip()
+    git("init", "-q")
+    (repo / "a.py").write_text("x = 1\n")
+    git("add", "a.py")
+    git("commit", "-q", "-m", "one")
+    sha = git("rev-parse", "HEAD")
+    assert len(sha) == 40 and code_version(str(repo)) == sha
+    (repo / "b.py").write_text("untracked\n")  # untracked files do not make it dirty
+    assert code_version(str(repo)) == sha
+    (repo / "a.py").write_text("x = 2\n")
+    assert code_version(str(repo)) == sha + "+dirty"
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert code_version(str(plain)) is None  # not a checkout
 
 
 @pytest.mark.slow
@@ -78,7 +89,7 @@ def test_two_variants_two_seeds_then_a_repeat_skips_every_finished_run(tmp_path,
         folder = run_dir(out, row["variant"], row["seed"])
         assert read_record(folder)["key"] == run_key(spec, spec.variant(row["variant"]), mnist_path)
         assert row["attempts"] == 1 and len(read_attempts(folder)) == 1 and row["resumed_from_epoch"] == 0
-        assert row["commit"] == code_version() and row["commit"] is not None  # the code the trial ran
+        assert row["commit"] == code_version()  # the code the trial ran (None outside a git checkout)
     _check_rows_and_table_against_evaluate(spec, rows, out, mnist_path)
     capsys.readouterr()
 
