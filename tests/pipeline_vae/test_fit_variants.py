@@ -117,3 +117,25 @@ def test_the_joint_update_trains_like_one_update_op_per_model(small_mnist, tmp_p
     for got, want in zip(sum(joint_weights, []), sum(separate_weights, [])):
         np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-3)
     assert os.path.isfile(str(tmp_path / "joint" / "decoder_best_loss.h5"))
+
+
+@pytest.mark.slow
+def test_kl_warmup_weights_each_epoch_as_documented_in_a_real_fit(small_mnist, tmp_path):
+    """Through FE's own traced training step, epoch e trains with KL weight min(1, (e - 1) / W): with the models frozen
+    (Adam at 1e-12), z the posterior mean and one batch of the same 250 images per epoch, epoch e's training loss is
+    R + w_e K, where R (the Bernoulli reconstruction) and K (the closed-form KL) are computed here from the models."""
+    est = get_estimator(epochs=4, batch_size=250, train_steps_per_epoch=1, eval_steps_per_epoch=1, log_steps=1,
+                        learning_rate=1e-12, seed=0, data=small_mnist, save_dir=str(tmp_path),
+                        ops={"reparameterize": DeterministicReparameterizeOp(), "loss": KLWarmupLoss(warmup_epochs=2)})
+    models = {model.model_name: model for model in est.network.models}
+    encoder, decoder = models["encoder"], models["decoder"]
+    head = encoder.layers[-1]  # a fresh encoder's posteriors sit at the prior (KL ~ 0): spread them out first
+    head.kernel.assign(head.kernel * 20.0)
+    losses = _train_losses(est.fit(summary="warmup", warmup=False))
+    x = (small_mnist.x_train[..., None].astype(np.float32) / 255.0 > 0.5).astype(np.float32)
+    mean, logvar = np.split(encoder(x).numpy().astype(np.float64), 2, axis=1)
+    logits = decoder(mean.astype(np.float32)).numpy().astype(np.float64)
+    recon = np.mean(np.sum(np.maximum(logits, 0) - logits * x + np.log1p(np.exp(-np.abs(logits))), axis=(1, 2, 3)))
+    kl = np.mean(0.5 * np.sum(np.exp(logvar) + mean**2 - 1.0 - logvar, axis=1))
+    assert kl > 1.0  # a weight error would show
+    np.testing.assert_allclose(losses, [recon + w * kl for w in (0.0, 0.5, 1.0, 1.0)], rtol=1e-4)
