@@ -77,6 +77,6 @@ def restore(spec: Spec, dest: str, out_dir: str, data: Optional[str] = None) -> 
             continue
         os.makedirs(folder, exist_ok=True)
         write_json_atomic(os.path.join(folder, TRIAL_FILE), trial.to_json())
-        write_json_atomic(os.path.join(folder, RECORD_FILE), {k: v for k, v in run.items()})
+        write_json_atomic(os.path.join(folder, RECORD_FILE), dict(run))
         restored += 1
     return restored

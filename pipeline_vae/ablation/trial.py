@@ -160,9 +160,14 @@ def _prepare(folder: str, trial: Trial) -> None:
 
 def code_version(root: Optional[str] = None) -> Optional[str]:
     """The git commit of the code this process runs (or of the checkout at `root`): "<sha>", "<sha>+dirty" when tracked
-    files differ from it, or None outside a git checkout (an installed wheel, a copied tree) or without git."""
+    files differ from it, or None when `root` is not the top of a git checkout (an installed wheel, even one inside
+    some other repository; a copied tree) or git is missing."""
     root = root or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     try:
+        top = subprocess.run(["git", "-C", root, "rev-parse", "--show-toplevel"], capture_output=True, text=True,
+                             timeout=30, check=True).stdout.strip()
+        if os.path.realpath(top) != os.path.realpath(root):
+            return None
         sha = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=30,
                              check=True).stdout.strip()
         dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],

@@ -69,6 +69,8 @@ def test_code_version_names_the_checkout_and_says_when_it_is_dirty(tmp_path):
     plain = tmp_path / "plain"
     plain.mkdir()
     assert code_version(str(plain)) is None  # not a checkout
+    (repo / "site").mkdir()
+    assert code_version(str(repo / "site")) is None  # inside another checkout (e.g. a venv in a repository)
 
 
 @pytest.mark.slow
