@@ -42,13 +42,18 @@ def get_estimator(name: str, **overrides: Any):
 
 
 def main(name: str, argv: Optional[List[str]] = None) -> None:
-    """Train preset `name` (the apphub scripts' `__main__`): `--save-dir` (default runs/presets/<name>) and `--seed`
-    (default 0), then print how long `fit` took."""
+    """Train preset `name` (the apphub scripts' `__main__`): `--save-dir` (default runs/presets/<name>), `--seed`
+    (default 0), and for a quick look `--epochs` / `--train-steps-per-epoch` (default: the preset's), then print how
+    long `fit` took."""
     parser = argparse.ArgumentParser(description=f"{name}: {PRESETS[name]['about']}")
     parser.add_argument("--save-dir", default=f"runs/presets/{name}")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=None, help="instead of the preset's")
+    parser.add_argument("--train-steps-per-epoch", type=int, default=None, help="cap on training steps per epoch")
     args = parser.parse_args(argv)
-    estimator = get_estimator(name, save_dir=args.save_dir, seed=args.seed)
+    shorter = {key: value for key, value in (("epochs", args.epochs),
+                                             ("train_steps_per_epoch", args.train_steps_per_epoch)) if value}
+    estimator = get_estimator(name, save_dir=args.save_dir, seed=args.seed, **shorter)
     start = time.perf_counter()
     estimator.fit(warmup=False)  # get_estimator has checked every op's keys; FE's warm-up would trace twice
     print(f"{name}: training took {time.perf_counter() - start:.1f} s (fit: every epoch and its test-set evaluation)")

@@ -1,6 +1,7 @@
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -40,9 +41,22 @@ def test_an_unknown_preset_is_named_with_the_known_ones():
 
 
 @pytest.mark.slow
-def test_a_preset_script_trains_from_the_command_line(tmp_path, subprocess_env):
-    """`python apphub/presets/fast_latent2.py` trains with its settings and says how long fit took (capped here to a
-    few steps through FE's own `fastestimator train`, which passes get_estimator's arguments)."""
+def test_a_preset_script_runs_with_python_and_says_how_long_fit_took(tmp_path, subprocess_env):
+    path, _ = _script("fast_latent2")
+    result = subprocess.run([sys.executable, path, "--save-dir", str(tmp_path / "run"), "--epochs", "1",
+                             "--train-steps-per-epoch", "3"], env=subprocess_env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "FastEstimator-Eval: step: 3; epoch: 1;" in result.stdout
+    assert re.search(r"^fast_latent2: training took \d+\.\d s", result.stdout, re.M)
+    with open(tmp_path / "run" / CONFIG_FILE) as file:
+        config = json.load(file)
+    assert (config["learning_rate"], config["widths"], config["epochs"]) == (3e-3, [16, 32], 1)
+
+
+@pytest.mark.slow
+def test_a_preset_script_trains_under_fastestimators_cli(tmp_path, subprocess_env):
+    """FE's own `fastestimator train` passes get_estimator's arguments, here a shorter run of the preset."""
     path, _ = _script("fast_latent2")
     fe_cli = os.path.join(os.path.dirname(sys.executable), "fastestimator")
     result = subprocess.run([fe_cli, "train", path, "--save_dir", str(tmp_path / "run"), "--epochs", "1",
