@@ -1,6 +1,6 @@
 """The best latent-50 preset: the seed's convolutional design at twice its widths (Conv 64-128 / ConvT 128-64-1),
-Adam 2e-3 with a cosine decay over 30 epochs, on binarized MNIST (docs/reproduce.md has the measured numbers;
-docs/ablations/README.md why these settings).
+Adam 2e-3 with a cosine decay over 30 epochs, on binarized MNIST (docs/reproduce.md has the measured numbers and how
+these settings were chosen, with the loss table of docs/ablations/README.md).
 
     python apphub/presets/best_latent50.py                      # -> runs/presets/best_latent50/*.h5, prints the time
     pipeline-vae evaluate --save-dir runs/presets/best_latent50 --iw-samples 1000

@@ -1,6 +1,6 @@
 """The fast latent-2 preset: the seed's convolutional CVAE at half its widths (Conv 16-32 / ConvT 32-16-1) on binarized
 MNIST, Adam 3e-3 for 6 epochs, which reaches a test ELBO better than -156 nats in under a minute of training on a
-2-core CPU (docs/reproduce.md has the measured times and numbers; docs/ablations/README.md why these settings).
+2-core CPU (docs/reproduce.md has the measured times and numbers, and the search that chose these settings).
 
     python apphub/presets/fast_latent2.py                      # -> runs/presets/fast_latent2/*.h5, prints the time
     pipeline-vae evaluate --save-dir runs/presets/fast_latent2 --iw-samples 100
