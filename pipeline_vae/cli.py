@@ -232,7 +232,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     vae = CVAE.load(args.save_dir)
     data = _run_images(args, vae)
     images = data.test_images(args.n_images)
-    metrics = evaluate(vae, images, iw_samples=args.iw_samples, seed=args.seed)
+    partial = os.path.join(args.save_dir, f"iw_bound_k{args.iw_samples}_seed{args.seed}.partial.npz")
+    metrics = evaluate(vae, images, iw_samples=args.iw_samples, seed=args.seed, resume_file=partial)
     metrics["data"] = data.description
     print(format_table(metrics))
     path = vae.config.path(args.save_dir, "metrics")
@@ -387,7 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
                               help="test-set ELBO, its terms, the importance-weighted bound and active units")
     evaluate.add_argument("--save-dir", required=True, help="a folder written by `pipeline-vae train`")
     evaluate.add_argument("--iw-samples", type=_count(0), default=1000, metavar="K",
-                          help="samples per image for the importance-weighted bound (default 1000; 0 skips it)")
+                          help="samples per image for the importance-weighted bound (default 1000; 0 skips it). "
+                          "Its progress is kept in SAVE_DIR every minute: the same command again continues an "
+                          "interrupted evaluation")
     evaluate.add_argument("--n-images", type=_count(1), default=None,
                           help="evaluate only the first N test images (default: the whole test split)")
     evaluate.add_argument("--seed", type=_count(0), default=0, help="seed of the sampling noise (default 0)")

@@ -9,7 +9,9 @@ Eq. 8) is log p(x) >= E[log 1/K sum_k p(x, z_k) / q(z_k | x)], z_k ~ q(z|x); K =
 grows. Every image's K samples are decoded in one vectorised call (images are grouped so that one call decodes at most
 `max_decodes` latent vectors); the log-weights and their log-mean-exp are `ops.densities`' (as in `IWAELoss`).
 """
+import hashlib
 import math
+import os
 import sys
 import time
 from typing import Dict, Optional
@@ -20,6 +22,7 @@ from tqdm import tqdm
 
 from ops.densities import (bits_per_dim_of, clamp_logvar, kl_to_standard_normal, log_importance_weights, log_mean_exp,
                            monte_carlo_kl)
+from pipeline_vae.atomic import atomic_path
 from pipeline_vae.inference import CVAE
 
 #: Burda et al.'s threshold on Cov_x(E_q[z_d]) for counting latent unit d as active.
@@ -78,7 +81,8 @@ def progress_bar(total: int, label: str, disable: bool = False) -> tqdm:
 
 
 def iw_bound(vae: CVAE, images: np.ndarray, k: int, seed: Optional[int] = 0, max_decodes: int = 5000,
-             progress: Optional[tqdm] = None) -> np.ndarray:
+             progress: Optional[tqdm] = None, resume_file: Optional[str] = None,
+             save_every: float = 60.0) -> np.ndarray:
     """The K-sample importance-weighted estimate of log p(x) for each image.
 
     Args:
@@ -88,23 +92,38 @@ def iw_bound(vae: CVAE, images: np.ndarray, k: int, seed: Optional[int] = 0, max
         seed: Seed of the noise (same seed, same numbers).
         max_decodes: Latent vectors decoded per model call (memory/speed trade-off).
         progress: Updated with the number of images done.
+        resume_file: Where to keep the work done so far (an .npz, written atomically every `save_every` seconds and
+            removed once the bound is complete). If it holds an interrupted evaluation of the same model weights,
+            images, `k`, `seed` and `max_decodes`, that evaluation continues where it stopped and gives the same
+            numbers as an uninterrupted one; a file of any other evaluation is replaced.
+        save_every: Seconds between two saves of `resume_file`.
 
     Returns:
         log (1/K sum_k w_k) per image, float64 [N].
 
     Raises:
-        ValueError: If `k` or `max_decodes` is not a positive integer, or the images are invalid.
+        ValueError: If `k` or `max_decodes` is not a positive integer, `save_every` is negative, or the images are
+            invalid.
     """
     for name, value in (("k", k), ("max_decodes", max_decodes)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if isinstance(save_every, bool) or not isinstance(save_every, (int, float)) or not save_every >= 0:
+        raise ValueError(f"save_every must be a non-negative number of seconds, got {save_every!r}")
     x = vae.prepare(images)
     evaluator = _Evaluator(vae)
     rng = tf.random.Generator.from_seed(0 if seed is None else seed)
     group = max(1, max_decodes // k)  # images per call; if K alone exceeds max_decodes, samples are chunked
     chunk = max(1, max_decodes // group)
-    out = np.empty(len(x), np.float64)
-    for start in range(0, len(x), group):
+    out = np.full(len(x), np.nan)  # (NaN, not garbage, wherever a resume failed to put a value back)
+    first = 0
+    if resume_file is not None:
+        key = _evaluation_key(vae, x, k, 0 if seed is None else seed, max_decodes)
+        first = _load_partial(resume_file, key, out, rng)
+        if progress is not None and first:
+            progress.update(first)
+        last_save = time.monotonic()
+    for start in range(first, len(x), group):
         xb = tf.constant(x[start:start + group])
         parts = [
             evaluator.log_weights(xb, rng.normal([min(chunk, k - j), xb.shape[0], vae.latent_dim])).numpy()
@@ -113,11 +132,58 @@ def iw_bound(vae: CVAE, images: np.ndarray, k: int, seed: Optional[int] = 0, max
         out[start:start + len(xb)] = log_mean_exp(np.concatenate(parts, axis=0).astype(np.float64), axis=0).numpy()
         if progress is not None:
             progress.update(len(xb))
+        done = start + len(xb)
+        if resume_file is not None and done < len(x) and time.monotonic() - last_save >= save_every:
+            _save_partial(resume_file, key, out, done, rng)
+            last_save = time.monotonic()
+    if resume_file is not None and os.path.exists(resume_file):
+        os.remove(resume_file)
     return out
 
 
+def _evaluation_key(vae: CVAE, x: np.ndarray, k: int, seed: int, max_decodes: int) -> str:
+    """A digest of everything an IW bound's numbers depend on: the weights, the images, K, the seed and the call size
+    (which sets the order the noise is drawn in)."""
+    digest = hashlib.sha256(f"{vae.likelihood.name} k={k} seed={seed} max_decodes={max_decodes} "
+                            f"shape={x.shape} dtype={x.dtype}".encode())
+    digest.update(np.ascontiguousarray(x).tobytes())
+    for weight in vae.encoder.weights + vae.decoder.weights:
+        digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+    return digest.hexdigest()
+
+
+def _load_partial(path: str, key: str, out: np.ndarray, rng: tf.random.Generator) -> int:
+    """Put an interrupted evaluation's values into `out` and its noise generator's state into `rng`; return how many
+    images it had done (0 when `path` is missing, unreadable or of another evaluation)."""
+    if not os.path.exists(path):
+        return 0
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            same = str(saved["key"]) == key
+            done, values, state = int(saved["done"]), saved["values"], saved["rng_state"]
+    except (OSError, ValueError, KeyError) as error:
+        print(f"Ignoring {path}: not a partial IW evaluation ({error}); starting from the first image",
+              file=sys.stderr)
+        return 0
+    if not same or not 0 < done <= len(out) or values.shape != (done, ) or state.shape != rng.state.shape:
+        print(f"Ignoring {path}: it holds another evaluation (other weights, images, K or seed); starting from the "
+              "first image", file=sys.stderr)
+        return 0
+    out[:done] = values
+    rng.reset(state)
+    print(f"Resuming the IW bound at image {done + 1} of {len(out)} from {path}", file=sys.stderr)
+    return done
+
+
+def _save_partial(path: str, key: str, out: np.ndarray, done: int, rng: tf.random.Generator) -> None:
+    """Write the first `done` values and the generator's state to `path` atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as file:
+        np.savez(file, key=np.array(key), done=np.array(done), values=out[:done], rng_state=rng.state.numpy())
+
+
 def evaluate(vae: CVAE, images: np.ndarray, iw_samples: int = 1000, seed: Optional[int] = 0, batch_size: int = 500,
-             max_decodes: int = 5000, show_progress: bool = True) -> Dict[str, float]:
+             max_decodes: int = 5000, show_progress: bool = True,
+             resume_file: Optional[str] = None) -> Dict[str, float]:
     """All test-set numbers for one model.
 
     Args:
@@ -128,6 +194,7 @@ def evaluate(vae: CVAE, images: np.ndarray, iw_samples: int = 1000, seed: Option
         batch_size: Images per call for the ELBO terms.
         max_decodes: Latent vectors per call for the IW bound.
         show_progress: Show a tqdm progress bar with ETA for the IW bound (on stderr).
+        resume_file: Keeps the IW bound's progress so an interrupted evaluation continues (`iw_bound`'s argument).
 
     Returns:
         A dict, in nats per image: `elbo_mc` (one-sample MC KL, what training logs), `elbo_analytic` (closed-form
@@ -171,7 +238,8 @@ def evaluate(vae: CVAE, images: np.ndarray, iw_samples: int = 1000, seed: Option
     result["elbo_bpd"] = bits_per_dim_of(vae.likelihood.name, result["elbo_analytic"], dims, binary)
     if iw_samples:
         with progress_bar(n, f"IW bound K={iw_samples}", disable=not show_progress) as progress:
-            log_p = iw_bound(vae, x, iw_samples, seed=seed, max_decodes=max_decodes, progress=progress)
+            log_p = iw_bound(vae, x, iw_samples, seed=seed, max_decodes=max_decodes, progress=progress,
+                             resume_file=resume_file)
         result["iw_bound"] = float(log_p.mean())
         result["iw_bound_se"] = float(log_p.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
         result["iw_bound_bpd"] = bits_per_dim_of(vae.likelihood.name, result["iw_bound"], dims, binary)

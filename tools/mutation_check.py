@@ -226,6 +226,16 @@ MUTATIONS: Tuple[Mutation, ...] = (
              "return sha or None",
              ("tests/pipeline_vae/ablation/test_runner.py::"
               "test_code_version_names_the_checkout_and_says_when_it_is_dirty", )),
+    # Issue 15: a long IW evaluation continues after an interruption.
+    Mutation("iw_resume_fresh_noise", "resumed IW bound: the noise generator starts over instead of going on",
+             "pipeline_vae/metrics.py", "    rng.reset(state)\n", "",
+             ("tests/pipeline_vae/test_metrics.py::test_an_interrupted_iw_bound_continues_to_the_same_numbers", )),
+    Mutation("iw_resume_drops_values", "resumed IW bound: the saved values are not put back",
+             "pipeline_vae/metrics.py", "    out[:done] = values\n", "",
+             ("tests/pipeline_vae/test_metrics.py::test_an_interrupted_iw_bound_continues_to_the_same_numbers", )),
+    Mutation("iw_resume_key_without_seed", "resumed IW bound: a partial evaluation of another seed is continued",
+             "pipeline_vae/metrics.py", 'k={k} seed={seed} max_decodes', "k={k} max_decodes",
+             ("tests/pipeline_vae/test_metrics.py::test_a_partial_iw_bound_of_another_evaluation_is_not_used", )),
 )
 
 

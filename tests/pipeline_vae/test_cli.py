@@ -295,3 +295,34 @@ def test_bad_input_is_answered_before_tensorflow_is_imported(tmp_path, args, mes
     assert message.format(tmp=tmp_path) in result.stderr
     code, imported = result.stdout.split()
     assert code != "0" and imported == "False"
+
+
+def test_evaluate_continues_an_interrupted_iw_bound(trained_dir, mnist_path, tmp_path, capsys):
+    import json
+    import shutil
+
+    from pipeline_vae.data import load_data
+    from pipeline_vae.inference import CVAE
+    from pipeline_vae.metrics import iw_bound
+    run = str(tmp_path / "run")
+    shutil.copytree(trained_dir, run)
+    partial = os.path.join(run, "iw_bound_k600_seed0.partial.npz")
+    vae = CVAE.load(run)
+    images = load_data(mnist_path).test_images(40)
+    whole = iw_bound(vae, images, 600, seed=0)
+
+    class InterruptSecondCall:  # the first call (8 images of K=600 at the default call size) is saved, then Ctrl-C
+        calls = 0
+
+        def update(self, _count):
+            self.calls += 1
+            if self.calls == 2:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        iw_bound(vae, images, 600, seed=0, progress=InterruptSecondCall(), resume_file=partial, save_every=0)
+    assert os.path.exists(partial)
+    assert main(["evaluate", "--save-dir", run, "--iw-samples", "600", "--n-images", "40", "--data", mnist_path]) == 0
+    assert "Resuming the IW bound at image 9 of 40" in capsys.readouterr().err
+    assert json.load(open(os.path.join(run, "metrics.json")))["iw_bound"] == whole.mean()
+    assert not os.path.exists(partial)

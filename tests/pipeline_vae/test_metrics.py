@@ -71,3 +71,55 @@ def test_the_iw_bound_reports_progress_on_stderr_only_when_asked(vae, images, ca
     assert "IW bound K=2" in err and "20/20" in err  # tqdm's bar, closed at 100%
     evaluate(vae, images[:20], iw_samples=2, show_progress=False)
     assert capsys.readouterr().err == ""
+
+
+class _StopAfter:
+    """A progress object that interrupts the evaluation at its `n`-th update, as Ctrl-C or a killed job would."""
+    def __init__(self, n: int) -> None:
+        self.calls, self.n = 0, n
+
+    def update(self, _count: int) -> None:
+        self.calls += 1
+        if self.calls == self.n:
+            raise KeyboardInterrupt
+
+
+def test_an_interrupted_iw_bound_continues_to_the_same_numbers(vae, images, tmp_path, capsys):
+    x, partial = images[:40], str(tmp_path / "partial.npz")
+    whole = iw_bound(vae, x, 7, seed=3, max_decodes=35)  # 5 images per call: 8 calls
+    with pytest.raises(KeyboardInterrupt):
+        iw_bound(vae, x, 7, seed=3, max_decodes=35, progress=_StopAfter(4), resume_file=partial, save_every=0)
+    with np.load(partial) as saved:
+        assert int(saved["done"]) == 15  # saved after calls 1-3; the 4th was interrupted before its save
+        np.testing.assert_array_equal(saved["values"], whole[:15])
+    resumed = iw_bound(vae, x, 7, seed=3, max_decodes=35, resume_file=partial)
+    assert "Resuming the IW bound at image 16 of 40" in capsys.readouterr().err
+    np.testing.assert_array_equal(resumed, whole)  # bit for bit: values kept, noise generator put back
+    assert not (tmp_path / "partial.npz").exists()  # removed once complete
+
+
+def test_a_partial_iw_bound_of_another_evaluation_is_not_used(vae, images, tmp_path, capsys):
+    x, partial = images[:40], str(tmp_path / "partial.npz")
+    with pytest.raises(KeyboardInterrupt):
+        iw_bound(vae, x, 7, seed=3, max_decodes=35, progress=_StopAfter(3), resume_file=partial, save_every=0)
+    other_images = iw_bound(vae, images[40:80], 7, seed=3, max_decodes=35, resume_file=partial)
+    assert "another evaluation" in capsys.readouterr().err
+    np.testing.assert_array_equal(other_images, iw_bound(vae, images[40:80], 7, seed=3, max_decodes=35))
+    with pytest.raises(KeyboardInterrupt):
+        iw_bound(vae, x, 7, seed=3, max_decodes=35, progress=_StopAfter(3), resume_file=partial, save_every=0)
+    other_seed = iw_bound(vae, x, 7, seed=4, max_decodes=35, resume_file=partial)
+    assert "another evaluation" in capsys.readouterr().err
+    np.testing.assert_array_equal(other_seed, iw_bound(vae, x, 7, seed=4, max_decodes=35))
+    (tmp_path / "partial.npz").write_bytes(b"not an npz file")
+    np.testing.assert_array_equal(iw_bound(vae, x, 7, seed=4, max_decodes=35, resume_file=partial), other_seed)
+    assert "not a partial IW evaluation" in capsys.readouterr().err
+
+
+def test_iw_bound_saves_its_progress_only_every_save_every_seconds(vae, images, tmp_path):
+    partial = tmp_path / "partial.npz"
+    with pytest.raises(KeyboardInterrupt):
+        iw_bound(vae, images[:40], 7, seed=3, max_decodes=35, progress=_StopAfter(4), resume_file=str(partial),
+                 save_every=3600)
+    assert not partial.exists()  # four calls in well under an hour: nothing saved yet
+    with pytest.raises(ValueError, match="save_every must be a non-negative number of seconds"):
+        iw_bound(vae, images[:40], 7, resume_file=str(partial), save_every=-1)
