@@ -79,13 +79,15 @@ def this_machine() -> Dict[str, Any]:
 
 def provenance(rows: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     """Where the records came from: the code versions (`commit`, "unknown" for records without one) and hosts, in
-    order of appearance, and the trials' summed training and evaluation time in hours (trials may have run at once,
-    on several machines and across sessions: this is compute, not elapsed time)."""
+    order of appearance, the trials' summed training and evaluation time in hours (trials may have run at once,
+    on several machines and across sessions: this is compute, not elapsed time), and the trials that were resumed
+    after an interruption (`attempts` > 1: their `train_seconds` are their last attempt's only)."""
     def seen(key: str) -> List[str]:
         return list(dict.fromkeys(str(row.get(key) or "unknown") for row in rows))
     return {"commits": seen("commit"), "hosts": seen("host"),
             "train_hours": round(sum(_number(row.get("train_seconds") or 0) for row in rows) / 3600, 2),
-            "eval_hours": round(sum(_number(row.get("eval_seconds") or 0) for row in rows) / 3600, 2)}
+            "eval_hours": round(sum(_number(row.get("eval_seconds") or 0) for row in rows) / 3600, 2),
+            "resumed": [f"{row['variant']} seed {row['seed']}" for row in rows if (row.get("attempts") or 1) > 1]}
 
 
 def _pm(entry: Dict[str, Any], key: str, digits: int = 2) -> str:
@@ -122,6 +124,8 @@ def markdown_table(spec: Spec, summary: Sequence[Dict[str, Any]], command: str =
                   f"report: {machine['cpus']} CPUs, {machine['processor']}, {machine['platform']}, Python "
                   f"{machine['python']}). {len(rows)} trials: {made['train_hours']} h "
                   f"of training and {made['eval_hours']} h of evaluation in all (summed over trials)."
+                  + (f" Resumed after an interruption (train s: the last attempt only): {', '.join(made['resumed'])}."
+                     if made["resumed"] else "")
                   + (f" **Partial: {len(rows)} of {planned} trials finished so far.**" if len(rows) < planned else ""),
                   ""]
     header = ["variant", f"IW bound K={iw}" if iw else "IW bound", "Δ IW", "ELBO (closed-form KL)", "Δ ELBO", "KL",

@@ -57,12 +57,15 @@ def test_provenance_names_the_code_and_sums_the_compute():
     for i, row in enumerate(rows):
         row.update(commit="abc" if i < 4 else "def+dirty", host="h1", eval_seconds=360.0)
     rows[0].pop("commit")
+    rows[3]["attempts"], rows[4]["attempts"] = 2, 1  # b seed 1 resumed once; c seed 0 ran in one attempt
     # training 10 s (seed 0) or 11 s (seed 1), three of each: 63 s; evaluation 6 x 360 s = 0.6 h
     assert provenance(rows) == {"commits": ["unknown", "abc", "def+dirty"], "hosts": ["h1"],
-                                "train_hours": round(63 / 3600, 2), "eval_hours": 0.6}
+                                "train_hours": round(63 / 3600, 2), "eval_hours": 0.6, "resumed": ["b seed 1"]}
     text = markdown_table(SPEC, summarize(SPEC, rows), command="cmd", rows=rows)
     assert "Code: `unknown`, `abc`, `def+dirty`. Hosts: h1 (this report: " in text
     assert f"{os.cpu_count()} CPUs" in text and "6 trials: 0.02 h of training and 0.6 h of evaluation" in text
+    assert "Resumed after an interruption (train s: the last attempt only): b seed 1." in text
+    assert "Resumed" not in markdown_table(SPEC, summarize(SPEC, _rows()), command="cmd", rows=_rows())
 
 
 def test_write_reports_makes_all_four_files(tmp_path):
