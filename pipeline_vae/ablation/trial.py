@@ -239,8 +239,9 @@ def train_and_evaluate(spec: Any, variant: Any, seed: int, save_dir: str, data: 
     `eval.iw_samples`, KL, active units and bits/dim, all with the same noise (seed 0).
 
     Returns:
-        The evaluation metrics (see `pipeline_vae.metrics.evaluate`) plus `train_seconds` (this attempt's; the report names resumed trials),
-        `eval_seconds`, `best_logged_elbo` (the best per-epoch test ELBO seen in training), `epochs` and `parameters`.
+        The evaluation metrics (see `pipeline_vae.metrics.evaluate`) plus `train_seconds` (this attempt's; reports
+        name the resumed trials), `eval_seconds`, `best_logged_elbo` (the best per-epoch test ELBO seen in training),
+        `epochs` and `parameters`.
 
     Raises:
         RunFailed: If training ended before any evaluation.
