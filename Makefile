@@ -14,7 +14,7 @@ SPECS := $(basename $(notdir $(wildcard apphub/ablations/*.yaml)))
 ABLATE_ARGS ?=
 
 .PHONY: setup data train test mutation-check bench bench-executors bench-smoke clean reproduce-fast_latent2 \
-        reproduce-best_latent50 $(addprefix reproduce-,$(SPECS))
+        reproduce-best_latent2 reproduce-best_latent50 $(addprefix reproduce-,$(SPECS))
 
 # Re-install only when the package definition changed (the stamp is newer than setup.cfg/pyproject.toml). The tests
 # need the optional extras too (Ray, MLflow, W&B), resolved with TensorFlow in this one pip call.
@@ -74,6 +74,10 @@ $(addprefix reproduce-,$(SPECS)): reproduce-%: data
 reproduce-fast_latent2: data
 	$(BIN)/python apphub/presets/fast_latent2.py --save-dir runs/presets/fast_latent2
 	$(BIN)/pipeline-vae evaluate --save-dir runs/presets/fast_latent2 --iw-samples 100
+
+reproduce-best_latent2: data
+	$(BIN)/python apphub/presets/best_latent2.py --save-dir runs/presets/best_latent2
+	$(BIN)/pipeline-vae evaluate --save-dir runs/presets/best_latent2 --iw-samples 1000
 
 reproduce-best_latent50: data
 	$(BIN)/python apphub/presets/best_latent50.py --save-dir runs/presets/best_latent50

@@ -236,6 +236,13 @@ MUTATIONS: Tuple[Mutation, ...] = (
     Mutation("iw_resume_key_without_seed", "resumed IW bound: a partial evaluation of another seed is continued",
              "pipeline_vae/metrics.py", 'k={k} seed={seed} max_decodes', "k={k} max_decodes",
              ("tests/pipeline_vae/test_metrics.py::test_a_partial_iw_bound_of_another_evaluation_is_not_used", )),
+    Mutation("histogram_normaliser", "no-latent reference: the per-pixel histogram does not sum to 1",
+             "pipeline_vae/baselines.py", "np.log(len(train) + 256 * alpha)", "np.log(len(train) + 255 * alpha)",
+             ("tests/pipeline_vae/test_baselines.py::test_pixel_histogram_by_hand", )),
+    Mutation("level_cells_at_levels", "logistic read on the used levels: cells end at the next level, not midway",
+             "pipeline_vae/baselines.py", "(levels[:-1] + levels[1:].astype(np.float64)) / 2.0",
+             "levels[1:].astype(np.float64)",
+             ("tests/pipeline_vae/test_baselines.py::test_logistic_on_all_values_and_on_the_used_levels_by_hand", )),
 )
 
 

@@ -132,6 +132,10 @@ class ImageData:
         """MNIST is binarized at 0.5 (the seed's); other data is not binarized by default."""
         return 0.5 if self.kind == "mnist" else None
 
+    def train_images(self, n: Optional[int] = None) -> np.ndarray:
+        """The first `n` training images (all when None) as uint8 [n, H, W, C], decoding files if need be."""
+        return _images(self.train, self.image_shape, self.source, n)
+
     def test_images(self, n: Optional[int] = None) -> np.ndarray:
         """The first `n` test images (all when None) as uint8 [n, H, W, C], decoding files if need be."""
         return _images(self.test, self.image_shape, self.source, n)

@@ -36,7 +36,7 @@ def test_each_preset_script_builds_the_presets_configuration(name, small_mnist, 
 
 
 def test_an_unknown_preset_is_named_with_the_known_ones():
-    with pytest.raises(ValueError, match="preset: expected one of fast_latent2, best_latent50, got 'fastest'"):
+    with pytest.raises(ValueError, match="preset: expected one of fast_latent2, best_latent2, best_latent50, got 'fastest'"):
         presets.settings_of("fastest")
 
 

@@ -4,6 +4,7 @@ and the cluster errors. No mocks: Ray Tune, MLflow's SQLite store and W&B's offl
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -84,7 +85,9 @@ def test_ray_gives_the_local_table_and_tracks_a_parent_run_with_a_child_per_tria
               for name in ("ray", "local")]  # every column but the last, the training time
     assert tables[0] == tables[1] and len(tables[0]) >= 4
     text = lines.getvalue()
-    assert text.count(" done in 00:") == 4 and "executor ray (local instance)" in text and "[4/4]" in text
+    # one "done in MM:SS" line per trial (minutes vary with the machine's load)
+    assert len(re.findall(r" done in \d\d:\d\d", text)) == 4
+    assert "executor ray (local instance)" in text and "[4/4]" in text
     (experiment, ) = (tmp_path / "ray" / "ray").iterdir()  # Tune's own files: one folder per trial, named by it
     assert {"beta_seed0", "beta_seed1", "static_seed0", "static_seed1"} <= set(os.listdir(experiment))
 

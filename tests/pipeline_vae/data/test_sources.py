@@ -45,6 +45,8 @@ def test_a_folder_with_class_subfolders_gives_labels_and_a_seeded_split(class_fo
     # pixels decoded by tf.data equal PIL's
     pil = np.stack([np.asarray(Image.open(f)) for f in data.test.files])[..., None]
     np.testing.assert_array_equal(data.test_images(), pil)
+    train_pil = np.stack([np.asarray(Image.open(f)) for f in data.train.files[:2]])[..., None]
+    np.testing.assert_array_equal(data.train_images(2), train_pil)
     assert data.default_likelihood == "discretized_logistic" and data.default_binarize_threshold is None
 
 
