@@ -17,7 +17,7 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         "settings": {"epochs": 6, "batch_size": 100, "latent_dim": 2, "learning_rate": 3e-3, "widths": [16, 32]},
     },
     "best_latent2": {
-        "about": "latent 2: the best test ELBO found in under a minute of training on a 2-core CPU (an MLP)",
+        "about": "latent 2: the best test ELBO found in about a minute of training on a 2-core CPU (an MLP)",
         "settings": {"epochs": 15, "batch_size": 100, "latent_dim": 2, "learning_rate": 3e-3, "model": "mlp",
                      "lr_schedule": "cosine"},
     },

@@ -1,5 +1,6 @@
 """The best latent-2 preset: the Keras VAE examples' MLP (512-256 / 256-512) on binarized MNIST, Adam 3e-3 with a
-cosine decay over 15 epochs, which reaches a test ELBO near -134 nats in under a minute of training on a 2-core CPU.
+cosine decay over 15 epochs, which reaches a test ELBO near -134 nats in about a minute of training on a 2-core CPU
+(and -156 within its first 2 epochs).
 The models ablation (docs/ablations/README.md) found the MLP both the best and the cheapest per epoch at latent 2;
 docs/reproduce.md has the measured times and numbers. `fast_latent2` is the best of the seed's convolutional design.
 
