@@ -13,7 +13,7 @@ BENCH_OUT  ?= benchmarks/results
 SPECS := $(basename $(notdir $(wildcard apphub/ablations/*.yaml)))
 ABLATE_ARGS ?=
 
-.PHONY: setup data train test mutation-check bench bench-executors bench-smoke clean reproduce-fast_latent2 \
+.PHONY: setup data train test test-fast mutation-check bench bench-executors bench-smoke clean reproduce-fast_latent2 \
         reproduce-best_latent2 reproduce-best_latent50 $(addprefix reproduce-,$(SPECS))
 
 # Re-install only when the package definition changed (the stamp is newer than setup.cfg/pyproject.toml). The tests
@@ -34,6 +34,11 @@ train: data
 
 test: data
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The inner loop (about 2 minutes here): every test not marked slow, i.e. none that trains a model (directly or
+# through a fixture) or starts a TensorFlow subprocess; `make test` (CI) runs them all.
+test-fast: data
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # Break the code on purpose, one mutation at a time, in a temporary copy; each must make a targeted test fail (about
 # 14 minutes here; not part of `make test`). The table goes to docs/mutation_check.md.

@@ -8,24 +8,33 @@ Variants are siblings with the same keys, for ablations:
     loss:            CVAELoss (MC KL) | AnalyticKLLoss | BetaVAELoss | KLWarmupLoss | IWAELoss
 
 JointGradientOp computes every model's gradients in one backward pass for the UpdateOps (`build_graph(joint_update=True)`).
-"""
-from ops.analytic_kl_loss import AnalyticKLLoss
-from ops.beta_vae_loss import BetaVAELoss
-from ops.binarize import Binarize
-from ops.cvae_loss import CVAELoss
-from ops.densities import (bernoulli_log_likelihood, bits_per_dim, discretized_logistic_log_likelihood,
-                           gaussian_log_likelihood, kl_to_standard_normal, log_normal_pdf)
-from ops.deterministic_reparameterize import DeterministicReparameterizeOp
-from ops.dynamic_binarize import DynamicBinarize
-from ops.iwae_loss import IWAELoss
-from ops.joint_gradient import JointGradientOp
-from ops.kl_warmup_loss import KLWarmupLoss
-from ops.multi_sample_reparameterize import MultiSampleReparameterizeOp
-from ops.reparameterize import ReparameterizeOp
-from ops.rescale import Rescale
-from ops.split import SplitOp
 
-__all__ = ["AnalyticKLLoss", "BetaVAELoss", "Binarize", "CVAELoss", "DeterministicReparameterizeOp",
-           "DynamicBinarize", "IWAELoss", "JointGradientOp", "KLWarmupLoss", "MultiSampleReparameterizeOp",
-           "ReparameterizeOp", "Rescale", "SplitOp", "bernoulli_log_likelihood", "bits_per_dim",
-           "discretized_logistic_log_likelihood", "gaussian_log_likelihood", "kl_to_standard_normal", "log_normal_pdf"]
+Importing `ops` is cheap: each name is imported (with TensorFlow) on first use, so `ops.names` serves settings and
+the CLI before TensorFlow loads.
+"""
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "AnalyticKLLoss": "analytic_kl_loss", "BetaVAELoss": "beta_vae_loss", "Binarize": "binarize",
+    "CVAELoss": "cvae_loss", "DeterministicReparameterizeOp": "deterministic_reparameterize",
+    "DynamicBinarize": "dynamic_binarize", "IWAELoss": "iwae_loss", "JointGradientOp": "joint_gradient",
+    "KLWarmupLoss": "kl_warmup_loss", "MultiSampleReparameterizeOp": "multi_sample_reparameterize",
+    "ReparameterizeOp": "reparameterize", "Rescale": "rescale", "SplitOp": "split",
+    "bernoulli_log_likelihood": "densities", "bits_per_dim": "densities",
+    "discretized_logistic_log_likelihood": "densities", "gaussian_log_likelihood": "densities",
+    "kl_to_standard_normal": "densities", "log_normal_pdf": "densities",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'ops' has no attribute '{name}'")
+    value = getattr(importlib.import_module(f"ops.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list:
+    return sorted(list(globals()) + __all__)

@@ -33,6 +33,8 @@ class CVAELoss(LossOp):
         average_loss: If True the output is the batch mean (what UpdateOp and the eval log use); if False it is the
             per-example loss [B].
         likelihood: The decoder likelihood's name: "bernoulli" (the seed's), "gaussian" or "discretized_logistic".
+            None (the default): the run's, which `build_graph` binds (`bind_likelihood`); on its own the default
+            `ops.names.DEFAULT_LIKELIHOOD`, the seed's Bernoulli.
 
     Raises:
         ValueError: If `inputs` is not five keys, `likelihood` is unknown, the Network is not TensorFlow, or (when the
@@ -45,15 +47,22 @@ class CVAELoss(LossOp):
                  mode: Union[None, str, Iterable[str]] = "!infer",
                  ds_id: Union[None, str, Iterable[str]] = None,
                  average_loss: bool = True,
-                 likelihood: str = "bernoulli") -> None:
+                 likelihood: Optional[str] = None) -> None:
         super().__init__(inputs=inputs, outputs=outputs, mode=mode, ds_id=ds_id, average_loss=average_loss)
         try:
             self.likelihood = get_likelihood(likelihood)
         except ValueError as err:
             raise ValueError(f"{type(self).__name__}: {err}") from None
+        self.likelihood_given = likelihood is not None
         if len(self.inputs) != 5 or len(self.outputs) != 1:
             raise ValueError(f"{type(self).__name__}: needs 5 inputs (x, x_logit, mean, logvar, z) and 1 output, got "
                              f"inputs={self.inputs}, outputs={self.outputs}")
+
+    def bind_likelihood(self, name: str) -> None:
+        """Use the run's likelihood `name` if the constructor was given none; a given one stays (and the graph
+        builder refuses it when it differs from the run's)."""
+        if not self.likelihood_given:
+            self.likelihood = get_likelihood(name)
 
     def build(self, framework: str, device: Optional[torch.device] = None) -> None:
         require_tf(type(self).__name__, framework)

@@ -12,6 +12,8 @@ from typing import Callable, Dict, Optional, Sequence
 
 import tensorflow as tf
 
+from ops.names import DEFAULT_LIKELIHOOD, LIKELIHOOD_NAMES
+
 LOG_2PI = math.log(2.0 * math.pi)
 #: The range the posterior log-variance is clipped to wherever the encoder's output is split (SplitOp, the metrics,
 #: the inference API). exp(20) = 4.9e8 and exp(30) = 1.1e13 (for exp(-logvar)) stay far inside float32 (3.4e38), so
@@ -40,6 +42,12 @@ def log_normal_pdf(sample: tf.Tensor, mean: tf.Tensor, logvar: tf.Tensor) -> tf.
     """
     sample, mean, logvar = (tf.convert_to_tensor(t, dtype=tf.float32) for t in (sample, mean, logvar))
     return -0.5 * tf.reduce_sum(tf.square(sample - mean) * tf.exp(-logvar) + logvar + LOG_2PI, axis=-1)
+
+
+def reparameterize(mean: tf.Tensor, logvar: tf.Tensor, eps: tf.Tensor) -> tf.Tensor:
+    """z = mean + exp(logvar / 2) * eps: the reparameterization of N(mean, diag(exp(logvar))) at standard normal noise
+    `eps` (broadcast against `mean` and `logvar`). The reparameterize ops and the evaluation draw through it."""
+    return eps * tf.exp(logvar * 0.5) + mean
 
 
 def monte_carlo_kl(z: tf.Tensor, mean: tf.Tensor, logvar: tf.Tensor) -> tf.Tensor:
@@ -240,14 +248,16 @@ LIKELIHOODS: Dict[str, Likelihood] = {
     "gaussian": Likelihood("gaussian", 2, _gaussian, _location, False),
     "discretized_logistic": Likelihood("discretized_logistic", 2, _logistic, _location, True),
 }
+assert tuple(LIKELIHOODS) == LIKELIHOOD_NAMES, "ops.names.LIKELIHOOD_NAMES must list LIKELIHOODS in order"
 
 
-def get_likelihood(name: str) -> Likelihood:
-    """The likelihood called `name`.
+def get_likelihood(name: Optional[str] = None) -> Likelihood:
+    """The likelihood called `name` (None: `ops.names.DEFAULT_LIKELIHOOD`).
 
     Raises:
         ValueError: If there is none of that name.
     """
+    name = DEFAULT_LIKELIHOOD if name is None else name
     if name not in LIKELIHOODS:
         raise ValueError(f"unknown likelihood {name!r}; expected one of {', '.join(LIKELIHOODS)}")
     return LIKELIHOODS[name]

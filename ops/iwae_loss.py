@@ -1,5 +1,5 @@
 """IWAELoss: the negative importance-weighted bound with k samples per image."""
-from typing import Any, Dict, Iterable, List, Union
+from typing import Any, Dict, Iterable, List, Optional, Union
 
 import tensorflow as tf
 from fastestimator.util.traceability_util import traceable
@@ -31,8 +31,8 @@ class IWAELoss(CVAELoss):
         ds_id: What dataset id(s) to execute this Op in. To execute regardless of ds_id, pass None. To execute in all
             ds_ids except for a particular one, you can pass an argument like "!ds1".
         average_loss: If True the output is the batch mean; if False it is the per-example loss [B].
-        likelihood: The decoder likelihood's name (see `CVAELoss`): "bernoulli" (default), "gaussian" or
-            "discretized_logistic".
+        likelihood: The decoder likelihood's name (see `CVAELoss`): "bernoulli", "gaussian" or
+            "discretized_logistic"; None: the run's in a graph, else `ops.names.DEFAULT_LIKELIHOOD`.
 
     Raises:
         ValueError: If `k` is not a positive integer, `inputs` is not five keys, or (when traced with known batch
@@ -46,7 +46,7 @@ class IWAELoss(CVAELoss):
                  mode: Union[None, str, Iterable[str]] = "!infer",
                  ds_id: Union[None, str, Iterable[str]] = None,
                  average_loss: bool = True,
-                 likelihood: str = "bernoulli") -> None:
+                 likelihood: Optional[str] = None) -> None:
         super().__init__(inputs=inputs, outputs=outputs, mode=mode, ds_id=ds_id, average_loss=average_loss,
                          likelihood=likelihood)
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:

@@ -1,5 +1,5 @@
 """KLWarmupLoss: the negative ELBO with a KL weight that rises linearly from 0 over the first epochs."""
-from typing import Any, Dict, Iterable, Union
+from typing import Any, Dict, Iterable, Optional, Union
 
 import tensorflow as tf
 from fastestimator.util.traceability_util import traceable
@@ -26,8 +26,8 @@ class KLWarmupLoss(BetaVAELoss):
         ds_id: What dataset id(s) to execute this Op in. To execute regardless of ds_id, pass None. To execute in all
             ds_ids except for a particular one, you can pass an argument like "!ds1".
         average_loss: If True the output is the batch mean; if False it is the per-example loss [B].
-        likelihood: The decoder likelihood's name (see `CVAELoss`): "bernoulli" (default), "gaussian" or
-            "discretized_logistic".
+        likelihood: The decoder likelihood's name (see `CVAELoss`): "bernoulli", "gaussian" or
+            "discretized_logistic"; None: the run's in a graph, else `ops.names.DEFAULT_LIKELIHOOD`.
 
     Raises:
         ValueError: If `warmup_epochs` is not a positive integer, or for the reasons `BetaVAELoss` gives.
@@ -40,7 +40,7 @@ class KLWarmupLoss(BetaVAELoss):
                  mode: Union[None, str, Iterable[str]] = "!infer",
                  ds_id: Union[None, str, Iterable[str]] = None,
                  average_loss: bool = True,
-                 likelihood: str = "bernoulli") -> None:
+                 likelihood: Optional[str] = None) -> None:
         super().__init__(inputs=inputs, outputs=outputs, beta=beta, mode=mode, ds_id=ds_id, average_loss=average_loss,
                          likelihood=likelihood)
         if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or warmup_epochs < 1:

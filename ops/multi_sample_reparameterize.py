@@ -4,6 +4,7 @@ from typing import Iterable, Union
 import tensorflow as tf
 from fastestimator.util.traceability_util import traceable
 
+from ops.densities import reparameterize
 from ops.reparameterize import ReparameterizeOp
 
 
@@ -41,5 +42,5 @@ class MultiSampleReparameterizeOp(ReparameterizeOp):
     def sample(self, mean: tf.Tensor, logvar: tf.Tensor) -> tf.Tensor:
         """`samples` draws per example, [samples * B, latent_dim]."""
         eps = tf.random.normal(shape=tf.concat([[self.samples], tf.shape(mean)], axis=0), dtype=mean.dtype)
-        z = eps * tf.exp(logvar * 0.5)[None] + mean[None]
+        z = reparameterize(mean[None], logvar[None], eps)
         return tf.reshape(z, [-1, tf.shape(mean)[1]])

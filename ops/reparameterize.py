@@ -7,7 +7,7 @@ from fastestimator.op.tensorop.tensorop import TensorOp
 from fastestimator.util.traceability_util import traceable
 
 from ops._checks import require_tf
-from ops.densities import clamp_logvar
+from ops.densities import clamp_logvar, reparameterize
 
 
 @traceable()
@@ -53,8 +53,7 @@ class ReparameterizeOp(TensorOp):
         Returns:
             One sample per example, [B, latent_dim].
         """
-        eps = tf.random.normal(shape=tf.shape(mean), dtype=mean.dtype)
-        return eps * tf.exp(logvar * 0.5) + mean
+        return reparameterize(mean, logvar, tf.random.normal(shape=tf.shape(mean), dtype=mean.dtype))
 
     def forward(self, data: List[tf.Tensor], state: Dict[str, Any]) -> tf.Tensor:
         mean, logvar = data

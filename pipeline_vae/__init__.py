@@ -12,6 +12,7 @@ oneDNN and CPU-feature notices) say nothing useful on a CPU. With a GPU driver p
 diagnostics; the `pipeline-vae` command silences them everywhere.
 """
 import importlib
+import importlib.util
 import os
 import sys
 from typing import Any
@@ -33,9 +34,11 @@ __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'pipeline_vae' has no attribute '{name}'")
-    return getattr(importlib.import_module(f"pipeline_vae.{_EXPORTS[name]}"), name)
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"pipeline_vae.{_EXPORTS[name]}"), name)
+    if importlib.util.find_spec(f"pipeline_vae.{name}") is not None:  # a submodule: `pipeline_vae.metrics.evaluate`
+        return importlib.import_module(f"pipeline_vae.{name}")
+    raise AttributeError(f"module 'pipeline_vae' has no attribute '{name}'")
 
 
 def __dir__() -> list:

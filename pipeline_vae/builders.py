@@ -2,7 +2,8 @@
 import math
 import os
 import tempfile
-from typing import Any, Callable, List, Mapping, Optional, Sequence, Union
+from dataclasses import replace
+from typing import Any, Callable, List, Mapping, Optional, Sequence
 
 import fastestimator as fe
 import tensorflow as tf
@@ -12,16 +13,17 @@ from fastestimator.schedule import cosine_decay
 from fastestimator.trace.adapt import EarlyStopping, LRScheduler, ReduceLROnPlateau
 from fastestimator.trace.trace import Trace
 
-from ops import Binarize
+from ops.names import DEFAULT_LIKELIHOOD
 from pipeline_vae import settings
-from pipeline_vae.data import MNIST, DataSource, ImageData, load_data
+from pipeline_vae.data import ImageData, load_data
 from pipeline_vae.data.pipeline import datasets
 from pipeline_vae.models import DEFAULT_MODEL, IMAGE_SHAPE
-from pipeline_vae.run_config import CONFIG_FILE, FILES, RUN_IDENTITY, RunConfig
-from pipeline_vae.slots import DEFAULT_LOSS, PIPELINE_KEYS, Graph, SlotValue, build_graph
+from pipeline_vae.resolve import DataArg, resolve
+from pipeline_vae.run_config import CONFIG_FILE, FILES, MNIST_BINARIZE_THRESHOLD, RUN_IDENTITY, RunConfig
+from pipeline_vae.slots import DEFAULT_LOSS, Graph, SlotValue, build_graph, graph_for
 from pipeline_vae.resume import ExtendableRestoreWizard
 from pipeline_vae.traces import (AtomicCSVLogger, ExampleMean, FullModelSaver, LoggedStepsTensorBoard, SampleGrid,
-                                 StopOnNaN)
+                                 SaysWhere, StopOnNaN)
 
 #: FastEstimator's ReduceLROnPlateau floor (its `min_lr` default).
 FE_MIN_LR = 1e-6
@@ -34,10 +36,8 @@ METRIC = "elbo"
 LOADERS = ("tf.data", "fe")
 
 
-DataArg = Union[None, str, DataSource, ImageData, MNIST]
 
-
-def get_pipeline(batch_size: int = 100,
+def get_pipeline(batch_size: int = settings.default("batch_size"),
                  data: DataArg = None,
                  ops: Optional[Sequence[NumpyOp]] = None,
                  num_process: Optional[int] = None,
@@ -102,10 +102,11 @@ class TFDataPipeline(fe.Pipeline):
         self.ctx_lock.release()
 
 
-def get_network(latent_dim: int = 2, learning_rate: float = 1e-3, ops: Optional[Mapping[str, SlotValue]] = None,
+def get_network(latent_dim: int = settings.default("latent_dim"),
+                learning_rate: float = settings.default("learning_rate"), ops: Optional[Mapping[str, SlotValue]] = None,
                 model: str = DEFAULT_MODEL, widths: Optional[Sequence[int]] = None,
-                image_shape: Sequence[int] = IMAGE_SHAPE, likelihood: str = "bernoulli",
-                binarize_threshold: Optional[float] = 0.5) -> fe.Network:
+                image_shape: Sequence[int] = IMAGE_SHAPE, likelihood: str = DEFAULT_LIKELIHOOD,
+                binarize_threshold: Optional[float] = MNIST_BINARIZE_THRESHOLD) -> fe.Network:
     """The CVAE Network: the named slots (see `pipeline_vae.slots`) and one UpdateOp per model.
 
     Args:
@@ -130,57 +131,51 @@ def get_network(latent_dim: int = 2, learning_rate: float = 1e-3, ops: Optional[
                                       binarize_threshold=binarize_threshold).ops)
 
 
-def get_traces(graph: Graph, save_dir: str, early_stop: Optional[int] = None, lr_plateau: Optional[int] = None,
-               tensorboard: bool = False, likelihood: str = "bernoulli",
-               log_steps: Optional[int] = settings.default("log_steps"), lr_schedule: Optional[str] = None,
-               epochs: Optional[int] = None) -> List[Trace]:
+def get_traces(graph: Graph, save_dir: str, config: Optional[RunConfig] = None) -> List[Trace]:
     """The traces `get_estimator` adds: a stop at the first NaN/Inf loss, exact test ELBO, best-model saving, the CSV
-    log, per-epoch sample grids and GIF, and optionally early stopping, LR reduction and TensorBoard.
+    log, per-epoch sample grids and GIF, and, as the run's configuration says, early stopping, a learning-rate
+    schedule or reduction, and TensorBoard.
 
     Args:
         graph: The op graph (its models are saved; its loss key is averaged; its decoder draws the sample grids).
         save_dir: Where `<model_name>_best_loss.h5`, `train_log.csv`, `samples/` and `samples.gif` go.
-        early_stop: Stop after this many evals without a better ELBO (FE's EarlyStopping); None to never stop early.
-        lr_plateau: Divide the learning rate by 10 after this many evals without a better ELBO (FE's
-            ReduceLROnPlateau, per model, down to 1e-6 or the starting rate if that is lower); None to keep it.
-        tensorboard: Also write TensorBoard event files (FE's TensorBoard trace) to `save_dir/tensorboard`.
-        likelihood: The decoder likelihood (the sample grids show its mean image).
-        log_steps: The Estimator's `log_steps`: TensorBoard gets the training loss every this many steps (as the CSV
-            log does; 0 or None: per epoch only).
-        lr_schedule: "cosine": FE's LRScheduler with `cosine_decay` per epoch, from each model's starting rate to a
-            hundredth of it at epoch `epochs`; None: no schedule.
-        epochs: The run's epochs (needed by a schedule).
+        config: The run's configuration (None: the defaults, `RunConfig()`). It decides `early_stop` (FE's
+            EarlyStopping on `elbo`), `lr_plateau` (FE's ReduceLROnPlateau: divide by 10 after that many evals
+            without a better ELBO, per model, down to 1e-6 or the starting rate if that is lower), `lr_schedule`
+            ("cosine": FE's LRScheduler with `cosine_decay` per epoch, to a hundredth of each model's starting rate at
+            epoch `epochs`), `tensorboard` (FE's TensorBoard trace in `save_dir/tensorboard`, at every `log_steps`),
+            the likelihood the sample grids show the mean of, and the identity stamped into the saved models.
 
     Returns:
         The traces, in order.
 
     Raises:
-        ValueError: If `lr_schedule` is unknown, given without `epochs`, or given with `lr_plateau`.
+        ValueError: If `lr_schedule` is given with `lr_plateau`.
     """
+    config = config or RunConfig()
     traces: List[Trace] = [StopOnNaN(monitor_names=graph.loss_key),
                            ExampleMean(inputs=graph.loss_key, outputs=METRIC, batch_key="x", scale=-1.0)]
     traces += [
         FullModelSaver(model=model, save_dir=save_dir, metric=METRIC, save_best_mode="max",
-                       weights_name=f"{model.model_name}_best_loss") for model in graph.models
+                       weights_name=f"{model.model_name}_best_loss", config=config) for model in graph.models
     ]
     traces.append(AtomicCSVLogger(filename=os.path.join(save_dir, FILES["log"])))
     if graph.decoder is not None:
-        traces.append(SampleGrid(decoder=graph.decoder, save_dir=save_dir, likelihood=likelihood))
-    if tensorboard:
-        traces.append(LoggedStepsTensorBoard(log_dir=os.path.join(save_dir, "tensorboard"), log_steps=log_steps))
-    if early_stop is not None:
-        traces.append(EarlyStopping(monitor=METRIC, patience=early_stop, compare="max"))
-    if lr_schedule is not None:
-        settings.check("lr_schedule", lr_schedule)
-        if lr_plateau is not None:
+        traces.append(SampleGrid(decoder=graph.decoder, save_dir=save_dir, likelihood=config.likelihood))
+    if config.tensorboard:
+        traces.append(LoggedStepsTensorBoard(log_dir=os.path.join(save_dir, "tensorboard"),
+                                             log_steps=config.log_steps))
+    if config.early_stop is not None:
+        traces.append(EarlyStopping(monitor=METRIC, patience=config.early_stop, compare="max"))
+    if config.lr_schedule is not None:
+        if config.lr_plateau is not None:
             raise ValueError("lr_schedule and lr_plateau both set the learning rate; give one of them")
-        if not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"epochs: a learning-rate schedule needs the run's epochs, got {epochs!r}")
         traces += [LRScheduler(model=model, lr_fn=cosine_schedule(
-            float(tf.keras.backend.get_value(model.optimizer.learning_rate)), epochs)) for model in graph.models]
-    if lr_plateau is not None:  # FE's floor (min_lr 1e-6) would *raise* a smaller starting rate: cap it there
+            float(tf.keras.backend.get_value(model.optimizer.learning_rate)), config.epochs))
+                   for model in graph.models]
+    if config.lr_plateau is not None:  # FE's floor (min_lr 1e-6) would *raise* a smaller starting rate: cap it there
         traces += [
-            ReduceLROnPlateau(model=model, metric=METRIC, patience=lr_plateau, factor=0.1, best_mode="max",
+            ReduceLROnPlateau(model=model, metric=METRIC, patience=config.lr_plateau, factor=0.1, best_mode="max",
                               min_lr=min(FE_MIN_LR, float(tf.keras.backend.get_value(model.optimizer.learning_rate))))
             for model in graph.models
         ]
@@ -206,13 +201,6 @@ def release_determinism() -> None:
     os.environ.pop("TF_DETERMINISTIC_OPS", None)
     if tf_config.is_op_determinism_enabled():
         tf_config.disable_op_determinism()
-
-
-def binarize_threshold_of(graph: Graph) -> Optional[float]:
-    """The threshold the graph's `binarize` slot cuts evaluation images at (None without a `Binarize` op there), as
-    recorded in the run's config for `CVAE.load`."""
-    return next((op.threshold for name, op in graph.named_ops if name == "binarize" and isinstance(op, Binarize)),
-                None)
 
 
 def check_save_dir(save_dir: str, config: RunConfig) -> None:
@@ -286,7 +274,8 @@ def get_estimator(epochs: int = settings.default("epochs"),
         batch_size: Examples per batch (train and eval).
         latent_dim: Size of z.
         learning_rate: Adam's learning rate.
-        save_dir: Where models and the config go; None makes a fresh temporary folder.
+        save_dir: Where models and the config go; None makes a fresh temporary folder and says where (when the run
+            is built and when training ends).
         train_steps_per_epoch: Cap on training steps per epoch (None: the whole training set).
         eval_steps_per_epoch: Cap on eval steps per epoch (None: the whole test set).
         seed: If given, `fe.enable_deterministic(seed)` (seeds Python, NumPy, TF and torch, and makes TF ops
@@ -338,64 +327,68 @@ def get_estimator(epochs: int = settings.default("epochs"),
             produced upstream; all raised here, before anything is written to `save_dir` or trained.
         TypeError: If a slot value is not a TensorOp, a list of them, or None.
     """
-    settings.check_all(dict(epochs=epochs, batch_size=batch_size, latent_dim=latent_dim, learning_rate=learning_rate,
-                            train_steps_per_epoch=train_steps_per_epoch, eval_steps_per_epoch=eval_steps_per_epoch,
-                            seed=seed, early_stop=early_stop, lr_plateau=lr_plateau, lr_schedule=lr_schedule,
-                            log_steps=log_steps,
-                            tensorboard=tensorboard, loss=loss, model=model, widths=widths, resume=resume,
-                            likelihood=likelihood, binarize_threshold=binarize_threshold, image_size=image_size,
-                            channels=channels, test_fraction=test_fraction, split_seed=split_seed,
-                            mixed_precision=mixed_precision, jit=jit))
-    if lr_schedule is not None and lr_plateau is not None:
-        raise ValueError("lr_schedule and lr_plateau both set the learning rate; give one of them")
-    if isinstance(data, (str, type(None))):
-        data = DataSource(data="mnist" if data is None else data,
-                          image_size=None if image_size is None else tuple(image_size), channels=channels,
-                          test_fraction=test_fraction, split_seed=split_seed)
-    elif (image_size, channels, test_fraction, split_seed) != (None, None, settings.default("test_fraction"),
-                                                               settings.default("split_seed")):
-        raise ValueError("image_size, channels, test_fraction and split_seed go with data given by name or path; a "
-                         f"{type(data).__name__} carries its own")
-    data = load_data(data, fetch=False)
-    likelihood = likelihood or data.default_likelihood
-    if binarize_threshold is None and likelihood == "bernoulli":
-        binarize_threshold = data.default_binarize_threshold
-    if seed is not None:
-        fe.enable_deterministic(seed)  # before the pipeline: tf.data's shuffle takes its seed when it is created
+    config, images = resolve(dict(epochs=epochs, batch_size=batch_size, latent_dim=latent_dim,
+                                  learning_rate=learning_rate, train_steps_per_epoch=train_steps_per_epoch,
+                                  eval_steps_per_epoch=eval_steps_per_epoch, seed=seed, early_stop=early_stop,
+                                  lr_plateau=lr_plateau, lr_schedule=lr_schedule, log_steps=log_steps,
+                                  tensorboard=tensorboard, loss=loss, model=model, widths=widths, resume=resume,
+                                  likelihood=likelihood, binarize_threshold=binarize_threshold, image_size=image_size,
+                                  channels=channels, test_fraction=test_fraction, split_seed=split_seed,
+                                  mixed_precision=mixed_precision, jit=jit), data, ops)
+    return build_estimator(config, images, save_dir=save_dir, ops=ops, traces=traces, log=log)
+
+
+def build_estimator(config: RunConfig, data: ImageData, save_dir: Optional[str] = None,
+                    ops: Optional[Mapping[str, SlotValue]] = None, traces: Sequence[Trace] = (),
+                    log: Optional[Callable[[str], None]] = print) -> fe.Estimator:
+    """Pipeline + Network + Estimator from a resolved configuration (`pipeline_vae.resolve.resolve`): what
+    `get_estimator` builds after resolving its arguments. Nothing here decides a setting: it reads `config`.
+
+    Args:
+        config: The run's configuration (its `slots` and `files` are filled in from the graph built here).
+        data: The images `config` was resolved with.
+        save_dir: The run folder; None makes a fresh temporary folder and says where it is (on `log`, and again
+            when training ends).
+        ops: Slot overrides (see `get_estimator`).
+        traces: More traces, after the built-in ones.
+        log: Where the one-line data and likelihood summary goes (None: nowhere).
+
+    Returns:
+        The Estimator; call `.fit()`.
+
+    Raises:
+        ValueError: If the graph does not connect or `save_dir` holds a different run.
+        TypeError: If a slot value is not a TensorOp, a list of them, or None.
+    """
+    if config.seed is not None:
+        fe.enable_deterministic(config.seed)  # before the pipeline: tf.data's shuffle takes its seed when it is made
     else:
         release_determinism()
-    pipeline = get_pipeline(batch_size=batch_size, data=data)
-    if eval_steps_per_epoch is None:  # FE 1.7 needs the count for a tf.data eval set; this is one full pass
-        eval_steps_per_epoch = math.ceil(len(data.test) / batch_size)
-    graph = build_graph(latent_dim, learning_rate, ops, input_keys=PIPELINE_KEYS, loss=loss, model=model,
-                        widths=widths, image_shape=data.image_shape, likelihood=likelihood,
-                        binarize_threshold=binarize_threshold, mixed_precision=mixed_precision)
-    tf.config.optimizer.set_jit("autoclustering" if jit else False)
-    config = RunConfig(data=data.source, data_description=data.summary(), image_shape=data.image_shape,
-                       labels=data.has_labels, likelihood=likelihood, binarize_threshold=binarize_threshold_of(graph),
-                       latent_dim=latent_dim, model=model, widths=None if widths is None else tuple(widths),
-                       learning_rate=learning_rate, lr_schedule=lr_schedule, batch_size=batch_size, epochs=epochs,
-                       seed=seed,
-                       loss=None if ops and "loss" in ops else loss, slots=graph.describe(),
-                       files={**FILES, **{model.model_name: f"{model.model_name}_best_loss.h5"
-                                          for model in graph.models}},
-                       mixed_precision=mixed_precision, jit=jit)
+    pipeline = get_pipeline(batch_size=config.batch_size, data=data)
+    graph = graph_for(config, ops)
+    tf.config.optimizer.set_jit("autoclustering" if config.jit else False)
+    best_files = {model.model_name: f"{model.model_name}_best_loss.h5" for model in graph.models}
+    config = replace(config, slots=graph.describe(), files={**FILES, **best_files})
+    temporary = save_dir is None
     save_dir = save_dir or tempfile.mkdtemp(prefix="pipeline-vae-")
     os.makedirs(save_dir, exist_ok=True)
     check_save_dir(save_dir, config)
     config.write(save_dir)
     if log is not None:
         cut = f", binarized at {config.binarize_threshold:g}" if config.binarize_threshold is not None else ""
-        log(f"pipeline-vae: data {data.summary()}; likelihood {likelihood}{cut}")
-    traces = get_traces(graph, save_dir, early_stop=early_stop, lr_plateau=lr_plateau, tensorboard=tensorboard,
-                        likelihood=likelihood, log_steps=log_steps, lr_schedule=lr_schedule,
-                        epochs=epochs) + list(traces)
-    if resume:
-        traces.append(ExtendableRestoreWizard(directory=config.path(save_dir, "checkpoint")))
+        log(f"pipeline-vae: data {config.data_description}; likelihood {config.likelihood}{cut}")
+    all_traces = get_traces(graph, save_dir, config) + list(traces)
+    if temporary:
+        all_traces.append(SaysWhere(save_dir, log))
+    if config.resume:
+        all_traces.append(ExtendableRestoreWizard(directory=config.path(save_dir, "checkpoint"), config=config))
+    eval_steps = config.eval_steps_per_epoch
+    if eval_steps is None:  # FE 1.7 needs the count for a tf.data eval set; this is one full pass
+        eval_steps = math.ceil(len(data.test) / config.batch_size)
     return fe.Estimator(pipeline=pipeline,
                         network=fe.Network(ops=graph.ops),
-                        epochs=epochs,
-                        traces=traces,
-                        train_steps_per_epoch=train_steps_per_epoch,
-                        eval_steps_per_epoch=eval_steps_per_epoch,
-                        log_steps=log_steps)
+                        epochs=config.epochs,
+                        traces=all_traces,
+                        train_steps_per_epoch=config.train_steps_per_epoch,
+                        eval_steps_per_epoch=eval_steps,
+                        log_steps=config.log_steps)

@@ -11,11 +11,11 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, NoReturn, Optional
 
 from pipeline_vae import settings
 from pipeline_vae.ablation import RunFailed
-from pipeline_vae.run_config import CONFIG_FILE, FILES
+from pipeline_vae.run_config import CONFIG_FILE, FILES, iw_progress_file
 from pipeline_vae.run_lock import RunLockedError
 
 #: Exit codes: bad usage or input (argparse uses 2 too), failure while running, interrupted.
@@ -57,8 +57,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 #: What a training run writes into its save_dir (what `train --fresh` removes; anything else there is left alone).
-RUN_FILES = tuple(FILES.values()) + (CONFIG_FILE, "manifold.png", "latent_scatter.png", "reconstructions.png",
-                                     "training_curves.png")
+RUN_FILES = tuple(FILES.values()) + (CONFIG_FILE, )
 
 
 def _clear_run(save_dir: str) -> List[str]:
@@ -99,17 +98,22 @@ def _loggers(args: argparse.Namespace, uri: Optional[str]) -> List[Any]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from pipeline_vae.data import load_data
+    from pipeline_vae.resolve import DATA_SETTINGS, resolve
     uri = _tracking_uri(args)
     data = load_data(_data_source(args))  # checked (and MNIST or a Keras set fetched) before the folder is touched
-    _quiet_tensorflow()  # and before TensorFlow is imported, so a wrong --data answers at once
+    resume = args.seed is None and not args.no_resume
+    # The flags are the run settings by name (the data ones are in `data` already): resolved as `get_estimator`
+    # resolves its keywords, before TensorFlow is imported, so a bad combination answers at once.
+    flags = {name: getattr(args, name) for name in settings.SETTINGS if name in vars(args)}
+    config, data = resolve({**{k: v for k, v in flags.items() if k not in DATA_SETTINGS}, "resume": resume}, data)
+    _quiet_tensorflow()
     import tensorflow as tf
 
-    from pipeline_vae.builders import METRIC, get_estimator
+    from pipeline_vae.builders import METRIC, build_estimator
     from pipeline_vae.resume import CHECKPOINT_DIR, last_checkpoint_epoch
     from pipeline_vae.run_lock import RunLock
     from pipeline_vae.traces import StopOnNaN
     gc.freeze()  # the modules just imported live as long as the process: FE's gc.collect() calls need not walk them
-    resume = args.seed is None and not args.no_resume
     checkpoints = os.path.join(args.save_dir, CHECKPOINT_DIR)
     with RunLock(args.save_dir) as lock:
         if lock.took_over:
@@ -123,36 +127,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"pipeline-vae: resuming from the checkpoint after epoch {last_checkpoint_epoch(checkpoints)} in "
                   f"{checkpoints} (--fresh starts over)")
         loggers = _loggers(args, uri)
-        estimator = get_estimator(epochs=args.epochs,
-                                  batch_size=args.batch_size,
-                                  latent_dim=args.latent_dim,
-                                  learning_rate=args.learning_rate,
-                                  save_dir=args.save_dir,
-                                  train_steps_per_epoch=args.train_steps_per_epoch,
-                                  eval_steps_per_epoch=args.eval_steps_per_epoch,
-                                  seed=args.seed,
-                                  data=data,
-                                  likelihood=args.likelihood,
-                                  binarize_threshold=args.binarize_threshold,
-                                  early_stop=args.early_stop,
-                                  lr_plateau=args.lr_plateau,
-                                  lr_schedule=args.lr_schedule,
-                                  log_steps=args.log_steps,
-                                  tensorboard=args.tensorboard,
-                                  mixed_precision=args.mixed_precision,
-                                  jit=args.jit,
-                                  loss=args.loss,
-                                  model=args.model,
-                                  widths=args.widths,
-                                  resume=resume,
-                                  traces=loggers)
+        estimator = build_estimator(config, data, save_dir=args.save_dir, traces=loggers)
         gpus = len(tf.config.list_physical_devices("GPU"))
         if gpus > 1:  # FE trains on all of them (MirroredStrategy), splitting each batch
-            print(f"pipeline-vae: {gpus} GPUs: global batch {args.batch_size}, about {args.batch_size / gpus:g} per "
-                  "GPU")
+            print(f"pipeline-vae: {gpus} GPUs: global batch {config.batch_size}, about {config.batch_size / gpus:g} "
+                  "per GPU")
         start = time.perf_counter()
         try:
-            summary = estimator.fit(summary="pipeline-vae", warmup=False)  # get_estimator checked the graph
+            summary = estimator.fit(summary="pipeline-vae", warmup=False)  # graph_for checked the graph
         except BaseException:
             for logger in loggers:
                 logger.close(failed=True)
@@ -180,7 +162,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("pipeline-vae: training ended before any evaluation; no model was saved", file=sys.stderr)
         return EXIT_FAILURE
     last_step = max(history)
-    scope = "test set" if args.eval_steps_per_epoch is None else f"first {args.eval_steps_per_epoch} test batches"
+    scope = "test set" if config.eval_steps_per_epoch is None else f"first {config.eval_steps_per_epoch} test batches"
     print(f"Final test ELBO: {float(history[last_step]):.2f} nats ({scope}, step {last_step}); "
           f"best: {float(history[best_step]):.2f} nats (step {best_step})")
     names = (FILES["encoder"], FILES["decoder"], CONFIG_FILE, FILES["log"], FILES["gif"])
@@ -229,11 +211,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from pipeline_vae.atomic import write_json_atomic
     from pipeline_vae.inference import CVAE
     from pipeline_vae.metrics import evaluate, format_table
+    from pipeline_vae.resolve import tiny_budget
+    budget = tiny_budget({"iw_samples": args.iw_samples, "n_images": args.n_images})
     vae = CVAE.load(args.save_dir)
     data = _run_images(args, vae)
-    images = data.test_images(args.n_images)
-    partial = os.path.join(args.save_dir, f"iw_bound_k{args.iw_samples}_seed{args.seed}.partial.npz")
-    metrics = evaluate(vae, images, iw_samples=args.iw_samples, seed=args.seed, resume_file=partial)
+    images = data.test_images(budget["n_images"])
+    partial = iw_progress_file(args.save_dir, budget["iw_samples"], args.seed)
+    from tqdm import tqdm
+    metrics = evaluate(vae, images, iw_samples=budget["iw_samples"], seed=args.seed, resume_file=partial,
+                       say=lambda line: tqdm.write(f"pipeline-vae: {line}", file=sys.stderr))
     metrics["data"] = data.description
     print(format_table(metrics))
     path = vae.config.path(args.save_dir, "metrics")
@@ -275,7 +261,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     from pipeline_vae.ablation.report import REPORT_KINDS, report_paths
     from pipeline_vae.ablation.runner import run_ablation
     from pipeline_vae.ablation.spec import load_spec
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, data=args.data)
     runs = len(spec.variants) * len(spec.seeds)
     if args.check:
         print(f"{args.spec}: OK: {len(spec.variants)} variants ({', '.join(v.name for v in spec.variants)}; baseline "
@@ -323,11 +309,31 @@ def _one_line(err: BaseException) -> str:
     return " ".join(text.split()) or type(err).__name__
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with errors on one line: `pipeline-vae: error: MESSAGE (see pipeline-vae COMMAND --help)`, exit 2.
+
+    argparse prints the whole usage block before its error; the usage is for `--help`."""
+    def error(self, message: str) -> "NoReturn":
+        command = self.prog if self.prog.startswith("pipeline-vae") else "pipeline-vae"
+        self.exit(EXIT_USAGE, f"pipeline-vae: error: {' '.join(message.split())} (see {command} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    """One value of a multi-value integer flag (--image-size H W)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = OneLineParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show full tracebacks on errors")
-    parser = argparse.ArgumentParser(prog="pipeline-vae", parents=[common],
+    parser = OneLineParser(prog="pipeline-vae", parents=[common],
                                      description="Train and use convolutional VAEs on FastEstimator (MNIST or your own "
                                      "images).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -358,7 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", metavar="DATA", default=None,
                        help="mnist (default: env PIPELINE_VAE_DATA, else the verified cache), fashion_mnist, cifar10 "
                        "(downloads), an .npz with x_train/x_test (or x), or a folder of images")
-    setting("--image-size", "image_size", int, nargs=2, metavar=("H", "W"))
+    train.add_argument("--image-size", dest="image_size", type=_positive_int, nargs=2, metavar=("H", "W"),
+                       default=settings.default("image_size"), help=settings.SETTINGS["image_size"].help)
     setting("--channels", "channels")
     setting("--test-fraction", "test_fraction", float)
     setting("--split-seed", "split_seed")
@@ -387,12 +394,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", parents=[common],
                               help="test-set ELBO, its terms, the importance-weighted bound and active units")
     evaluate.add_argument("--save-dir", required=True, help="a folder written by `pipeline-vae train`")
-    evaluate.add_argument("--iw-samples", type=_count(0), default=1000, metavar="K",
-                          help="samples per image for the importance-weighted bound (default 1000; 0 skips it). "
+    evaluate.add_argument("--iw-samples", type=settings.cli_type("iw_samples"), default=settings.default("iw_samples"),
+                          metavar="K", help=settings.SETTINGS["iw_samples"].help + f" (default "
+                          f"{settings.default('iw_samples')}); an estimate of its time is printed after the first "
+                          "images. "
                           "Its progress is kept in SAVE_DIR every minute: the same command again continues an "
                           "interrupted evaluation")
-    evaluate.add_argument("--n-images", type=_count(1), default=None,
-                          help="evaluate only the first N test images (default: the whole test split)")
+    evaluate.add_argument("--n-images", type=settings.cli_type("n_images"), default=None,
+                          help=settings.SETTINGS["n_images"].help)
     evaluate.add_argument("--seed", type=_count(0), default=0, help="seed of the sampling noise (default 0)")
     evaluate.add_argument("--data", metavar="DATA", default=None,
                           help="evaluate on these images instead of the run's own test split (read with the run's "

@@ -4,8 +4,9 @@
     mean, logvar = vae.encode(x_test[:10])     # uint8 0..255 or float 0..1; [N, H, W, C] (or [N, H, W] for grey)
     images = vae.generate(16, seed=0)          # the likelihood's mean images, float32 in 0..1
 
-Images are preprocessed as in training, as the run's configuration records it (scaled to 0..1, binarized at the
-run's threshold if it binarized); the decoder's output is read with the run's likelihood. Grey images come back as
+Images are preprocessed as in training, by the run's own preprocessing ops as its configuration records them (the
+`rescale` slot's `Rescale` to 0..1, the `binarize` slot's `Binarize` at the run's threshold if it binarized); the
+decoder's output is read with the run's likelihood. Grey images come back as
 [N, H, W] (as the seed's code expects), colour images as [N, H, W, 3]. Work is batched, so 10k images at once are fine.
 """
 import os
@@ -14,8 +15,12 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from ops.densities import LOGVAR_MAX, LOGVAR_MIN, Likelihood, check_decoder_output, get_likelihood
-from pipeline_vae.run_config import RunConfig
+from ops import Rescale, SplitOp
+from ops.densities import Likelihood, check_decoder_output, clamp_logvar, get_likelihood, reparameterize
+from ops.names import DEFAULT_LIKELIHOOD
+from pipeline_vae.run_config import CONFIG_FILE, MNIST_BINARIZE_THRESHOLD, MNIST_SHAPE, ConfigError, RunConfig
+from pipeline_vae.slots import preprocessing_ops
+
 
 def load_h5_model(path: str, what: str) -> tf.keras.Model:
     """Load a full Keras model from `.h5` with one clear error line when the file is missing or unreadable.
@@ -33,7 +38,7 @@ def load_h5_model(path: str, what: str) -> tf.keras.Model:
         raise ValueError(f"{what} model {path} is not a readable Keras .h5 model ({first})") from err
 
 
-def to_unit_images(images: np.ndarray, image_shape: Tuple[int, int, int] = (28, 28, 1),
+def to_unit_images(images: np.ndarray, image_shape: Tuple[int, int, int] = MNIST_SHAPE,
                    name: str = "images") -> np.ndarray:
     """Check images and convert them to float32 [N, H, W, C] in 0..1.
 
@@ -75,6 +80,14 @@ def to_unit_images(images: np.ndarray, image_shape: Tuple[int, int, int] = (28, 
     return x.astype(np.float32) / np.float32(scale)
 
 
+def to_uint8(images: np.ndarray, image_shape: Tuple[int, int, int]) -> np.ndarray:
+    """uint8 images (checked by `to_unit_images`) as [N, H, W, C]."""
+    x = np.asarray(images)
+    if image_shape[2] == 1 and x.shape[-2:] == tuple(image_shape[:2]) and x.ndim in (2, 3):
+        x = x[..., None]
+    return x[None] if x.shape == tuple(image_shape) else x
+
+
 class CVAE:
     """A trained CVAE: the encoder and decoder models plus the preprocessing and likelihood they were trained with.
 
@@ -92,8 +105,8 @@ class CVAE:
     def __init__(self,
                  encoder: tf.keras.Model,
                  decoder: tf.keras.Model,
-                 likelihood: str = "bernoulli",
-                 binarize_threshold: Optional[float] = 0.5,
+                 likelihood: str = DEFAULT_LIKELIHOOD,
+                 binarize_threshold: Optional[float] = MNIST_BINARIZE_THRESHOLD,
                  batch_size: int = 1000,
                  config: Optional[RunConfig] = None) -> None:
         self.likelihood: Likelihood = get_likelihood(likelihood)
@@ -115,6 +128,8 @@ class CVAE:
         self.image_shape: Tuple[int, int, int] = image_shape
         self.latent_dim = dec_in
         self.threshold, self.batch_size = binarize_threshold, batch_size
+        self._preprocessing = preprocessing_ops(binarize_threshold)
+        self._split = SplitOp(inputs="meanlogvar", outputs=("mean", "logvar"))
         self._encode = tf.function(lambda x: encoder(x, training=False), reduce_retracing=True)
         self._decode = tf.function(lambda z: self.likelihood.mean(decoder(z, training=False)), reduce_retracing=True)
         self._decode_raw = tf.function(lambda z: decoder(z, training=False), reduce_retracing=True)
@@ -139,6 +154,10 @@ class CVAE:
         config = RunConfig.read(save_dir)
         encoder = load_h5_model(config.path(save_dir, "encoder"), "encoder")
         decoder = load_h5_model(config.path(save_dir, "decoder"), "decoder")
+        if tuple(encoder.input_shape[1:]) != tuple(config.image_shape):
+            raise ConfigError(f"{os.path.join(save_dir, CONFIG_FILE)}: image_shape is {list(config.image_shape)}, but "
+                              f"{config.path(save_dir, 'encoder')} takes images {list(encoder.input_shape[1:])}; "
+                              "restore the file, or retrain with `pipeline-vae train --fresh`")
         return cls(encoder, decoder, likelihood=config.likelihood, binarize_threshold=config.binarize_threshold,
                    batch_size=batch_size, config=config)
 
@@ -153,15 +172,25 @@ class CVAE:
     def prepare(self, images: np.ndarray, name: str = "images") -> np.ndarray:
         """Images as the model saw them in training: float32 [N, H, W, C], binarized if the run binarized.
 
+        The run's own preprocessing ops do it (`pipeline_vae.slots.preprocessing_ops`: the `rescale` slot's
+        `Rescale` for uint8 images, then the `binarize` slot's `Binarize` at the run's threshold), in eval mode.
+        Float images in 0..1 are already scaled and skip `Rescale`; for the discretized logistic they are rounded to
+        the 256 levels k / 255 that it scores (uint8 images are on them already).
+
         Raises:
             ValueError: If `images` are not valid (see `to_unit_images`).
         """
-        x = to_unit_images(images, self.image_shape, name)
-        if self.binarize:
-            return (x > self.threshold).astype(np.float32)
-        if self.likelihood.name == "discretized_logistic":  # its targets are the 256 levels k / 255
-            return np.round(x * 255.0) / np.float32(255.0)
-        return x
+        x = to_unit_images(images, self.image_shape, name)  # checked (and scaled) here: one error line, any input
+        scaled = np.asarray(images).dtype != np.uint8
+        if scaled and self.likelihood.name == "discretized_logistic":
+            x = np.round(x * 255.0) / np.float32(255.0)
+        data = {"x": tf.constant(x if scaled else to_uint8(images, self.image_shape))}
+        for op in self._preprocessing:
+            if scaled and isinstance(op, Rescale):
+                continue
+            outputs = op.forward([data[key] for key in op.inputs], {"mode": "eval"})
+            data.update(zip(op.outputs, outputs if isinstance(outputs, list) else [outputs]))
+        return data["x"].numpy()
 
     def encode(self, images: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """Posterior parameters (mean, logvar) of q(z|x), each float32 [N, latent_dim]; logvar clipped to [-30, 20]
@@ -171,7 +200,8 @@ class CVAE:
             ValueError: If `images` are not valid.
         """
         out = self._batched(self._encode, self.prepare(images))
-        return out[:, :self.latent_dim], np.clip(out[:, self.latent_dim:], LOGVAR_MIN, LOGVAR_MAX)
+        mean, logvar = self._split.forward(tf.constant(out), {"mode": "eval"})  # the `split` slot's op
+        return mean.numpy(), logvar.numpy()
 
     def sample_latent(self, mean: np.ndarray, logvar: np.ndarray, seed: Optional[int] = None) -> np.ndarray:
         """z = mean + exp(logvar / 2) * eps, eps ~ N(0, I) from a NumPy generator seeded with `seed`.
@@ -183,7 +213,7 @@ class CVAE:
         if mean.shape != logvar.shape:
             raise ValueError(f"mean {mean.shape} and logvar {logvar.shape} must have the same shape")
         eps = np.random.default_rng(seed).standard_normal(mean.shape).astype(np.float32)
-        return mean + np.exp(0.5 * np.clip(logvar, LOGVAR_MIN, LOGVAR_MAX)) * eps
+        return reparameterize(tf.constant(mean), clamp_logvar(tf.constant(logvar)), tf.constant(eps)).numpy()
 
     def decode(self, z: np.ndarray, probs: bool = True) -> np.ndarray:
         """Decode latent vectors: the likelihood's mean images in 0..1 (Bernoulli probabilities, the location of a

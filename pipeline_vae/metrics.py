@@ -14,14 +14,16 @@ import math
 import os
 import sys
 import time
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from ops.densities import (bits_per_dim_of, clamp_logvar, kl_to_standard_normal, log_importance_weights, log_mean_exp,
-                           monte_carlo_kl)
+from ops import SplitOp
+from ops.densities import (bits_per_dim_of, kl_to_standard_normal, log_importance_weights, log_mean_exp,
+                           monte_carlo_kl, reparameterize)
+from ops.names import DEFAULT_LIKELIHOOD
 from pipeline_vae.atomic import atomic_path
 from pipeline_vae.inference import CVAE
 
@@ -43,17 +45,19 @@ def active_units(means: np.ndarray, threshold: float = ACTIVE_UNIT_THRESHOLD) ->
 
 
 class _Evaluator:
-    """Compiled per-batch computations for one CVAE."""
+    """Compiled per-batch computations for one CVAE: the run's graph in eval mode, the encoder's output split by the
+    `split` slot's `SplitOp` (log-variance clipped as in training) and z drawn as the `reparameterize` slot's
+    `ReparameterizeOp` draws it (`ops.densities.reparameterize`), at noise from the evaluation's own seeded
+    generator."""
     def __init__(self, vae: CVAE) -> None:
         self.vae = vae
+        self.split = SplitOp(inputs="meanlogvar", outputs=("mean", "logvar"))
 
     @tf.function(reduce_retracing=True)
     def elbo_terms(self, x: tf.Tensor, eps: tf.Tensor):
         """Per-example log p(x|z) (one sample), MC KL at that sample, analytic KL, posterior mean; x [B, H, W, C]."""
-        out = self.vae.encoder(x, training=False)
-        mean, logvar = tf.split(out, 2, axis=1)
-        logvar = clamp_logvar(logvar)
-        z = mean + tf.exp(0.5 * logvar) * eps
+        mean, logvar = self.split.forward(self.vae.encoder(x, training=False), {"mode": "eval"})
+        z = reparameterize(mean, logvar, eps)
         recon = self.vae.likelihood.log_prob(x, self.vae.decoder(z, training=False))
         kl_mc = monte_carlo_kl(z, mean, logvar)
         return recon, kl_mc, kl_to_standard_normal(mean, logvar), mean
@@ -62,9 +66,8 @@ class _Evaluator:
     def log_weights(self, x: tf.Tensor, eps: tf.Tensor) -> tf.Tensor:
         """log p(x, z_k) - log q(z_k|x) for eps [K, B, L] and x [B, H, W, C]: returns [K, B]."""
         k, b = tf.shape(eps)[0], tf.shape(eps)[1]
-        mean, logvar = tf.split(self.vae.encoder(x, training=False), 2, axis=1)
-        logvar = clamp_logvar(logvar)
-        z = mean[None] + tf.exp(0.5 * logvar)[None] * eps  # [K, B, L]
+        mean, logvar = self.split.forward(self.vae.encoder(x, training=False), {"mode": "eval"})
+        z = reparameterize(mean[None], logvar[None], eps)  # [K, B, L]
         params = self.vae.decoder(tf.reshape(z, [k * b, -1]), training=False)  # one call for all K*B samples
         targets = tf.reshape(tf.broadcast_to(x[None], tf.concat([[k], tf.shape(x)], 0)),
                              tf.concat([[k * b], tf.shape(x)[1:]], 0))
@@ -82,7 +85,7 @@ def progress_bar(total: int, label: str, disable: bool = False) -> tqdm:
 
 def iw_bound(vae: CVAE, images: np.ndarray, k: int, seed: Optional[int] = 0, max_decodes: int = 5000,
              progress: Optional[tqdm] = None, resume_file: Optional[str] = None,
-             save_every: float = 60.0) -> np.ndarray:
+             save_every: float = 60.0, say: Optional[Callable[[str], None]] = None) -> np.ndarray:
     """The K-sample importance-weighted estimate of log p(x) for each image.
 
     Args:
@@ -97,6 +100,8 @@ def iw_bound(vae: CVAE, images: np.ndarray, k: int, seed: Optional[int] = 0, max
             images, `k`, `seed` and `max_decodes`, that evaluation continues where it stopped and gives the same
             numbers as an uninterrupted one; a file of any other evaluation is replaced.
         save_every: Seconds between two saves of `resume_file`.
+        say: Given one line with the estimated time left, measured on the second model call (the first includes
+            tracing); nothing when one call covers every image. None says nothing.
 
     Returns:
         log (1/K sum_k w_k) per image, float64 [N].
@@ -123,7 +128,10 @@ def iw_bound(vae: CVAE, images: np.ndarray, k: int, seed: Optional[int] = 0, max
         if progress is not None and first:
             progress.update(first)
         last_save = time.monotonic()
+    calls = 0
     for start in range(first, len(x), group):
+        if calls == 1:
+            call_start = time.perf_counter()
         xb = tf.constant(x[start:start + group])
         parts = [
             evaluator.log_weights(xb, rng.normal([min(chunk, k - j), xb.shape[0], vae.latent_dim])).numpy()
@@ -133,12 +141,26 @@ def iw_bound(vae: CVAE, images: np.ndarray, k: int, seed: Optional[int] = 0, max
         if progress is not None:
             progress.update(len(xb))
         done = start + len(xb)
+        calls += 1
+        if say is not None and calls == 2:
+            left = (time.perf_counter() - call_start) / len(xb) * (len(x) - done)
+            say(f"IW bound K={k} on {len(x)} images: about {_duration(left)} left at this machine's speed (measured "
+                f"on {len(xb)} images; --iw-samples sets K, --n-images the count)")
         if resume_file is not None and done < len(x) and time.monotonic() - last_save >= save_every:
             _save_partial(resume_file, key, out, done, rng)
             last_save = time.monotonic()
     if resume_file is not None and os.path.exists(resume_file):
         os.remove(resume_file)
     return out
+
+
+def _duration(seconds: float) -> str:
+    """"40 s", "12 min", "1.5 h"."""
+    if seconds < 90:
+        return f"{max(seconds, 1):.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _evaluation_key(vae: CVAE, x: np.ndarray, k: int, seed: int, max_decodes: int) -> str:
@@ -183,7 +205,7 @@ def _save_partial(path: str, key: str, out: np.ndarray, done: int, rng: tf.rando
 
 def evaluate(vae: CVAE, images: np.ndarray, iw_samples: int = 1000, seed: Optional[int] = 0, batch_size: int = 500,
              max_decodes: int = 5000, show_progress: bool = True,
-             resume_file: Optional[str] = None) -> Dict[str, float]:
+             resume_file: Optional[str] = None, say: Optional[Callable[[str], None]] = None) -> Dict[str, float]:
     """All test-set numbers for one model.
 
     Args:
@@ -195,6 +217,7 @@ def evaluate(vae: CVAE, images: np.ndarray, iw_samples: int = 1000, seed: Option
         max_decodes: Latent vectors per call for the IW bound.
         show_progress: Show a tqdm progress bar with ETA for the IW bound (on stderr).
         resume_file: Keeps the IW bound's progress so an interrupted evaluation continues (`iw_bound`'s argument).
+        say: Where the IW bound's time estimate goes (`iw_bound`'s argument).
 
     Returns:
         A dict, in nats per image: `elbo_mc` (one-sample MC KL, what training logs), `elbo_analytic` (closed-form
@@ -239,7 +262,7 @@ def evaluate(vae: CVAE, images: np.ndarray, iw_samples: int = 1000, seed: Option
     if iw_samples:
         with progress_bar(n, f"IW bound K={iw_samples}", disable=not show_progress) as progress:
             log_p = iw_bound(vae, x, iw_samples, seed=seed, max_decodes=max_decodes, progress=progress,
-                             resume_file=resume_file)
+                             resume_file=resume_file, say=say)
         result["iw_bound"] = float(log_p.mean())
         result["iw_bound_se"] = float(log_p.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
         result["iw_bound_bpd"] = bits_per_dim_of(vae.likelihood.name, result["iw_bound"], dims, binary)
@@ -261,7 +284,7 @@ def format_table(metrics: Dict[str, float]) -> str:
         rows.append(("ELBO, analytic KL (bits/dim)", f"{metrics['elbo_bpd']:.3f}"))
     if metrics.get("iw_bound_bpd") is not None:
         rows.append((f"IW bound, K={metrics['iw_samples']} (bits/dim)", f"{metrics['iw_bound_bpd']:.3f}"))
-    rows += [("likelihood", metrics.get("likelihood", "bernoulli")),
+    rows += [("likelihood", metrics.get("likelihood", DEFAULT_LIKELIHOOD)),
              (f"active units (Cov > {ACTIVE_UNIT_THRESHOLD})", f"{metrics['active_units']} / {metrics['latent_dim']}"),
              ("seconds", f"{metrics['seconds']}")]
     width = max(len(name) for name, _ in rows)

@@ -11,8 +11,10 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 import tensorflow as tf
 
 from pipeline_vae import settings
+from pipeline_vae.run_config import MNIST_SHAPE
 
-IMAGE_SHAPE: Tuple[int, int, int] = (28, 28, 1)
+IMAGE_SHAPE: Tuple[int, int, int] = MNIST_SHAPE
+LATENT_DIM: int = settings.default("latent_dim")
 CONV_WIDTHS: Tuple[int, ...] = (32, 64)
 MLP_WIDTHS: Tuple[int, ...] = (512, 256)
 
@@ -56,7 +58,7 @@ def _check_conv_depth(image_shape: Tuple[int, int, int], widths: Tuple[int, ...]
             size = _conv_out(size)
 
 
-def build_encoder(latent_dim: int = 2, widths: Sequence[int] = CONV_WIDTHS,
+def build_encoder(latent_dim: int = LATENT_DIM, widths: Sequence[int] = CONV_WIDTHS,
                   image_shape: Sequence[int] = IMAGE_SHAPE) -> tf.keras.Model:
     """One 3x3 stride-2 Conv per width -> Flatten -> Dense 2*latent_dim (mean and log-variance, concatenated).
 
@@ -82,8 +84,8 @@ def build_encoder(latent_dim: int = 2, widths: Sequence[int] = CONV_WIDTHS,
     ] + [tf.keras.layers.Flatten(), tf.keras.layers.Dense(2 * latent_dim)], name="encoder")
 
 
-def build_decoder(latent_dim: int = 2, widths: Sequence[int] = CONV_WIDTHS, image_shape: Sequence[int] = IMAGE_SHAPE,
-                  out_channels: Optional[int] = None) -> tf.keras.Model:
+def build_decoder(latent_dim: int = LATENT_DIM, widths: Sequence[int] = CONV_WIDTHS,
+                  image_shape: Sequence[int] = IMAGE_SHAPE, out_channels: Optional[int] = None) -> tf.keras.Model:
     """Dense -> Reshape -> one 3x3 stride-2 ConvT per width (mirrored) -> ConvT out_channels s1 [-> crop], linear.
 
     The start grid is ceil(H / 2^depth) x ceil(W / 2^depth) with widths[0] channels; each transposed convolution
@@ -132,7 +134,7 @@ def _check_out_channels(out_channels: Optional[int], image_shape: Tuple[int, int
     return out_channels
 
 
-def build_mlp_encoder(latent_dim: int = 2, widths: Sequence[int] = MLP_WIDTHS,
+def build_mlp_encoder(latent_dim: int = LATENT_DIM, widths: Sequence[int] = MLP_WIDTHS,
                       image_shape: Sequence[int] = IMAGE_SHAPE) -> tf.keras.Model:
     """Flatten -> Dense widths[0] relu -> ... -> Dense 2*latent_dim (the Keras VAE examples' 512-256 MLP).
 
@@ -155,8 +157,8 @@ def build_mlp_encoder(latent_dim: int = 2, widths: Sequence[int] = MLP_WIDTHS,
                                [tf.keras.layers.Dense(2 * latent_dim)], name="encoder")
 
 
-def build_mlp_decoder(latent_dim: int = 2, widths: Sequence[int] = MLP_WIDTHS, image_shape: Sequence[int] = IMAGE_SHAPE,
-                      out_channels: Optional[int] = None) -> tf.keras.Model:
+def build_mlp_decoder(latent_dim: int = LATENT_DIM, widths: Sequence[int] = MLP_WIDTHS,
+                      image_shape: Sequence[int] = IMAGE_SHAPE, out_channels: Optional[int] = None) -> tf.keras.Model:
     """Dense widths[-1] relu -> ... -> Dense widths[0] relu -> Dense H*W*out_channels -> Reshape, linear.
 
     Args:

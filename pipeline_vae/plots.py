@@ -277,19 +277,20 @@ def plot_run(save_dir: str, images: np.ndarray, labels: Optional[np.ndarray] = N
     vae = CVAE.load(save_dir)
     written = []
     if vae.latent_dim == 2:
-        written.append(plot_manifold(vae, os.path.join(save_dir, "manifold.png")))
+        written.append(plot_manifold(vae, os.path.join(save_dir, FILES["manifold"])))
     elif log:
-        log.write(f"manifold.png skipped: latent size is {vae.latent_dim}, not 2\n")
+        log.write(f"{FILES['manifold']} skipped: latent size is {vae.latent_dim}, not 2\n")
     if labels is not None:
-        written.append(plot_latent_scatter(vae, images, labels, os.path.join(save_dir, "latent_scatter.png")))
+        written.append(plot_latent_scatter(vae, images, labels, os.path.join(save_dir, FILES["latent_scatter"])))
     elif log:
-        log.write("latent_scatter.png skipped: the data has no labels to colour it by\n")
-    written.append(plot_reconstructions(vae, images[:n_reconstructions], os.path.join(save_dir, "reconstructions.png")))
+        log.write(f"{FILES['latent_scatter']} skipped: the data has no labels to colour it by\n")
+    written.append(plot_reconstructions(vae, images[:n_reconstructions],
+                                        os.path.join(save_dir, FILES["reconstructions"])))
     log_path = vae.config.path(save_dir, "log") if vae.config else os.path.join(save_dir, LOG_FILE)
     if os.path.isfile(log_path):
-        written.append(plot_training_curves(log_path, os.path.join(save_dir, "training_curves.png")))
+        written.append(plot_training_curves(log_path, os.path.join(save_dir, FILES["training_curves"])))
     elif log:
-        log.write(f"training_curves.png skipped: no {os.path.basename(log_path)} in {save_dir}\n")
+        log.write(f"{FILES['training_curves']} skipped: no {os.path.basename(log_path)} in {save_dir}\n")
     frames = sample_frames(save_dir)
     if frames:
         written.append(write_gif(frames, os.path.join(save_dir, GIF_FILE)))

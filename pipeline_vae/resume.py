@@ -26,12 +26,15 @@ Two fixes to FE 1.7, both here and nowhere else:
 """
 import json
 import os
+from typing import Optional
 
 import fastestimator as fe
 import tensorflow as tf
 from fastestimator.trace.io.restore_wizard import RestoreWizard
 from fastestimator.util.data import Data
 from fastestimator.util.traceability_util import traceable
+
+from pipeline_vae.run_config import RunConfig, stamp_checkpoint
 
 #: Where the checkpoints go inside a run's save_dir (RestoreWizard's A/, B/ and key.txt).
 CHECKPOINT_DIR = "checkpoint"
@@ -57,9 +60,12 @@ class ExtendableRestoreWizard(RestoreWizard):
     Args:
         directory: Where the checkpoints go.
         frequency: Save every this many epochs.
+        config: The run's configuration, whose identity is recorded beside every checkpoint
+            (`run_config.stamp_checkpoint`) so a resume under an edited configuration is refused.
     """
-    def __init__(self, directory: str, frequency: int = 1) -> None:
+    def __init__(self, directory: str, frequency: int = 1, config: Optional[RunConfig] = None) -> None:
         patch_getstate()
+        self.config = config
         super().__init__(directory=directory, frequency=frequency)
 
     def on_begin(self, data: Data) -> None:
@@ -84,6 +90,8 @@ class ExtendableRestoreWizard(RestoreWizard):
             super().on_epoch_end(data)
         finally:
             self.system.pipeline.data = datasets
+        if self.config is not None and os.path.isdir(self.directory):
+            stamp_checkpoint(self.directory, self.config)
 
 
 def last_checkpoint_epoch(directory: str) -> int:

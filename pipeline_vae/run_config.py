@@ -13,21 +13,41 @@ import os
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Dict, Optional, Tuple
 
+from ops.names import DEFAULT_LIKELIHOOD
 from pipeline_vae import settings
 from pipeline_vae.atomic import write_json_atomic
 from pipeline_vae.data.image_data import DataSource
 
 CONFIG_FILE = "cvae_config.json"
+#: The grey level MNIST runs are cut at: the seed's, and what folders from before configurations used.
+MNIST_BINARIZE_THRESHOLD = 0.5
 VERSION = 2
-#: The files a run writes into its folder.
+#: The files a run writes into its folder, by role: training writes the first ones, `evaluate` the metrics, `plot` the
+#: pictures; tracking keeps its run ids. Every name of a run folder is here (and `CONFIG_FILE`, `iw_progress_file`).
 FILES: Dict[str, str] = {"encoder": "encoder_best_loss.h5", "decoder": "decoder_best_loss.h5",
                          "log": "train_log.csv", "samples": "samples", "gif": "samples.gif",
                          "checkpoint": "checkpoint", "tensorboard": "tensorboard", "metrics": "metrics.json",
-                         "tracking": "tracking.json"}
+                         "tracking": "tracking.json", "manifold": "manifold.png",
+                         "latent_scatter": "latent_scatter.png", "reconstructions": "reconstructions.png",
+                         "training_curves": "training_curves.png"}
 #: The settings that make two runs different models; resuming or reusing a folder with any of them changed is refused.
 RUN_IDENTITY = ("data", "image_shape", "likelihood", "binarize_threshold", "mixed_precision", "latent_dim", "batch_size",
                 "learning_rate", "model", "widths", "slots")
 MNIST_SHAPE = (28, 28, 1)
+#: Settings of how a run was made that do not change the model: the budget, the traces, the evaluation.
+RUN_ONLY = ("train_steps_per_epoch", "eval_steps_per_epoch", "log_steps", "early_stop", "lr_plateau", "tensorboard",
+            "resume", "iw_samples", "n_images")
+
+
+#: The HDF5 attribute of a saved model (and the file in the checkpoint folder) that records the `RUN_IDENTITY` of the
+#: run that trained it, so an edited `cvae_config.json` is caught.
+STAMP_ATTRIBUTE = "pipeline_vae_run_identity"
+CHECKPOINT_STAMP = "run_identity.json"
+
+
+def iw_progress_file(save_dir: str, k: int, seed: int) -> str:
+    """Where `pipeline-vae evaluate` keeps an unfinished IW bound of `k` samples with noise seed `seed`."""
+    return os.path.join(save_dir, f"iw_bound_k{k}_seed{seed}.partial.npz")
 
 
 class ConfigError(ValueError):
@@ -59,28 +79,41 @@ class RunConfig:
         metric: The logged test metric the best models are chosen by.
         mixed_precision: Whether the models were trained with mixed precision.
         jit: Whether the training step was compiled with XLA.
+        train_steps_per_epoch, eval_steps_per_epoch, log_steps, early_stop, lr_plateau, tensorboard, resume: The
+            budget and the traces it ran with (`pipeline_vae.settings`; absent in folders from before they were
+            recorded, read as their defaults).
+        iw_samples, n_images: The evaluation it asks for (`pipeline-vae evaluate`'s defaults for this run).
         version: The format's version (2; folders without one are read as the MNIST runs before it).
     """
     data: DataSource = field(default_factory=DataSource)
     data_description: str = "MNIST"
     image_shape: Tuple[int, int, int] = MNIST_SHAPE
     labels: bool = True
-    likelihood: str = "bernoulli"
-    binarize_threshold: Optional[float] = 0.5
-    latent_dim: int = 2
-    model: str = "conv"
-    widths: Optional[Tuple[int, ...]] = None
-    learning_rate: float = 1e-3
-    lr_schedule: Optional[str] = None
-    batch_size: int = 100
-    epochs: int = 5
-    seed: Optional[int] = None
-    loss: Optional[str] = "analytic_kl"
+    likelihood: str = DEFAULT_LIKELIHOOD
+    binarize_threshold: Optional[float] = MNIST_BINARIZE_THRESHOLD
+    latent_dim: int = settings.default("latent_dim")
+    model: str = settings.default("model")
+    widths: Optional[Tuple[int, ...]] = settings.default("widths")
+    learning_rate: float = settings.default("learning_rate")
+    lr_schedule: Optional[str] = settings.default("lr_schedule")
+    batch_size: int = settings.default("batch_size")
+    epochs: int = settings.default("epochs")
+    seed: Optional[int] = settings.default("seed")
+    loss: Optional[str] = settings.default("loss")
     slots: Dict[str, Any] = field(default_factory=dict)
     files: Dict[str, str] = field(default_factory=lambda: dict(FILES))
     metric: str = "elbo"
-    mixed_precision: bool = False
-    jit: bool = False
+    mixed_precision: bool = settings.default("mixed_precision")
+    jit: bool = settings.default("jit")
+    train_steps_per_epoch: Optional[int] = settings.default("train_steps_per_epoch")
+    eval_steps_per_epoch: Optional[int] = settings.default("eval_steps_per_epoch")
+    log_steps: Optional[int] = settings.default("log_steps")
+    early_stop: Optional[int] = settings.default("early_stop")
+    lr_plateau: Optional[int] = settings.default("lr_plateau")
+    tensorboard: bool = settings.default("tensorboard")
+    resume: bool = settings.default("resume")
+    iw_samples: int = settings.default("iw_samples")
+    n_images: Optional[int] = settings.default("n_images")
     version: int = VERSION
 
     def path(self, save_dir: str, role: str) -> str:
@@ -131,10 +164,20 @@ class RunConfig:
     def read(cls, save_dir: str) -> "RunConfig":
         """The configuration of the run in `save_dir`; the MNIST defaults for a folder made before configurations.
 
+        The configuration is checked against what the run trained: the identity stamped into its models and its
+        checkpoint (`stamp_model`, `stamp_checkpoint`) must equal the file's.
+
         Raises:
             FileNotFoundError: If `save_dir` is not a folder.
-            ConfigError: If the file is unreadable or nonsense.
+            ConfigError: If the file is unreadable or nonsense, or differs from what the models were trained with
+                (naming the field).
         """
+        config = cls._read(save_dir)
+        check_stamps(save_dir, config)
+        return config
+
+    @classmethod
+    def _read(cls, save_dir: str) -> "RunConfig":
         if not os.path.isdir(save_dir):
             raise FileNotFoundError(f"save_dir {save_dir} does not exist or is not a folder")
         path = os.path.join(save_dir, CONFIG_FILE)
@@ -155,7 +198,8 @@ def _legacy(obj: Dict[str, Any]) -> Dict[str, Any]:
     threshold = obj.get("binarize_threshold") if binarized else None
     keep = ("latent_dim", "model", "widths", "learning_rate", "batch_size", "epochs", "seed", "slots", "metric")
     out = {key: obj[key] for key in keep if key in obj}
-    out.update(version=VERSION, binarize_threshold=(0.5 if threshold is None else threshold) if binarized else None,
+    out.update(version=VERSION, binarize_threshold=(MNIST_BINARIZE_THRESHOLD if threshold is None else threshold)
+               if binarized else None,
                loss=None)
     return out
 
@@ -166,11 +210,11 @@ def _checked(cls: type, obj: Dict[str, Any]) -> RunConfig:
     if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and v >= 1 for v in shape)
             and shape[2] in (1, 3)):
         raise ValueError(f"image_shape must be [height, width, 1 or 3], got {shape!r}")
-    likelihood = obj.get("likelihood", "bernoulli")
+    likelihood = obj.get("likelihood", DEFAULT_LIKELIHOOD)
     if likelihood not in settings.LIKELIHOOD_NAMES:
         raise ValueError(f"likelihood must be one of {', '.join(settings.LIKELIHOOD_NAMES)}, got {likelihood!r}")
     for name in ("binarize_threshold", "latent_dim", "model", "widths", "learning_rate", "batch_size", "epochs",
-                 "seed"):
+                 "seed") + RUN_ONLY:
         if name in obj:
             settings.check(name, obj[name])
     for name in ("loss", "lr_schedule"):
@@ -188,3 +232,63 @@ def _checked(cls: type, obj: Dict[str, Any]) -> RunConfig:
     widths = obj.get("widths")
     return replace(cls(), **values, data=data, image_shape=tuple(shape), files=files,
                    widths=None if widths is None else tuple(widths))
+
+
+def stamp_model(path: str, config: RunConfig) -> None:
+    """Record `config`'s identity in the saved model file `path` (an HDF5 attribute, beside Keras' own)."""
+    import h5py
+    with h5py.File(path, "a") as file:
+        file.attrs[STAMP_ATTRIBUTE] = json.dumps(config.identity(), sort_keys=True)
+
+
+def stamp_checkpoint(directory: str, config: RunConfig) -> None:
+    """Record `config`'s identity beside a checkpoint (in `directory`, the checkpoint folder)."""
+    write_json_atomic(os.path.join(directory, CHECKPOINT_STAMP), config.identity())
+
+
+def _stamps(save_dir: str, config: RunConfig) -> Dict[str, Any]:
+    """What each trained file of the run in `save_dir` says it was trained with: file path -> identity (files
+    without a stamp, from before stamps, are left out)."""
+    import h5py
+    found = {}
+    for role in ("encoder", "decoder"):
+        path = config.path(save_dir, role)
+        if not os.path.isfile(path):
+            continue
+        try:
+            with h5py.File(path, "r") as file:
+                text = file.attrs.get(STAMP_ATTRIBUTE)
+        except OSError:
+            continue  # not readable as HDF5: the model loader says so, naming the file
+        if text is not None:
+            found[path] = text
+    path = os.path.join(config.path(save_dir, "checkpoint"), CHECKPOINT_STAMP)
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8", errors="replace") as file:
+            found[path] = file.read()
+    out = {}
+    for path, text in found.items():
+        try:
+            out[path] = json.loads(text)
+        except ValueError:
+            raise ConfigError(f"{path}: its record of the run's configuration is unreadable; the file is damaged "
+                              "(retrain with `pipeline-vae train --fresh`)") from None
+    return out
+
+
+def check_stamps(save_dir: str, config: RunConfig) -> None:
+    """Refuse a configuration that differs from what the run in `save_dir` trained (its models' and checkpoint's
+    stamps).
+
+    Raises:
+        ConfigError: "CONFIG: FIELD is NEW, but FILE was trained with OLD; ..." for the first field that differs.
+    """
+    mine = config.identity()
+    for path, stamped in _stamps(save_dir, config).items():
+        if not isinstance(stamped, dict):
+            raise ConfigError(f"{path}: its record of the run's configuration is not a JSON object")
+        for key in RUN_IDENTITY:
+            if key in stamped and stamped[key] != mine[key]:
+                raise ConfigError(f"{os.path.join(save_dir, CONFIG_FILE)}: {key} is {mine[key]!r}, but {path} was "
+                                  f"trained with {stamped[key]!r}; restore the file, or retrain with `pipeline-vae "
+                                  "train --fresh`")

@@ -17,8 +17,10 @@ from fastestimator.op.tensorop.tensorop import TensorOp
 
 from ops import AnalyticKLLoss, Binarize, CVAELoss, JointGradientOp, ReparameterizeOp, Rescale, SplitOp
 from ops.densities import get_likelihood
+from ops.names import DEFAULT_LIKELIHOOD
 from pipeline_vae import settings as run_settings
 from pipeline_vae.models import DEFAULT_MODEL, IMAGE_SHAPE, MODELS
+from pipeline_vae.run_config import MNIST_BINARIZE_THRESHOLD, RunConfig
 
 SLOTS: Tuple[str, ...] = ("rescale", "binarize", "encode", "split", "reparameterize", "decode", "loss")
 #: What the default Pipeline provides: uint8 images.
@@ -42,13 +44,13 @@ class ModelSettings:
         binarize_threshold: The `binarize` slot's threshold; None leaves that slot empty.
         mixed_precision: Build the models with FE's mixed precision (float16 compute, float32 outputs).
     """
-    latent_dim: int = 2
-    learning_rate: float = 1e-3
+    latent_dim: int = run_settings.default("latent_dim")
+    learning_rate: float = run_settings.default("learning_rate")
     model: str = DEFAULT_MODEL
     widths: Optional[Tuple[int, ...]] = None
     image_shape: Tuple[int, int, int] = IMAGE_SHAPE
-    likelihood: str = "bernoulli"
-    binarize_threshold: Optional[float] = 0.5
+    likelihood: str = DEFAULT_LIKELIHOOD
+    binarize_threshold: Optional[float] = MNIST_BINARIZE_THRESHOLD
     mixed_precision: bool = False
 
 
@@ -111,6 +113,17 @@ DEFAULT_OPS: Dict[str, Callable[[ModelSettings], Optional[TensorOp]]] = {
     "reparameterize": lambda s: ReparameterizeOp(inputs=("mean", "logvar"), outputs="z"),
     "decode": lambda s: ModelOp(model=build_model("decoder", s), inputs="z", outputs="x_logit"),
 }
+
+
+#: The slots that turn the Pipeline's uint8 images into what the encoder sees (and the loss scores).
+PREPROCESSING_SLOTS: Tuple[str, ...] = ("rescale", "binarize")
+
+
+def preprocessing_ops(binarize_threshold: Optional[float]) -> List[TensorOp]:
+    """The default `rescale` and `binarize` slots' ops for a run cut at `binarize_threshold` (None: not cut): what
+    the run's graph does to images before encoding, for evaluation and inference to run as training did."""
+    settings = ModelSettings(binarize_threshold=binarize_threshold)
+    return [op for op in (DEFAULT_OPS[name](settings) for name in PREPROCESSING_SLOTS) if op is not None]
 
 
 @dataclass
@@ -200,8 +213,8 @@ def check_graph(named_ops: Iterable[Tuple[str, TensorOp]], input_keys: Iterable[
             available.update(op.outputs)
 
 
-def build_graph(latent_dim: int = 2,
-                learning_rate: float = 1e-3,
+def build_graph(latent_dim: int = run_settings.default("latent_dim"),
+                learning_rate: float = run_settings.default("learning_rate"),
                 ops: Optional[Mapping[str, SlotValue]] = None,
                 input_keys: Iterable[str] = PIPELINE_KEYS,
                 loss: str = DEFAULT_LOSS,
@@ -209,8 +222,8 @@ def build_graph(latent_dim: int = 2,
                 widths: Optional[Sequence[int]] = None,
                 joint_update: bool = False,
                 image_shape: Sequence[int] = IMAGE_SHAPE,
-                likelihood: str = "bernoulli",
-                binarize_threshold: Optional[float] = 0.5,
+                likelihood: str = DEFAULT_LIKELIHOOD,
+                binarize_threshold: Optional[float] = MNIST_BINARIZE_THRESHOLD,
                 mixed_precision: bool = False) -> Graph:
     """Assemble the slots (defaults, replaced or dropped as `ops` says) plus one UpdateOp per model, and check it.
 
@@ -228,7 +241,8 @@ def build_graph(latent_dim: int = 2,
             Same gradients; measured a tie on this CPU (docs/benchmarks.md), so off by default.
         image_shape: (H, W, C) of the images the default models are built for.
         likelihood: The decoder likelihood: the default decoder outputs its parameters and the default loss uses it.
-            A loss op given in `ops` that has a `likelihood` (the `ops` losses) must use the same one.
+            A loss op given in `ops` that was given no likelihood gets this one (`bind_likelihood`); one given
+            another is refused.
         binarize_threshold: The default `binarize` slot's threshold (the seed's 0.5); None leaves the slot empty.
         mixed_precision: Build the default models with FE's mixed precision (float32 outputs: see `float32_output`).
             Not with `joint_update` (its single backward pass does not scale the loss).
@@ -262,6 +276,8 @@ def build_graph(latent_dim: int = 2,
         value = ops[name] if name in ops else DEFAULT_OPS[name](settings)
         named_ops.extend((name, op) for op in slot_ops(name, value))
     for name, op in named_ops:
+        if name == "loss" and hasattr(op, "bind_likelihood"):
+            op.bind_likelihood(likelihood)
         used = getattr(getattr(op, "likelihood", None), "name", likelihood)
         if name == "loss" and used != likelihood:
             raise ValueError(f"slot 'loss' ({type(op).__name__}) uses the {used} likelihood but the run's is "
@@ -281,3 +297,17 @@ def build_graph(latent_dim: int = 2,
         named_ops.extend(("update", UpdateOp(model=model, loss_name=loss_key)) for model in models)
     check_graph(named_ops, input_keys)
     return Graph(named_ops=named_ops, models=models, loss_key=loss_key)
+
+
+def graph_for(config: "RunConfig", ops: Optional[Mapping[str, SlotValue]] = None,
+              input_keys: Iterable[str] = PIPELINE_KEYS) -> Graph:
+    """The run's graph, from its resolved configuration (`pipeline_vae.resolve`) and slot overrides: what
+    `build_estimator` trains and what an ablation spec's variants are checked by.
+
+    Raises:
+        ValueError, TypeError: As `build_graph`.
+    """
+    return build_graph(config.latent_dim, config.learning_rate, ops, input_keys=input_keys,
+                       loss=config.loss or DEFAULT_LOSS, model=config.model, widths=config.widths,
+                       image_shape=config.image_shape, likelihood=config.likelihood,
+                       binarize_threshold=config.binarize_threshold, mixed_precision=config.mixed_precision)

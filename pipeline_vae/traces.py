@@ -18,11 +18,13 @@ from fastestimator.util.data import Data
 from fastestimator.util.traceability_util import traceable
 
 from ops.densities import get_likelihood
+from ops.names import DEFAULT_LIKELIHOOD
 from pipeline_vae import plots
 from pipeline_vae.atomic import atomic_path
+from pipeline_vae.run_config import RunConfig, stamp_model
 
 
-def save_full_model(model: tf.keras.Model, path: str) -> str:
+def save_full_model(model: tf.keras.Model, path: str, config: Optional[RunConfig] = None) -> str:
     """Save a full Keras model (architecture + weights, no optimizer) as HDF5, atomically (see `atomic_path`).
 
     The result loads with both `tf.keras.models.load_model(path, compile=False)` and
@@ -31,6 +33,8 @@ def save_full_model(model: tf.keras.Model, path: str) -> str:
     Args:
         model: The model to save.
         path: The destination `.h5` file.
+        config: The run's configuration, whose identity is stamped into the file (`run_config.stamp_model`) before
+            it is renamed into place.
 
     Returns:
         `path`.
@@ -45,6 +49,8 @@ def save_full_model(model: tf.keras.Model, path: str) -> str:
             model.save(tmp, include_optimizer=False, save_format="h5")
         finally:
             logger.setLevel(level)
+        if config is not None:
+            stamp_model(tmp, config)
     return path
 
 
@@ -63,6 +69,7 @@ class FullModelSaver(BestModelSaver):
         save_best_mode: Can be 'min' or 'max'.
         weights_name: The exact file name (without `.h5`). If None default model prefix will be used.
         load_best_final: Whether to automatically reload the best model (if available) after training.
+        config: The run's configuration, stamped into every file written (`save_full_model`).
 
     Raises:
         ValueError: If `save_best_mode` is an unacceptable string.
@@ -73,7 +80,9 @@ class FullModelSaver(BestModelSaver):
                  metric: Optional[str] = None,
                  save_best_mode: str = "min",
                  weights_name: Optional[str] = None,
-                 load_best_final: bool = False) -> None:
+                 load_best_final: bool = False,
+                 config: Optional[RunConfig] = None) -> None:
+        self.config = config
         super().__init__(model=model,
                          save_dir=save_dir,
                          metric=metric,
@@ -93,7 +102,7 @@ class FullModelSaver(BestModelSaver):
         finally:
             self.save_dir = save_dir
         if self.since_best == 0 and self.save_dir:  # since_best is 0 right after an improvement
-            self.model_path = save_full_model(self.model, self.file_path)
+            self.model_path = save_full_model(self.model, self.file_path, self.config)
             print(f"FastEstimator-FullModelSaver: Saved model to {self.model_path}")
 
 
@@ -165,7 +174,7 @@ class SampleGrid(Trace):
         ValueError: If `n` is not a positive integer.
     """
     def __init__(self, decoder: tf.keras.Model, save_dir: str, n: int = 16, seed: int = 0,
-                 likelihood: str = "bernoulli") -> None:
+                 likelihood: str = DEFAULT_LIKELIHOOD) -> None:
         super().__init__(mode="eval")
         self.likelihood = get_likelihood(likelihood)
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -337,3 +346,24 @@ class LoggedStepsTensorBoard(TensorBoard):
         if (self.system.mode == "train" and self.update_freq.is_step and self.update_freq.freq
                 and self.system.global_step == 1 and self.update_freq.freq != 1):
             self.writer.write_scalars(mode="train", step=1, scalars=[(k, v) for k, v in data.items() if is_number(v)])
+
+
+@traceable()
+class SaysWhere(Trace):
+    """Says where a run's files go when no folder was given for them: when training begins and when it ends.
+
+    Args:
+        save_dir: The (temporary) run folder.
+        log: Where the line goes (None: print).
+    """
+    def __init__(self, save_dir: str, log: Optional[Callable[[str], None]] = None) -> None:
+        super().__init__(mode=None)
+        self.save_dir = save_dir
+        self.log = log or print
+
+    def on_begin(self, data: Data) -> None:
+        self.log(f"pipeline-vae: no save_dir given: this run's files go to {self.save_dir}")
+
+    def on_end(self, data: Data) -> None:
+        self.log(f"pipeline-vae: the best models, configuration and log are in {self.save_dir} (no save_dir was "
+                 "given: pass one to keep them elsewhere)")

@@ -13,6 +13,16 @@ import tensorflow as tf  # noqa: E402
 from pipeline_vae.data import MNIST, default_cache_path, load_mnist  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
+
+#: Fixtures that train a model or start a TensorFlow subprocess: a test using one is `slow` (`make test-fast` leaves it
+#: out), whether or not it says so itself.
+SLOW_FIXTURES = {"trained_dir", "trained", "run_cli", "subprocess_env"}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 fe.record_history(False)  # FE would otherwise write ~/fastestimator_data/history.db for every fit
 
 

@@ -14,12 +14,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from pipeline_vae.ablation.progress import Progress
 from pipeline_vae.ablation.trial import RUN_LOG, Trial, last_error, read_record, thread_env
+from pipeline_vae.run_config import FILES
 
 
 def _epochs_logged(folder: str) -> List[Tuple[int, float]]:
     """(epoch, test ELBO) of the evaluations in a running trial's `train_log.csv` (written atomically by the run)."""
     try:
-        with open(os.path.join(folder, "train_log.csv")) as file:
+        with open(os.path.join(folder, FILES["log"])) as file:
             return [(int(r["epoch"]), float(r["elbo"])) for r in csv.DictReader(file) if r.get("mode") == "eval"]
     except (OSError, ValueError, KeyError):
         return []

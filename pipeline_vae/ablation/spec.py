@@ -21,9 +21,10 @@
         set: {model: mlp}             # override base settings
 
 A slot takes null (drop), one `{op: NAME, args: {...}}`, or a list of them; NAME is a TensorOp class exported by
-`ops` (`OPS`); a loss op whose args give no `likelihood` uses the run's. Every mistake (unknown key, slot, op or argument, bad value) raises `SpecError` naming the file, the
-line and the entry, before anything trains; so does a variant whose op graph does not connect (an op reading a key
-nothing upstream produces).
+`ops` (`OPS`); a loss op whose args give no `likelihood` uses the run's. Every mistake (unknown key, slot, op or
+argument, bad value) raises `SpecError` naming the file, the line and the entry, before anything trains; so does a
+variant whose run does not resolve or whose op graph, built as a trial builds it (`pipeline_vae.resolve.resolve`,
+`pipeline_vae.slots.graph_for`), does not connect (an op reading a key nothing upstream produces).
 
 The file's structure (syntax, keys, names, budget, seeds, settings, data) is checked without importing TensorFlow
 (`check_spec_file`, which the CLI runs first, so such mistakes answer at once); the ops and the graph need the op
@@ -53,8 +54,9 @@ def known_ops() -> Dict[str, type]:
     from fastestimator.op.tensorop.tensorop import TensorOp
 
     import ops as ops_package
-    return {name: obj for name, obj in vars(ops_package).items() if name in ops_package.__all__
-            and inspect.isclass(obj) and issubclass(obj, TensorOp) and name != "JointGradientOp"}
+    exported = {name: getattr(ops_package, name) for name in ops_package.__all__}
+    return {name: obj for name, obj in exported.items()
+            if inspect.isclass(obj) and issubclass(obj, TensorOp) and name != "JointGradientOp"}
 
 
 def __getattr__(name: str) -> Any:
@@ -66,7 +68,7 @@ def __getattr__(name: str) -> Any:
 #: `get_estimator` settings a spec's `base` (and a variant's `set`) may give, with their defaults (`pipeline_vae.settings`).
 SETTINGS: Dict[str, Any] = {name: run_settings.default(name) for name in run_settings.SPEC_SETTINGS}
 BUDGET: Dict[str, Any] = {"epochs": None, "train_steps_per_epoch": None, "eval_steps_per_epoch": None}
-EVAL: Dict[str, Any] = {"iw_samples": 100, "n_images": 10000}
+EVAL: Dict[str, Any] = {"iw_samples": run_settings.default("iw_samples"), "n_images": 10000}
 TOP_KEYS = ("name", "description", "baseline", "seeds", "budget", "base", "data", "eval", "variants")
 VARIANT_KEYS = ("name", "description", "ops", "set")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -83,14 +85,9 @@ class OpSpec:
     op: str
     args: Dict[str, Any] = field(default_factory=dict)
 
-    def build(self, likelihood: Optional[str] = None) -> "TensorOp":
-        """A fresh instance of the op; `likelihood` is passed to ops that take one when `args` give none."""
-        args = dict(self.args)
-        op_class = known_ops()[self.op]
-        if likelihood is not None and "likelihood" not in args and "likelihood" in inspect.signature(
-                op_class).parameters:
-            args["likelihood"] = likelihood
-        return op_class(**args)
+    def build(self) -> "TensorOp":
+        """A fresh instance of the op (a loss op given no `likelihood` takes the run's when the graph is built)."""
+        return known_ops()[self.op](**self.args)
 
 
 @dataclass(frozen=True)
@@ -108,11 +105,9 @@ class Variant:
     settings: Dict[str, Any]
     description: str = ""
 
-    def build_ops(self, likelihood: Optional[str] = None) -> Dict[str, Any]:
-        """Slot -> fresh op instances (or None), ready for `get_estimator(ops=...)`; ops that take a `likelihood`
-        and whose args give none get `likelihood`."""
-        return {slot: None if specs is None else [spec.build(likelihood) for spec in specs]
-                for slot, specs in self.ops.items()}
+    def build_ops(self) -> Dict[str, Any]:
+        """Slot -> fresh op instances (or None), ready for `get_estimator(ops=...)`."""
+        return {slot: None if specs is None else [spec.build() for spec in specs] for slot, specs in self.ops.items()}
 
     def to_json(self) -> Dict[str, Any]:
         """A plain-JSON form (also what identifies a finished run: changing it re-runs the variant)."""
@@ -248,13 +243,11 @@ def _variant_head(reader: _Reader, value: Any, path: Path) -> Tuple[str, Dict[st
     return name, overrides
 
 
-def _variant(reader: _Reader, value: Any, path: Path, base: Dict[str, Any],
-             image_shape: Tuple[int, int, int]) -> Variant:
-    import tensorflow as tf
-    from fastestimator.op.tensorop.tensorop import LambdaOp
-
+def _variant(reader: _Reader, value: Any, path: Path, base: Dict[str, Any], data: Optional[Any]) -> Variant:
+    """One variant, checked; with `data` (an ImageData) its run is resolved and its graph built on those images."""
     from pipeline_vae.models import MODELS
-    from pipeline_vae.slots import PIPELINE_KEYS, SLOTS, check_graph
+    from pipeline_vae.resolve import resolve
+    from pipeline_vae.slots import SLOTS, graph_for
     entry = reader.mapping(value, path, VARIANT_KEYS)
     name, overrides = _variant_head(reader, value, path)
     slots: Dict[str, Optional[List[OpSpec]]] = {}
@@ -271,41 +264,33 @@ def _variant(reader: _Reader, value: Any, path: Path, base: Dict[str, Any],
     if "loss" in slots:
         del settings["loss"]  # the slot's op replaces the loss chosen by name
     try:
-        MODELS[settings["model"]].check(settings["latent_dim"], settings["widths"], image_shape)
+        if data is not None:
+            MODELS[settings["model"]].check(settings["latent_dim"], settings["widths"], data.image_shape)
     except ValueError as err:
         where = path + ("set", "widths") if "widths" in overrides or "model" in overrides else ("base", "widths")
         raise reader.fail(where, f"{settings['model']} model: {err}") from None
     variant = Variant(name=name, ops=slots, settings=settings, description=str(entry.get("description", "")))
-    # Check that the graph connects (every op's inputs produced upstream). The models' slots get stand-ins with the
-    # same keys, so nothing is built; a variant can only put `ops` ops (no ModelOps) in those slots.
-    stand_ins = {"encode": LambdaOp(fn=tf.identity, inputs="x", outputs="meanlogvar"),
-                 "decode": LambdaOp(fn=tf.identity, inputs="z", outputs="x_logit")}
+    # The variant's run, resolved and its graph built as a trial builds them (every op's inputs produced upstream,
+    # the likelihoods agreeing, the models fitting the data), so what is checked here is what trains.
     try:
-        check_graph(_named_ops({**stand_ins, **variant.build_ops()}, settings), PIPELINE_KEYS)
+        ops = variant.build_ops()
+        if data is not None:
+            graph_for(resolve(settings, data, ops)[0], ops)
     except (ValueError, TypeError) as err:
         raise reader.fail(path + (("ops", ) if slots else ()), str(err)) from None
     return variant
 
 
-def _named_ops(ops: Mapping[str, Any], settings: Mapping[str, Any]) -> List[Tuple[str, "TensorOp"]]:
-    """(slot, op) in order for the key check, defaults where `ops` is silent (models are in `ops` as stand-ins)."""
-    from pipeline_vae.slots import DEFAULT_OPS, LOSSES, SLOTS, ModelSettings, slot_ops
-    ops = dict(ops)
-    if "loss" not in ops:
-        ops["loss"] = LOSSES[settings["loss"]]()
-    named = []
-    for slot in SLOTS:
-        value = ops[slot] if slot in ops else DEFAULT_OPS[slot](ModelSettings())
-        named += [(slot, op) for op in slot_ops(slot, value)]
-    return named
-
-
-def parse_spec(text: str, path: str = "<spec>") -> Spec:
-    """Parse and validate a spec.
+def parse_spec(text: str, path: str = "<spec>", data: Optional[str] = None, check_runs: bool = True) -> Spec:
+    """Parse and validate a spec: its structure, then each variant's run resolved and its graph built (as a trial
+    builds it) on the spec's data.
 
     Args:
         text: The file's content (YAML, or JSON when `path` ends in .json).
         path: The file name, for messages.
+        data: The data the runs will use instead of the spec's (`ablate --data`), by name or path.
+        check_runs: Resolve each variant's run and build its graph on the data (False: the ops' arguments are
+            checked, not the graphs, and no data is read; for reading records of a spec whose data is elsewhere).
 
     Returns:
         The validated Spec.
@@ -313,12 +298,13 @@ def parse_spec(text: str, path: str = "<spec>") -> Spec:
     Raises:
         SpecError: Naming the file, line and entry of the first mistake.
     """
-    spec = _parse(text, path, deep=True)
+    spec = _parse(text, path, deep=True, data_override=data, check_runs=check_runs)
     assert spec is not None
     return spec
 
 
-def _parse(text: str, path: str, deep: bool) -> Optional[Spec]:
+def _parse(text: str, path: str, deep: bool, data_override: Optional[str] = None,
+           check_runs: bool = True) -> Optional[Spec]:
     """`parse_spec`; with `deep=False` only the structure is checked (no ops, no graph, no TensorFlow) and None is
     returned."""
     reader = _Reader(path, text)
@@ -352,8 +338,6 @@ def _parse(text: str, path: str, deep: bool) -> Optional[Spec]:
     if not isinstance(top["variants"], list) or not top["variants"]:
         raise reader.fail(("variants", ), "variants must be a non-empty list")
     data = _data(reader, top.get("data"))
-    # Model depth is checked against MNIST's images when the spec names no other data (else when the run starts).
-    image_shape = (28, 28, 1) if data is None or data["data"] == "mnist" else (1 << 16, 1 << 16, 1)
     names = [_variant_head(reader, v, ("variants", i))[0] for i, v in enumerate(top["variants"])]
     for i, variant_name in enumerate(names):
         if variant_name in names[:i]:
@@ -363,7 +347,15 @@ def _parse(text: str, path: str, deep: bool) -> Optional[Spec]:
         raise reader.fail(("baseline", ), f"baseline {baseline!r} is not a variant; variants: {', '.join(names)}")
     if not deep:
         return None
-    variants = [_variant(reader, v, ("variants", i), base, image_shape) for i, v in enumerate(top["variants"])]
+    images = None
+    if check_runs:
+        from pipeline_vae.data import load_data
+        source = DataSource.from_json(data) if data else DataSource()
+        try:  # the images the variants are checked against: `ablate --data`'s, else the spec's, else MNIST
+            images = load_data(replace(source, data=data_override) if data_override else source, fetch=False)
+        except ValueError as err:
+            raise reader.fail(("data", ), str(err).removeprefix("data: ")) from None
+    variants = [_variant(reader, v, ("variants", i), base, images) for i, v in enumerate(top["variants"])]
     return Spec(name=name, description=str(top.get("description", "")), baseline=baseline, seeds=seeds,
                 budget=budget, eval=evaluation, variants=variants, path=path, data=data)
 
@@ -393,14 +385,15 @@ def _read(path: str) -> str:
         raise SpecError(f"{path}: not a text file ({err.reason})") from None
 
 
-def load_spec(path: str) -> Spec:
-    """Read and validate the spec file at `path` (YAML, or JSON for `.json`).
+def load_spec(path: str, data: Optional[str] = None, check_runs: bool = True) -> Spec:
+    """Read and validate the spec file at `path` (YAML, or JSON for `.json`), its variants checked on `data` (the
+    data the runs will use instead of the spec's, by name or path) if given.
 
     Raises:
         FileNotFoundError: If `path` does not exist.
         SpecError: For any mistake in it (file, line and entry named).
     """
-    return parse_spec(_read(path), path)
+    return parse_spec(_read(path), path, data, check_runs)
 
 
 def check_spec_file(path: str) -> None:

@@ -71,13 +71,16 @@ LATER_SETTINGS = ("lr_schedule", )
 
 
 def run_key(spec: Any, variant: Any, data: Optional[str] = None) -> str:
-    """`name@digest`: the digest covers the variant, the budget, the evaluation and the data, so editing any of them
-    re-runs the variant while untouched variants keep their results."""
+    """`name@digest`: the digest covers the variant, the budget, the evaluation and the data (and `PIPELINE_VAE_TINY`
+    when set), so editing any of them re-runs the variant while untouched variants keep their results."""
     definition = variant.to_json()
     definition["settings"] = {name: value for name, value in definition["settings"].items()
                               if not (name in LATER_SETTINGS and value is None)}
-    blob = json.dumps({"variant": definition, "budget": spec.budget, "eval": spec.eval,
-                       "data": spec.data_source(data).to_json()}, sort_keys=True)
+    from pipeline_vae.resolve import TINY_ENV
+    what = {"variant": definition, "budget": spec.budget, "eval": spec.eval, "data": spec.data_source(data).to_json()}
+    if os.environ.get(TINY_ENV) == "1":  # a tiny trial's record never stands for the spec's own budget
+        what["tiny"] = True
+    blob = json.dumps(what, sort_keys=True)
     return f"{variant.name}@{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 
@@ -247,51 +250,47 @@ def train_and_evaluate(spec: Any, variant: Any, seed: int, save_dir: str, data: 
         RunFailed: If training ended before any evaluation.
         ValueError: If the data cannot be read or has fewer test images than `eval.n_images`.
     """
+    from ops.names import DEFAULT_LIKELIHOOD
     from pipeline_vae.ablation import RunFailed
-    from pipeline_vae.builders import METRIC, get_estimator
+    from pipeline_vae.builders import METRIC, build_estimator
     from pipeline_vae.data import load_data
     from pipeline_vae.inference import CVAE
     from pipeline_vae.metrics import evaluate
-    from pipeline_vae.slots import DEFAULT_LOSS
+    from pipeline_vae.resolve import resolve, tiny_budget
+    from pipeline_vae.run_config import MNIST_BINARIZE_THRESHOLD
     from pipeline_vae.tracking import logger_for
     from pipeline_vae.traces import EpochCallback
 
     images = load_data(spec.data_source(data))
-    n_images = spec.eval["n_images"] or len(images.test)
+    evaluation = tiny_budget(spec.eval)
+    n_images = evaluation["n_images"] or len(images.test)
     if n_images > len(images.test):
         raise ValueError(f"eval.n_images: {n_images} test images asked for, but {images.description} has "
                          f"{len(images.test)}")
-    settings = variant.settings
-    likelihood = settings.get("likelihood") or images.default_likelihood
     name = trial.name if trial else f"{variant.name} seed {seed}"
     loggers = [logger_for(t, save_dir=save_dir, run_name=f"{variant.name}/seed_{seed}", finish=False,
                           params={"ablation": spec.name, "variant": variant.name, "trial": name})
                for t in tracking]
     extra = loggers + ([EpochCallback(on_epoch, METRIC)] if on_epoch else [])
-    estimator = get_estimator(epochs=spec.budget["epochs"], batch_size=settings["batch_size"],
-                              latent_dim=settings["latent_dim"], learning_rate=settings["learning_rate"],
-                              lr_schedule=settings.get("lr_schedule"),
-                              save_dir=save_dir, train_steps_per_epoch=spec.budget["train_steps_per_epoch"],
-                              eval_steps_per_epoch=spec.budget["eval_steps_per_epoch"], seed=seed,
-                              ops=variant.build_ops(likelihood), data=images,
-                              loss=settings.get("loss", DEFAULT_LOSS), model=settings["model"],
-                              widths=settings["widths"], likelihood=likelihood,
-                              binarize_threshold=settings.get("binarize_threshold"), resume=True, traces=extra)
+    ops = variant.build_ops()
+    config, images = resolve({**variant.settings, **spec.budget, "seed": seed, "resume": True}, images, ops)
+    estimator = build_estimator(config, images, save_dir=save_dir, ops=ops, traces=extra)
     try:
         start = time.perf_counter()
-        summary = estimator.fit(summary=variant.name, warmup=False)  # get_estimator checked the graph
+        summary = estimator.fit(summary=variant.name, warmup=False)  # graph_for checked the graph
         train_seconds = time.perf_counter() - start
         history = summary.history["eval"].get(METRIC, {})
         if not history:
             raise RunFailed(f"{name}: training ended before any evaluation")
         print("pipeline-vae-ablate: evaluating", flush=True)
         vae = CVAE.load(save_dir)
-        if vae.likelihood.name == "bernoulli" and images.kind == "mnist":  # one evaluation for every binarization
-            vae = CVAE(vae.encoder, vae.decoder, "bernoulli", 0.5, config=vae.config)
-        metrics = evaluate(vae, images.test_images(n_images), iw_samples=spec.eval["iw_samples"], seed=0,
+        if vae.likelihood.name == DEFAULT_LIKELIHOOD and images.kind == "mnist":  # one evaluation for every
+            vae = CVAE(vae.encoder, vae.decoder, DEFAULT_LIKELIHOOD, MNIST_BINARIZE_THRESHOLD,  # binarization
+                       config=vae.config)
+        metrics = evaluate(vae, images.test_images(n_images), iw_samples=evaluation["iw_samples"], seed=0,
                            show_progress=False)
         metrics.update(train_seconds=round(train_seconds, 1), eval_seconds=metrics.pop("seconds"),
-                       best_logged_elbo=max(float(v) for v in history.values()), epochs=spec.budget["epochs"],
+                       best_logged_elbo=max(float(v) for v in history.values()), epochs=config.epochs,
                        parameters=int(vae.encoder.count_params() + vae.decoder.count_params()))
     except BaseException:
         for logger in loggers:

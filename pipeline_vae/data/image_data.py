@@ -5,8 +5,8 @@
     data.test_images(100)                                   # uint8 [100, H, W, C]
 
 A split holds either uint8 arrays in memory or a list of image files that tf.data decodes while training
-(`pipeline_vae.data.pipeline`). Every array is checked here, once, with one line naming the array and what was
-expected.
+(`pipeline_vae.data.pipeline`, with `pipeline_vae.data.decode`). Every array is checked here, once, with one line
+naming the array and what was expected.
 """
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Sequence, Tuple
@@ -97,7 +97,8 @@ class ImageData:
         test: The test split.
         image_shape: (H, W, C) of every image.
         source: Where it came from and how it was read (recorded in the run's configuration).
-        kind: "mnist", "npz", "folder", "keras" or "arrays": decides the default likelihood (see `binary`).
+        kind: "mnist", "npz", "folder", "keras" or "arrays" (with `binary`, what `pipeline_vae.resolve` decides the
+            default likelihood and binarization from).
         binary: Every pixel is 0 or 255 (or the data is MNIST, binarized for training by default).
         description: Where the images came from, for messages and logs.
         class_names: Names of the label values, if the source had any (e.g. class subfolders).
@@ -120,17 +121,6 @@ class ImageData:
     def in_memory(self) -> bool:
         """Whether both splits are arrays (not files)."""
         return self.train.x is not None and self.test.x is not None
-
-    @property
-    def default_likelihood(self) -> str:
-        """The likelihood that fits the data: "bernoulli" for MNIST and black-and-white images,
-        "discretized_logistic" for other 8-bit images."""
-        return "bernoulli" if self.kind == "mnist" or self.binary else "discretized_logistic"
-
-    @property
-    def default_binarize_threshold(self) -> Optional[float]:
-        """MNIST is binarized at 0.5 (the seed's); other data is not binarized by default."""
-        return 0.5 if self.kind == "mnist" else None
 
     def train_images(self, n: Optional[int] = None) -> np.ndarray:
         """The first `n` training images (all when None) as uint8 [n, H, W, C], decoding files if need be."""
@@ -261,5 +251,5 @@ def check_labels(y: Any, n: int, name: str) -> np.ndarray:
 def _images(split: Split, image_shape: Tuple[int, int, int], source: DataSource, n: Optional[int]) -> np.ndarray:
     if split.x is not None:
         return split.x[:n]
-    from pipeline_vae.data.pipeline import decode_files  # TensorFlow, only for file splits
+    from pipeline_vae.data.decode import decode_files  # TensorFlow, only for file splits
     return decode_files(split.files[:n], image_shape, resize=source.image_size is not None)

@@ -15,7 +15,7 @@ import tempfile
 import warnings
 import zipfile
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -57,6 +57,10 @@ class MNIST:
     x_test: np.ndarray
     y_test: np.ndarray
     source: str = "arrays"
+
+    def __iter__(self) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+        """Unpacks as Keras' `load_data()` does: `(x_train, y_train), (x_test, y_test) = load_mnist()`."""
+        return iter(((self.x_train, self.y_train), (self.x_test, self.y_test)))
 
     def arrays(self) -> Dict[str, np.ndarray]:
         """The four arrays by their `.npz` key."""

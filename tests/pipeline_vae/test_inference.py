@@ -39,7 +39,7 @@ def test_shapes_and_forms_accepted(vae, mnist):
     means = [vae.encode(form)[0] for form in forms]
     assert [m.shape for m in means] == [(1, 2), (1, 2), (3, 2), (3, 2), (3, 2), (3, 2)]
     np.testing.assert_allclose(means[2], means[4], atol=1e-6)  # uint8 and float give the same code
-    np.testing.assert_allclose(means[0], means[2][:1], atol=1e-6)
+    np.testing.assert_allclose(means[0], means[2][:1], atol=1e-5)  # batch 1 vs 3: float32 kernels differ by ~1e-6
 
 
 def test_batching_does_not_change_results(trained_dir, mnist):
@@ -110,9 +110,19 @@ def test_missing_truncated_and_weights_only_files(trained_dir, tmp_path):
         CVAE.load(str(run))
 
 
+def _unstamp(run) -> None:
+    """Make `run` a folder from before models recorded their run's identity (so its config can be edited)."""
+    import h5py
+    from pipeline_vae.run_config import STAMP_ATTRIBUTE
+    for name in ("encoder_best_loss.h5", "decoder_best_loss.h5"):
+        with h5py.File(run / name, "a") as file:
+            del file.attrs[STAMP_ATTRIBUTE]
+
+
 def test_a_run_without_binarization_is_not_binarized(trained_dir, tmp_path):
     run = tmp_path / "grey"
     shutil.copytree(trained_dir, run)
+    _unstamp(run)
     config = json.loads((run / "cvae_config.json").read_text())
     config["binarize_threshold"] = None
     (run / "cvae_config.json").write_text(json.dumps(config))
@@ -125,6 +135,7 @@ def test_a_run_folder_from_before_run_configs_loads_as_mnist(trained_dir, tmp_pa
     """Version-less configs (the MNIST-only format) are read by their slots: binarized unless the slot was dropped."""
     run = tmp_path / "old"
     shutil.copytree(trained_dir, run)
+    _unstamp(run)  # such folders predate the stamps
     old = {"latent_dim": 2, "image_shape": [28, 28], "batch_size": 100, "learning_rate": 0.001, "model": "conv",
            "widths": None, "slots": {"rescale": ["Rescale"], "binarize": ["Binarize"]}, "binarize_threshold": 0.25}
     (run / "cvae_config.json").write_text(json.dumps(old))

@@ -69,7 +69,7 @@ def test_ray_gives_the_local_table_and_tracks_a_parent_run_with_a_child_per_tria
     import mlflow
     from mlflow.tracking import MlflowClient
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # Ray's token, W&B's cache, FE's history: not the user's
-    spec = parse_spec(TINY, "tiny.yaml")
+    spec = parse_spec(TINY, "tiny.yaml", data=mnist_path)  # (HOME is elsewhere: no MNIST cache there)
     uri = f"sqlite:///{tmp_path}/mlruns.db"
     lines = io.StringIO()
     on_ray = run_ablation(spec, str(tmp_path / "ray"), data=mnist_path, stream=lines, executor="ray",

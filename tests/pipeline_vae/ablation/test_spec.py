@@ -113,13 +113,21 @@ def test_missing_file_is_a_clear_error(tmp_path):
         load_spec(str(tmp_path / "nope.yaml"))
 
 
-def test_the_shipped_specs_are_valid():
+def test_the_shipped_specs_are_valid(tmp_path):
+    """Every shipped spec's variants resolve and build on their data (the digits spec's folder exported here)."""
     import glob
+    import subprocess
+    import sys
+    digits = str(tmp_path / "digits")
+    subprocess.run([sys.executable, "tools/export_digits.py", digits], check=True, capture_output=True, timeout=120)
     paths = sorted(glob.glob("apphub/ablations/*.yaml"))
     assert len(paths) >= 3
     for path in paths:
-        spec = load_spec(path)
+        spec = load_spec(path, data=digits if "digits" in path else None)
         assert spec.baseline in [v.name for v in spec.variants]
+    with pytest.raises(SpecError, match=r"likelihoods_digits.yaml:\d+: data: .*nope does not exist"):
+        load_spec("apphub/ablations/likelihoods_digits.yaml", data=str(tmp_path / "nope"))
+    assert load_spec("apphub/ablations/likelihoods_digits.yaml", data=str(tmp_path / "nope"), check_runs=False)
 
 
 def test_widths_are_checked_against_the_model_family():

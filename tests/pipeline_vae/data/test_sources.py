@@ -9,7 +9,9 @@ import pytest
 from PIL import Image
 
 from pipeline_vae.data import DataError, DataSource, ImageData, load_data
-from pipeline_vae.data.pipeline import datasets, decode_files
+from pipeline_vae.data.decode import decode_files
+from pipeline_vae.data.pipeline import datasets
+from pipeline_vae.resolve import default_binarize_threshold, default_likelihood
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
@@ -47,7 +49,8 @@ def test_a_folder_with_class_subfolders_gives_labels_and_a_seeded_split(class_fo
     np.testing.assert_array_equal(data.test_images(), pil)
     train_pil = np.stack([np.asarray(Image.open(f)) for f in data.train.files[:2]])[..., None]
     np.testing.assert_array_equal(data.train_images(2), train_pil)
-    assert data.default_likelihood == "discretized_logistic" and data.default_binarize_threshold is None
+    assert default_likelihood(data) == "discretized_logistic"
+    assert default_binarize_threshold(data, default_likelihood(data)) is None
 
 
 def test_train_and_test_subfolders_are_the_splits(tmp_path):
@@ -139,12 +142,15 @@ def test_black_and_white_images_default_to_bernoulli(tmp_path):
     x = (np.random.default_rng(5).random((20, 5, 5)) > 0.5).astype(np.uint8) * 255
     np.savez(tmp_path / "bw.npz", x=x)
     data = load_data(str(tmp_path / "bw.npz"))
-    assert data.binary and data.default_likelihood == "bernoulli" and data.default_binarize_threshold is None
+    assert data.binary and default_likelihood(data) == "bernoulli"
+    assert default_binarize_threshold(data, "bernoulli") is None
 
 
 def test_an_npz_holding_mnist_is_mnist(mnist_path):
     data = load_data(mnist_path)
-    assert data.kind == "mnist" and data.default_likelihood == "bernoulli" and data.default_binarize_threshold == 0.5
+    assert data.kind == "mnist" and default_likelihood(data) == "bernoulli"
+    assert default_binarize_threshold(data, "bernoulli") == 0.5
+    assert default_binarize_threshold(data, "gaussian") is None
     assert data.image_shape == (28, 28, 1) and data.class_names == tuple("0123456789")
 
 
@@ -271,3 +277,20 @@ def test_the_digits_export_script_writes_the_real_digits(tmp_path):
     again = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "export_digits.py"), str(out)],
                            capture_output=True, text=True, timeout=120)
     assert again.returncode == 2 and "exists; remove it or choose another folder" in again.stderr
+
+
+def test_the_digits_export_script_writes_an_npz_the_trainer_splits(tmp_path):
+    from sklearn.datasets import load_digits
+    out = tmp_path / "digits.npz"
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "export_digits.py"), str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    digits = load_digits()
+    with np.load(out) as saved:
+        np.testing.assert_array_equal(saved["x"], np.round(digits.images * 255 / 16).astype(np.uint8))
+        np.testing.assert_array_equal(saved["y"], digits.target)
+    data = load_data(str(out))  # one `x`: split 90/10
+    assert data.image_shape == (8, 8, 1) and (len(data.train), len(data.test)) == (1617, 180)
+    again = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "export_digits.py"), str(out)],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "exists; remove it or choose another file" in again.stderr
