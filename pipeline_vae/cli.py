@@ -212,8 +212,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from pipeline_vae.inference import CVAE
     from pipeline_vae.metrics import evaluate, format_table
     from pipeline_vae.resolve import tiny_budget
-    budget = tiny_budget({"iw_samples": args.iw_samples, "n_images": args.n_images})
     vae = CVAE.load(args.save_dir)
+    asked = {"iw_samples": args.iw_samples, "n_images": args.n_images}
+    budget = tiny_budget({name: getattr(vae.config, name) if value is None else value for name, value in asked.items()})
     data = _run_images(args, vae)
     images = data.test_images(budget["n_images"])
     partial = iw_progress_file(args.save_dir, budget["iw_samples"], args.seed)
@@ -394,14 +395,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", parents=[common],
                               help="test-set ELBO, its terms, the importance-weighted bound and active units")
     evaluate.add_argument("--save-dir", required=True, help="a folder written by `pipeline-vae train`")
-    evaluate.add_argument("--iw-samples", type=settings.cli_type("iw_samples"), default=settings.default("iw_samples"),
-                          metavar="K", help=settings.SETTINGS["iw_samples"].help + f" (default "
-                          f"{settings.default('iw_samples')}); an estimate of its time is printed after the first "
-                          "images. "
+    evaluate.add_argument("--iw-samples", type=settings.cli_type("iw_samples"), default=None,
+                          metavar="K", help=settings.SETTINGS["iw_samples"].help + " (default: the run's recorded "
+                          f"iw_samples, {settings.default('iw_samples')} unless it recorded another); an estimate of "
+                          "its time is printed after the first images. "
                           "Its progress is kept in SAVE_DIR every minute: the same command again continues an "
                           "interrupted evaluation")
     evaluate.add_argument("--n-images", type=settings.cli_type("n_images"), default=None,
-                          help=settings.SETTINGS["n_images"].help)
+                          help=settings.SETTINGS["n_images"].help + " (or the run's recorded n_images)")
     evaluate.add_argument("--seed", type=_count(0), default=0, help="seed of the sampling noise (default 0)")
     evaluate.add_argument("--data", metavar="DATA", default=None,
                           help="evaluate on these images instead of the run's own test split (read with the run's "

@@ -256,14 +256,16 @@ def train_and_evaluate(spec: Any, variant: Any, seed: int, save_dir: str, data: 
     from pipeline_vae.data import load_data
     from pipeline_vae.inference import CVAE
     from pipeline_vae.metrics import evaluate
-    from pipeline_vae.resolve import resolve, tiny_budget
+    from pipeline_vae.resolve import resolve
     from pipeline_vae.run_config import MNIST_BINARIZE_THRESHOLD
     from pipeline_vae.tracking import logger_for
     from pipeline_vae.traces import EpochCallback
 
     images = load_data(spec.data_source(data))
-    evaluation = tiny_budget(spec.eval)
-    n_images = evaluation["n_images"] or len(images.test)
+    ops = variant.build_ops()
+    config, images = resolve({**variant.settings, **spec.budget, **spec.eval, "seed": seed, "resume": True}, images,
+                             ops)
+    n_images = config.n_images or len(images.test)
     if n_images > len(images.test):
         raise ValueError(f"eval.n_images: {n_images} test images asked for, but {images.description} has "
                          f"{len(images.test)}")
@@ -272,8 +274,6 @@ def train_and_evaluate(spec: Any, variant: Any, seed: int, save_dir: str, data: 
                           params={"ablation": spec.name, "variant": variant.name, "trial": name})
                for t in tracking]
     extra = loggers + ([EpochCallback(on_epoch, METRIC)] if on_epoch else [])
-    ops = variant.build_ops()
-    config, images = resolve({**variant.settings, **spec.budget, "seed": seed, "resume": True}, images, ops)
     estimator = build_estimator(config, images, save_dir=save_dir, ops=ops, traces=extra)
     try:
         start = time.perf_counter()
@@ -287,7 +287,7 @@ def train_and_evaluate(spec: Any, variant: Any, seed: int, save_dir: str, data: 
         if vae.likelihood.name == DEFAULT_LIKELIHOOD and images.kind == "mnist":  # one evaluation for every
             vae = CVAE(vae.encoder, vae.decoder, DEFAULT_LIKELIHOOD, MNIST_BINARIZE_THRESHOLD,  # binarization
                        config=vae.config)
-        metrics = evaluate(vae, images.test_images(n_images), iw_samples=evaluation["iw_samples"], seed=0,
+        metrics = evaluate(vae, images.test_images(n_images), iw_samples=config.iw_samples, seed=0,
                            show_progress=False)
         metrics.update(train_seconds=round(train_seconds, 1), eval_seconds=metrics.pop("seconds"),
                        best_logged_elbo=max(float(v) for v in history.values()), epochs=config.epochs,

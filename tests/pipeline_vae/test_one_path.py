@@ -163,11 +163,24 @@ def test_evaluate_says_how_long_the_bound_will_take(trained_dir, tmp_path, run_c
     assert "IW bound, K=50" in result.stdout
 
 
-def test_the_default_bound_is_the_settings_one(run_cli):
-    result = run_cli(["evaluate", "--help"], timeout=60)
+def test_evaluate_defaults_to_the_runs_recorded_evaluation(trained_dir, tmp_path, run_cli):
+    """`evaluate` reads K and the image count from the run's configuration (settings' default K = 100; here the
+    record is edited, which is allowed: they are not part of what was trained)."""
     from pipeline_vae import settings
-    assert settings.default("iw_samples") == 100
-    assert f"(default {settings.default('iw_samples')})" in " ".join(result.stdout.split())
+    assert settings.default("iw_samples") == 100 and json.loads(
+        (open(os.path.join(trained_dir, "cvae_config.json")).read()))["iw_samples"] == 100
+    run = tmp_path / "run"
+    shutil.copytree(trained_dir, run)
+    config = json.loads((run / "cvae_config.json").read_text())
+    config.update(iw_samples=3, n_images=7)
+    (run / "cvae_config.json").write_text(json.dumps(config))
+    result = run_cli(["evaluate", "--save-dir", str(run)])
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert (metrics["iw_samples"], metrics["n_images"]) == (3, 7)
+    result = run_cli(["evaluate", "--save-dir", str(run), "--iw-samples", "2", "--n-images", "5"])  # flags win
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert result.returncode == 0 and (metrics["iw_samples"], metrics["n_images"]) == (2, 5)
 
 
 @pytest.mark.slow
