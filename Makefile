@@ -35,7 +35,7 @@ train: data
 test: data
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The inner loop (about 2 minutes here): every test not marked slow, i.e. none that trains a model (directly or
+# The inner loop (under 90 s here): every test not marked slow, i.e. none that trains a model (directly or
 # through a fixture) or starts a TensorFlow subprocess; `make test` (CI) runs them all.
 test-fast: data
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)

@@ -80,6 +80,7 @@ def test_bad_input_names_the_argument():
         logistic_level_log_likelihood(np.array([[3]], np.uint8), np.ones((1, 1)), np.ones((1, 1)), [0, 255])
 
 
+@pytest.mark.slow
 def test_tool_reports_the_references_of_real_digits(tmp_path):
     out = str(tmp_path / "digits")
     subprocess.run([sys.executable, os.path.join(ROOT, "tools", "export_digits.py"), out], check=True,

@@ -156,6 +156,7 @@ def test_lr_plateau_never_raises_a_rate_below_fes_floor(small_mnist, tmp_path):
     assert [float(t.model.optimizer.learning_rate) for t in plateaus] == [pytest.approx(1e-7)] * 2
 
 
+@pytest.mark.slow
 def test_cosine_schedule_sets_each_epochs_rate_for_both_models(small_mnist, tmp_path):
     """Epoch e of E trains at min + (init - min) / 2 * (1 + cos(pi * e / E)), min = init / 100, for both models."""
     import math

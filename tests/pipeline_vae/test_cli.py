@@ -249,6 +249,7 @@ exit_now(3)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["quick", "thread"])
 def test_the_console_scripts_quick_exit_keeps_code_handlers_output_and_running_threads(case, tmp_path):
     import subprocess

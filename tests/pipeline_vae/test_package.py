@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 STRAY = "Unable to register cuDNN factory"
 
 
@@ -11,6 +13,7 @@ def _stderr(code):
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120).stderr
 
 
+@pytest.mark.slow
 def test_importing_the_package_first_silences_tensorflows_cuda_lines_on_a_cpu_machine():
     alone = _stderr("import tensorflow")
     assert STRAY in alone  # the control: TensorFlow 2.15 prints them on this machine by itself
