@@ -271,6 +271,11 @@ MUTATIONS: Tuple[Mutation, ...] = (
     Mutation("docs_snippet_undefined_name", "README: the inference snippet uses x_test without defining it",
              "README.md", "(x_train, y_train), (x_test, y_test) = pipeline_vae.load_mnist()   # uint8", "# uint8",
              ("tests/test_docs_run.py::test_every_block_of_the_docs_runs", )),
+    # Issue 25 (begun): names matched whole.
+    Mutation("spec_name_trailing_newline", "spec names: a trailing newline accepted (as `$` with re.match did)",
+             "pipeline_vae/ablation/spec.py", 're.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")',
+             're.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\\n?")',
+             ("tests/pipeline_vae/ablation/test_spec.py::test_names_are_matched_whole", )),
 )
 
 

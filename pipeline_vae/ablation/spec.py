@@ -71,7 +71,7 @@ BUDGET: Dict[str, Any] = {"epochs": None, "train_steps_per_epoch": None, "eval_s
 EVAL: Dict[str, Any] = {"iw_samples": run_settings.default("iw_samples"), "n_images": 10000}
 TOP_KEYS = ("name", "description", "baseline", "seeds", "budget", "base", "data", "eval", "variants")
 VARIANT_KEYS = ("name", "description", "ops", "set")
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # matched whole (fullmatch): no trailing newline
 Path = Tuple[Union[str, int], ...]
 
 
@@ -236,7 +236,7 @@ def _variant_head(reader: _Reader, value: Any, path: Path) -> Tuple[str, Dict[st
     if not value:
         raise reader.fail(path, "a variant needs at least a name")
     name = entry.get("name")
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise reader.fail(path + ("name", ), f"name must be letters, digits, '_', '.' or '-', got {name!r}")
     overrides = reader.mapping(entry.get("set"), path + ("set", ), tuple(SETTINGS))
     _check_settings(reader, overrides, path + ("set", ))
@@ -313,7 +313,7 @@ def _parse(text: str, path: str, deep: bool, data_override: Optional[str] = None
         if key not in top:
             raise reader.fail((), f"missing required key {key!r}")
     name = top["name"]
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise reader.fail(("name", ), f"name must be letters, digits, '_', '.' or '-', got {name!r}")
     budget = {**BUDGET, **reader.mapping(top["budget"], ("budget", ), tuple(BUDGET))}
     if not _is_int(budget["epochs"], 1):

@@ -136,3 +136,13 @@ def test_widths_are_checked_against_the_model_family():
                          "set: {model: conv, widths: [8, 16, 32, 64]}")
     assert _error(text).startswith("spec.yaml:18: variants[4].set.widths: conv model: image height 28 is too small "
                                    "for 4 stride-2 convolutions")
+
+
+def test_names_are_matched_whole():
+    """A trailing newline (which `$` would allow) is refused in spec and variant names: it would make a folder with a
+    newline in its name and split a row of the table."""
+    import json as json_module
+    spec = json_module.dumps({"name": "demo", "budget": {"epochs": 1}, "variants": [{"name": "evil\n"}]})
+    assert "variants[0].name: name must be letters, digits" in _error(spec, "spec.json")
+    spec = json_module.dumps({"name": "demo\n", "budget": {"epochs": 1}, "variants": [{"name": "ok"}]})
+    assert "name: name must be letters, digits" in _error(spec, "spec.json")
