@@ -80,14 +80,6 @@ def to_unit_images(images: np.ndarray, image_shape: Tuple[int, int, int] = MNIST
     return x.astype(np.float32) / np.float32(scale)
 
 
-def to_uint8(images: np.ndarray, image_shape: Tuple[int, int, int]) -> np.ndarray:
-    """uint8 images (checked by `to_unit_images`) as [N, H, W, C]."""
-    x = np.asarray(images)
-    if image_shape[2] == 1 and x.shape[-2:] == tuple(image_shape[:2]) and x.ndim in (2, 3):
-        x = x[..., None]
-    return x[None] if x.shape == tuple(image_shape) else x
-
-
 class CVAE:
     """A trained CVAE: the encoder and decoder models plus the preprocessing and likelihood they were trained with.
 
@@ -184,7 +176,8 @@ class CVAE:
         scaled = np.asarray(images).dtype != np.uint8
         if scaled and self.likelihood.name == "discretized_logistic":
             x = np.round(x * 255.0) / np.float32(255.0)
-        data = {"x": tf.constant(x if scaled else to_uint8(images, self.image_shape))}
+        # uint8 input goes to `Rescale` as uint8 again (k / 255 in float32 rounds back to k exactly)
+        data = {"x": tf.constant(x if scaled else np.round(x * 255.0).astype(np.uint8))}
         for op in self._preprocessing:
             if scaled and isinstance(op, Rescale):
                 continue

@@ -299,7 +299,7 @@ def build_graph(latent_dim: int = run_settings.default("latent_dim"),
     return Graph(named_ops=named_ops, models=models, loss_key=loss_key)
 
 
-def graph_for(config: "RunConfig", ops: Optional[Mapping[str, SlotValue]] = None,
+def graph_for(config: RunConfig, ops: Optional[Mapping[str, SlotValue]] = None,
               input_keys: Iterable[str] = PIPELINE_KEYS) -> Graph:
     """The run's graph, from its resolved configuration (`pipeline_vae.resolve`) and slot overrides: what
     `build_estimator` trains and what an ablation spec's variants are checked by.
