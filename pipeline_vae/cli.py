@@ -205,6 +205,13 @@ def _check_run_folder(save_dir: str) -> None:
                                     "DIR`)")
 
 
+def _add_trust_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trust-run-code", action="store_true",
+                        help="load the models' own architectures from the .h5 files, which runs any code they hold "
+                        "(Lambda layers, custom layers); by default they are rebuilt from cvae_config.json and only "
+                        "their weights are read. Only for a folder whose author you trust (docs/threat-model.md)")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     _check_run_folder(args.save_dir)
     _quiet_tensorflow()
@@ -212,7 +219,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from pipeline_vae.inference import CVAE
     from pipeline_vae.metrics import evaluate, format_table
     from pipeline_vae.resolve import tiny_budget
-    vae = CVAE.load(args.save_dir)
+    vae = CVAE.load(args.save_dir, trust_code=args.trust_run_code)
     asked = {"iw_samples": args.iw_samples, "n_images": args.n_images}
     budget = tiny_budget({name: getattr(vae.config, name) if value is None else value for name, value in asked.items()})
     data = _run_images(args, vae)
@@ -234,9 +241,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     from pipeline_vae.inference import CVAE
     from pipeline_vae.plots import plot_run
-    data = _run_images(args, CVAE.load(args.save_dir))
+    data = _run_images(args, CVAE.load(args.save_dir, trust_code=args.trust_run_code))
     images, labels = data.test_images(args.n_images), data.test_labels(args.n_images)
-    for path in plot_run(args.save_dir, images, labels, log=sys.stderr):
+    for path in plot_run(args.save_dir, images, labels, log=sys.stderr, trust_code=args.trust_run_code):
         print(f"Saved: {path}")
     return 0
 
@@ -407,6 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", metavar="DATA", default=None,
                           help="evaluate on these images instead of the run's own test split (read with the run's "
                           "size, channels and split)")
+    _add_trust_flag(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 
     plot = sub.add_parser("plot", parents=[common], help="manifold, latent scatter, reconstructions, curves, GIF")
@@ -415,6 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="use only the first N test images for the latent scatter (default: the whole test split)")
     plot.add_argument("--data", metavar="DATA", default=None,
                       help="use these images instead of the run's own test split (read with the run's settings)")
+    _add_trust_flag(plot)
     plot.set_defaults(func=cmd_plot)
 
     ablate = sub.add_parser("ablate", parents=[common],

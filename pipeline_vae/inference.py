@@ -18,24 +18,9 @@ import tensorflow as tf
 from ops import Rescale, SplitOp
 from ops.densities import Likelihood, check_decoder_output, clamp_logvar, get_likelihood, reparameterize
 from ops.names import DEFAULT_LIKELIHOOD
+from pipeline_vae.model_files import load_run_model
 from pipeline_vae.run_config import CONFIG_FILE, MNIST_BINARIZE_THRESHOLD, MNIST_SHAPE, ConfigError, RunConfig
 from pipeline_vae.slots import preprocessing_ops
-
-
-def load_h5_model(path: str, what: str) -> tf.keras.Model:
-    """Load a full Keras model from `.h5` with one clear error line when the file is missing or unreadable.
-
-    Raises:
-        FileNotFoundError: If `path` does not exist.
-        ValueError: If it is not a loadable full-model `.h5` (e.g. truncated, or weights only).
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{what} model {path} does not exist (train with `pipeline-vae train --save-dir DIR`)")
-    try:
-        return tf.keras.models.load_model(path, compile=False)
-    except Exception as err:  # h5py raises OSError, Keras ValueError/KeyError, for damaged or weights-only files
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise ValueError(f"{what} model {path} is not a readable Keras .h5 model ({first})") from err
 
 
 def to_unit_images(images: np.ndarray, image_shape: Tuple[int, int, int] = MNIST_SHAPE,
@@ -132,20 +117,28 @@ class CVAE:
         return self.threshold is not None
 
     @classmethod
-    def load(cls, save_dir: str, batch_size: int = 1000) -> "CVAE":
+    def load(cls, save_dir: str, batch_size: int = 1000, trust_code: bool = False) -> "CVAE":
         """Load a run folder: its configuration (`cvae_config.json`) and the encoder and decoder it names.
 
-        The preprocessing and likelihood follow the configuration. A folder from before configurations recorded
-        them is read as the MNIST run it was (Bernoulli; binarized at its recorded threshold, else 0.5, unless its
-        `binarize` slot was dropped).
+        No code from the folder runs: the models are rebuilt from the configuration and only their weights are read
+        from the `.h5` files (`pipeline_vae.model_files`). The preprocessing and likelihood follow the configuration.
+        A folder from before configurations recorded them is read as the MNIST run it was (Bernoulli; binarized at
+        its recorded threshold, else 0.5, unless its `binarize` slot was dropped).
+
+        Args:
+            save_dir: The run folder.
+            batch_size: Images (or latent vectors) per model call.
+            trust_code: Load the files' own architectures (`tf.keras.models.load_model`), which runs any code they
+                hold: only for a folder whose author you trust (e.g. trained with your own encoder or decoder).
 
         Raises:
             FileNotFoundError: If `save_dir` or a model file is missing.
-            ValueError: If the configuration is nonsense, a file is unreadable or the pair does not match.
+            ValueError: If the configuration is nonsense, a file is unreadable, holds code layers (without
+                `trust_code`) or does not fit the configuration, or the pair does not match.
         """
         config = RunConfig.read(save_dir)
-        encoder = load_h5_model(config.path(save_dir, "encoder"), "encoder")
-        decoder = load_h5_model(config.path(save_dir, "decoder"), "decoder")
+        encoder = load_run_model(save_dir, config, "encoder", trust_code)
+        decoder = load_run_model(save_dir, config, "decoder", trust_code)
         if tuple(encoder.input_shape[1:]) != tuple(config.image_shape):
             raise ConfigError(f"{os.path.join(save_dir, CONFIG_FILE)}: image_shape is {list(config.image_shape)}, but "
                               f"{config.path(save_dir, 'encoder')} takes images {list(encoder.input_shape[1:])}; "

@@ -259,7 +259,7 @@ def plot_training_curves(log_path: str, path: str) -> str:
 
 
 def plot_run(save_dir: str, images: np.ndarray, labels: Optional[np.ndarray] = None, n_reconstructions: int = 12,
-             log: Optional[io.TextIOBase] = None) -> List[str]:
+             log: Optional[io.TextIOBase] = None, trust_code: bool = False) -> List[str]:
     """Every picture for a run's save_dir: manifold (latent 2), latent scatter (with labels), reconstructions,
     training curves (if the log exists), and the samples GIF (if per-epoch grids exist).
 
@@ -269,12 +269,13 @@ def plot_run(save_dir: str, images: np.ndarray, labels: Optional[np.ndarray] = N
         labels: Their labels, or None (the scatter is skipped).
         n_reconstructions: Columns of the reconstruction figure.
         log: Where to say what was skipped; None for silence.
+        trust_code: Load the models' own architectures, running any code they hold (see `CVAE.load`).
 
     Returns:
         The paths written.
     """
     from pipeline_vae.inference import CVAE
-    vae = CVAE.load(save_dir)
+    vae = CVAE.load(save_dir, trust_code=trust_code)
     written = []
     if vae.latent_dim == 2:
         written.append(plot_manifold(vae, os.path.join(save_dir, FILES["manifold"])))

@@ -61,6 +61,31 @@ def float32_output(model: tf.keras.Model) -> tf.keras.Model:
     return tf.keras.Model(model.input, out, name=model.name)
 
 
+def make_model(kind: str, settings: ModelSettings) -> tf.keras.Model:
+    """The plain Keras encoder or decoder `settings` describe (no optimizer): what `build_model` compiles, and what
+    `pipeline_vae.model_files` rebuilds to read a saved model's weights into. Call it under the dtype policy the
+    models train with (`fe.build` sets mixed_float16 for mixed precision).
+
+    Raises:
+        KeyError: If the model family is unknown (`build_model` checks names first).
+    """
+    family = MODELS[settings.model]
+    widths = settings.widths or family.widths
+    if kind == "encoder":
+        model = family.encoder(settings.latent_dim, widths, settings.image_shape)
+    else:
+        out_channels = settings.image_shape[2] * get_likelihood(settings.likelihood).params
+        model = family.decoder(settings.latent_dim, widths, settings.image_shape, out_channels)
+    return float32_output(model) if settings.mixed_precision else model
+
+
+def model_settings(config: RunConfig) -> ModelSettings:
+    """The default models' settings of a run, from its configuration."""
+    return ModelSettings(config.latent_dim, config.learning_rate, config.model, config.widths,
+                         tuple(config.image_shape), config.likelihood, config.binarize_threshold,
+                         config.mixed_precision)
+
+
 def build_model(kind: str, settings: ModelSettings) -> tf.keras.Model:
     """`fe.build` an encoder or decoder with Adam, named so the best-model file is `<kind>_best_loss.h5`.
 
@@ -81,15 +106,9 @@ def build_model(kind: str, settings: ModelSettings) -> tf.keras.Model:
         raise ValueError(f"unknown model {settings.model!r}; expected one of {', '.join(sorted(MODELS))}")
     lr = run_settings.check("learning_rate", settings.learning_rate)
     family = MODELS[settings.model]
-    out_channels = settings.image_shape[2] * get_likelihood(settings.likelihood).params
 
     def make() -> tf.keras.Model:
-        if kind == "encoder":
-            model = family.encoder(settings.latent_dim, settings.widths or family.widths, settings.image_shape)
-        else:
-            model = family.decoder(settings.latent_dim, settings.widths or family.widths, settings.image_shape,
-                                   out_channels)
-        return float32_output(model) if settings.mixed_precision else model
+        return make_model(kind, settings)
 
     def adam() -> tf.keras.optimizers.legacy.Optimizer:  # a named function: FE's traceability cannot parse a lambda
         return tf.keras.optimizers.legacy.Adam(learning_rate=lr)  # inside a Ray worker (TypeError: unhashable HrefFEID)

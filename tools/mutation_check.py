@@ -7,7 +7,9 @@ Each mutation replaces one exact piece of source text (which must occur exactly 
 working tree (tracked files plus untracked ones git does not ignore), then runs the tests that should catch it there
 with `PYTHONPATH` pointing at the copy (subprocesses and the `pipeline-vae` console script import the copy too). The
 same tests run once on the unmutated copy first and must pass; a mutation counts as caught when pytest then reports
-a failing test (exit code 1), not an import or collection error. Exit status 0 only if every mutation was caught.
+a failing test (exit code 1). A mutation whose text no longer occurs exactly once, whose mutated copy does not import,
+or under which pytest cannot run the tests (exit 2-4: a collection error, ...) is **stale**: reported apart from
+caught and missed, because it tests nothing until it is updated. Exit status 0 only if every mutation was caught.
 """
 import argparse
 import os
@@ -271,6 +273,13 @@ MUTATIONS: Tuple[Mutation, ...] = (
     Mutation("docs_snippet_undefined_name", "README: the inference snippet uses x_test without defining it",
              "README.md", "(x_train, y_train), (x_test, y_test) = pipeline_vae.load_mnist()   # uint8", "# uint8",
              ("tests/test_docs_run.py::test_every_block_of_the_docs_runs", )),
+    # Issue 25: a run folder is data.
+    Mutation("load_model_from_the_file", "CVAE.load: the file's own architecture (runs a planted Lambda)",
+             "pipeline_vae/model_files.py", "    if trust_code:\n", "    if True:\n",
+             ("tests/pipeline_vae/test_model_files.py", )),
+    Mutation("code_layers_unchecked", "model files: Lambda layers counted as Keras built-ins",
+             "pipeline_vae/model_files.py", "name not in CODE_LAYERS and ", "",
+             ("tests/pipeline_vae/test_model_files.py", )),
     # Issue 25 (begun): names matched whole.
     Mutation("spec_name_trailing_newline", "spec names: a trailing newline accepted (as `$` with re.match did)",
              "pipeline_vae/ablation/spec.py", 're.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")',
@@ -308,6 +317,34 @@ def pytest(tests: Sequence[str], copy: str, env: dict, timeout: float) -> Tuple[
     return result.returncode, failed, time.perf_counter() - start, tail
 
 
+CAUGHT, MISSED, STALE = "caught", "missed", "stale"
+#: pytest's exit codes for "the tests did not run": interrupted (e.g. a collection error), internal error, usage error.
+PYTEST_BROKEN = (2, 3, 4)
+
+
+def classify(code: int, failed: Sequence[str]) -> str:
+    """A mutation's verdict from pytest's exit code and failing tests: caught only by a failing test."""
+    if code == 1 and failed:
+        return CAUGHT
+    return STALE if code in PYTEST_BROKEN else MISSED
+
+
+def import_problem(rel: str, copy: str, env: dict) -> Optional[str]:
+    """Why the mutated file `rel` in `copy` does not import (its last error line), or None if it does. A module of
+    a package is imported; any other Python file (a script) is compiled."""
+    if not rel.endswith(".py"):
+        return None
+    parts = rel[:-3].split("/")
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    package = os.path.isfile(os.path.join(copy, parts[0], "__init__.py")) if len(parts) > 1 else False
+    code = f"import {'.'.join(parts)}" if package else f"import py_compile; py_compile.compile({rel!r}, doraise=True)"
+    result = run([sys.executable, "-c", code], copy, env)
+    if result.returncode == 0:
+        return None
+    return (result.stderr.strip().splitlines() or [f"exit {result.returncode}"])[-1]
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", action="append", default=None, metavar="NAME", help="run only these mutations")
@@ -333,13 +370,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         if where.returncode != 0 or not all(line.startswith(copy) for line in where.stdout.split()):
             raise SystemExit(f"mutation-check: the copy's packages are not the ones imported: {where.stdout.strip()} "
                              f"{where.stderr.strip()}")
+        stale = {}
         for m in chosen:
             with open(os.path.join(copy, m.path)) as file:
                 count = file.read().count(m.old)
             if count != 1:
-                raise SystemExit(f"mutation-check: {m.name}: the text to replace occurs {count} times in {m.path}, "
-                                 "expected once (update the mutation to the current code)")
-        targets = sorted({t for m in chosen for t in m.tests})
+                stale[m.name] = f"its text occurs {count} times in {m.path}, expected once"
+        targets = sorted({t for m in chosen if m.name not in stale for t in m.tests})
         print(f"mutation-check: baseline: {len(targets)} test target(s) on the unmutated copy ...", flush=True)
         code, failed, seconds, tail = pytest(targets, copy, env, args.timeout)
         if code != 0:
@@ -348,33 +385,47 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         rows = []
         for i, m in enumerate(chosen, 1):
+            if m.name in stale:
+                rows.append((m, STALE, [], 0.0))
+                print(f"[{i}/{len(chosen)}] {m.name}: STALE ({stale[m.name]})", flush=True)
+                continue
             path = os.path.join(copy, m.path)
             with open(path) as file:
                 original = file.read()
             with open(path, "w") as file:
                 file.write(original.replace(m.old, m.new))
             try:
-                code, failed, seconds, tail = pytest(m.tests, copy, env, args.timeout)
+                problem = import_problem(m.path, copy, env)
+                if problem is None:
+                    code, failed, seconds, tail = pytest(m.tests, copy, env, args.timeout)
             finally:
                 with open(path, "w") as file:
                     file.write(original)
-            caught = code == 1 and bool(failed)
-            rows.append((m, caught, failed, seconds))
-            verdict = f"caught by {failed[0]}" if caught else f"NOT CAUGHT (pytest exit {code})"
-            print(f"[{i}/{len(chosen)}] {m.name}: {verdict} ({seconds:.0f} s)", flush=True)
-            if not caught:
+            if problem is not None:
+                rows.append((m, STALE, [], 0.0))
+                print(f"[{i}/{len(chosen)}] {m.name}: STALE (the mutated copy does not import: {problem})", flush=True)
+                continue
+            verdict = classify(code, failed)
+            rows.append((m, verdict, failed, seconds))
+            said = {CAUGHT: f"caught by {failed[0] if failed else ''}", MISSED: f"NOT CAUGHT (pytest exit {code})",
+                    STALE: f"STALE (pytest exit {code}: the tests could not run on the mutated copy)"}[verdict]
+            print(f"[{i}/{len(chosen)}] {m.name}: {said} ({seconds:.0f} s)", flush=True)
+            if verdict != CAUGHT:
                 print(tail, flush=True)
     finally:
         shutil.rmtree(copy, ignore_errors=True)
 
     table = ["| mutation | where | what it breaks | caught | first failing test |", "|---|---|---|---|---|"]
-    for m, caught, failed, _ in rows:
+    for m, verdict, failed, _ in rows:
         what = m.what.replace("|", "\\|")  # (a Markdown table cell)
-        table.append(f"| `{m.name}` | `{m.path}` | {what} | {'yes' if caught else '**no**'} | "
-                     f"{'`' + failed[0] + '`' if failed else '-'} |")
-    missed = [m.name for m, caught, _, _ in rows if not caught]
-    summary = f"{len(rows) - len(missed)} of {len(rows)} mutations caught" + (f"; missed: {', '.join(missed)}"
-                                                                               if missed else "")
+        cell = {CAUGHT: "yes", MISSED: "**no**", STALE: "**stale**"}[verdict]
+        table.append(f"| `{m.name}` | `{m.path}` | {what} | {cell} | {'`' + failed[0] + '`' if failed else '-'} |")
+    missed = [m.name for m, verdict, _, _ in rows if verdict == MISSED]
+    stale_names = [m.name for m, verdict, _, _ in rows if verdict == STALE]
+    caught_count = len(rows) - len(missed) - len(stale_names)
+    summary = (f"{caught_count} of {len(rows)} mutations caught" +
+               (f"; missed: {', '.join(missed)}" if missed else "") +
+               (f"; stale (no longer apply; update them): {', '.join(stale_names)}" if stale_names else ""))
     if args.only:
         summary += f" (only {len(rows)} of the {len(MUTATIONS)} were run)"
     print("\n" + "\n".join(table) + "\n\n" + summary)
@@ -386,7 +437,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         with atomic_path(args.report) as tmp, open(tmp, "w") as file:
             file.write(text)
         print(f"Saved: {args.report}")
-    return 0 if not missed else 1
+    return 0 if not missed and not stale_names else 1
 
 
 if __name__ == "__main__":

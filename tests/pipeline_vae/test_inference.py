@@ -106,7 +106,8 @@ def test_missing_truncated_and_weights_only_files(trained_dir, tmp_path):
     with pytest.raises(ValueError, match="encoder model .*encoder_best_loss.h5 is not a readable Keras .h5 model"):
         CVAE.load(str(run))
     build_encoder(2).save_weights(str(run / "encoder_best_loss.h5"))  # what FE's own BestModelSaver writes
-    with pytest.raises(ValueError, match="is not a readable Keras .h5 model"):
+    with pytest.raises(ValueError, match=r"encoder model .*encoder_best_loss.h5 is not a readable Keras .h5 model "
+                       r"\(it holds no architecture: weights only\?\); restore the file, or retrain"):
         CVAE.load(str(run))
 
 
