@@ -106,6 +106,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     # resolves its keywords, before TensorFlow is imported, so a bad combination answers at once.
     flags = {name: getattr(args, name) for name in settings.SETTINGS if name in vars(args)}
     config, data = resolve({**{k: v for k, v in flags.items() if k not in DATA_SETTINGS}, "resume": resume}, data)
+    if resume and not args.fresh:  # a checkpoint this user's pipeline-vae did not write is refused now, in one line
+        from pipeline_vae.signing import verify_checkpoint
+        verify_checkpoint(os.path.join(args.save_dir, FILES["checkpoint"]))
     _quiet_tensorflow()
     import tensorflow as tf
 
@@ -311,6 +314,11 @@ def _non_negative_float(text: str) -> float:
 def _one_line(err: BaseException) -> str:
     """The error's message on one line. Errors raised while TF traces a graph carry TF's "in user code:" frames
     before the op's own message ("ValueError: ..."); keep only that message (its last line)."""
+    from pipeline_vae.atomic import DiskFullError, is_disk_full
+    if is_disk_full(err) and not isinstance(err, DiskFullError):  # a write outside atomic_path (FE's CSV log, ...)
+        where = getattr(err, "filename", None)
+        return (f"no space left on the device{f' to write {where}' if where else ''}; the files written before are "
+                "intact. Free some space and run the same command again")
     text = str(err).strip()
     if "in user code:" in text:
         text = re.sub(r"^\w+(Error|Exception): ", "", text.splitlines()[-1].strip())

@@ -20,6 +20,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 from ops.names import DEFAULT_LIKELIHOOD, GREY_LEVEL_LIKELIHOOD
 from pipeline_vae import settings
 from pipeline_vae.data import MNIST, DataSource, ImageData, load_data
+from pipeline_vae.model_shapes import check_family
 from pipeline_vae.run_config import MNIST_BINARIZE_THRESHOLD, RUN_ONLY, RunConfig
 
 DataArg = Union[None, str, DataSource, ImageData, MNIST]
@@ -116,6 +117,8 @@ def resolve(raw: Optional[Mapping[str, Any]] = None, data: DataArg = None,
         threshold = default_binarize_threshold(images, likelihood)
     loss = None if ops is not None and "loss" in ops else values["loss"]
     widths = values["widths"]
+    if not (ops is not None and ("encode" in ops or "decode" in ops)):  # the family's models: do they fit the data?
+        check_family(values["model"], values["latent_dim"], widths, images.image_shape)
     config = RunConfig(data=images.source, data_description=images.summary(), image_shape=images.image_shape,
                        labels=images.has_labels, likelihood=likelihood, binarize_threshold=threshold,
                        latent_dim=values["latent_dim"], model=values["model"],

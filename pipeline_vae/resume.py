@@ -4,7 +4,7 @@
 both models, both optimizers, the epoch/step counters and the traces' state (best metric so far, ...) to
 `save_dir/checkpoint/` at the end of every training epoch; the same command run again continues from there.
 
-Two fixes to FE 1.7, both here and nowhere else:
+What it adds to FE 1.7, here and nowhere else:
 
 1. **Python 3.11 pickling** (`patch_getstate`). FE's `@traceable` gives traces, ops, datasets and slicers a
    `__getstate__` that keeps only their simple state, but only when the class has none; Python 3.11 added
@@ -23,18 +23,26 @@ Two fixes to FE 1.7, both here and nowhere else:
    optimizer and counters, with fresh random draws after it (so its later epochs differ from an uninterrupted run's,
    as two unseeded runs do). Ablation trials rely on this to resume after a fault; `pipeline-vae train --seed` does
    not checkpoint (a rerun restarts and reproduces). See docs/what-happens-if.md.
+
+5. **Signed checkpoints** (`_write_key`, `on_begin`). Each checkpoint slot is signed with the user's key before
+   `key.txt` points at it, and verified before FE reads it (`pipeline_vae.signing`): FE's pickles are never opened
+   from a checkpoint this user's pipeline-vae did not write.
 """
 import json
 import os
+import shutil
 from typing import Optional
 
 import fastestimator as fe
+import numpy as np
 import tensorflow as tf
 from fastestimator.trace.io.restore_wizard import RestoreWizard
 from fastestimator.util.data import Data
 from fastestimator.util.traceability_util import traceable
 
+from pipeline_vae.atomic import DiskFullError, is_disk_full
 from pipeline_vae.run_config import RunConfig, stamp_checkpoint
+from pipeline_vae.signing import sign_folder, verify_checkpoint
 
 #: Where the checkpoints go inside a run's save_dir (RestoreWizard's A/, B/ and key.txt).
 CHECKPOINT_DIR = "checkpoint"
@@ -69,6 +77,8 @@ class ExtendableRestoreWizard(RestoreWizard):
         super().__init__(directory=directory, frequency=frequency)
 
     def on_begin(self, data: Data) -> None:
+        if self.should_restore():
+            verify_checkpoint(self.directory)  # before FE unpickles anything (pipeline_vae.signing)
         total = self.system.total_epochs
         seed, fe.fe_deterministic_seed = fe.fe_deterministic_seed, None  # FE refuses seeded runs; see fix 4 above
         try:
@@ -86,12 +96,50 @@ class ExtendableRestoreWizard(RestoreWizard):
         self.system.pipeline.data = {mode: {ds_id: ds for ds_id, ds in by_id.items()
                                             if not isinstance(ds, tf.data.Dataset)}
                                      for mode, by_id in datasets.items()}
+        slot = self.dirs[self.dir_idx]
+        check_room(slot, self._expected_size())  # before h5py writes: on a full disk it can crash the process
         try:
             super().on_epoch_end(data)
+        except OSError as err:
+            if not is_disk_full(err):
+                raise
+            shutil.rmtree(slot, ignore_errors=True)  # key.txt still names the last complete checkpoint
+            raise DiskFullError(slot) from err
         finally:
             self.system.pipeline.data = datasets
         if self.config is not None and os.path.isdir(self.directory):
             stamp_checkpoint(self.directory, self.config)
+
+
+    def _expected_size(self) -> int:
+        """Bytes the next checkpoint will take: the last one's size, or (before the first) four float32 copies of
+        every model's weights (weights, two Adam moments, slack), plus 1 MB for pickles and JSON."""
+        other = self.dirs[int(not self.dir_idx)]
+        if os.path.isdir(other):
+            return folder_size(other) + (1 << 20)
+        weights = sum(int(np.prod(w.shape)) for model in self.system.network.models for w in model.weights)
+        return 4 * 4 * weights + (1 << 20)
+
+    def _write_key(self) -> None:
+        sign_folder(self.dirs[self.dir_idx])  # the slot FE just saved, before key.txt points at it
+        super()._write_key()
+
+
+def folder_size(folder: str) -> int:
+    """Bytes of the files under `folder`."""
+    return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(folder) for name in names)
+
+
+def check_room(folder: str, needed: int) -> None:
+    """Raise DiskFullError for `folder` if its file system has less than `needed` bytes free.
+
+    FE writes a checkpoint's weights with h5py, which on a full disk can fail with a crash of the process rather than
+    an error (seen: a segfault while saving with about 120 KB left), so the room is checked first.
+    """
+    parent = os.path.dirname(os.path.abspath(folder))
+    os.makedirs(parent, exist_ok=True)
+    if shutil.disk_usage(parent).free < needed:
+        raise DiskFullError(folder)
 
 
 def last_checkpoint_epoch(directory: str) -> int:

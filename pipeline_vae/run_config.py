@@ -234,11 +234,15 @@ def _checked(cls: type, obj: Dict[str, Any]) -> RunConfig:
                    widths=None if widths is None else tuple(widths))
 
 
-def stamp_model(path: str, config: RunConfig) -> None:
-    """Record `config`'s identity in the saved model file `path` (an HDF5 attribute, beside Keras' own)."""
+def stamp_model(file: Any, config: RunConfig) -> None:
+    """Record `config`'s identity in a saved model (an open `h5py.File`, or its path): an HDF5 attribute, beside
+    Keras' own."""
     import h5py
-    with h5py.File(path, "a") as file:
+    if isinstance(file, h5py.File):
         file.attrs[STAMP_ATTRIBUTE] = json.dumps(config.identity(), sort_keys=True)
+        return
+    with h5py.File(file, "a") as opened:
+        opened.attrs[STAMP_ATTRIBUTE] = json.dumps(config.identity(), sort_keys=True)
 
 
 def stamp_checkpoint(directory: str, config: RunConfig) -> None:

@@ -2,6 +2,7 @@
 per-epoch sample grids with a GIF, a crash-safe CSV log that survives a resume, a NaN stop that says where, TensorBoard
 at the logged steps, and a per-epoch callback (a trial's progress for Ray Tune).
 """
+import io
 import os
 import warnings
 from typing import Callable, Iterable, List, Optional, Union
@@ -39,18 +40,22 @@ def save_full_model(model: tf.keras.Model, path: str, config: Optional[RunConfig
     Returns:
         `path`.
     """
+    import h5py
     logger, level = tf.get_logger(), tf.get_logger().level
-    with atomic_path(path) as tmp, warnings.catch_warnings():
+    memory = io.BytesIO()  # built in memory: h5py writing to a full disk can crash the process (seen: a segfault)
+    with h5py.File(memory, "w") as file, warnings.catch_warnings():
         # HDF5 is chosen on purpose (users' load_model code reads it): silence Keras' "legacy format" notice and TF's
         # "compiled metrics have yet to be built" log line, both about this call only.
         warnings.filterwarnings("ignore", message=".*HDF5 file via `model.save\\(\\)`.*")
         logger.setLevel("ERROR")
         try:
-            model.save(tmp, include_optimizer=False, save_format="h5")
+            tf.keras.models.save_model(model, file, include_optimizer=False, save_format="h5")
         finally:
             logger.setLevel(level)
         if config is not None:
-            stamp_model(tmp, config)
+            stamp_model(file, config)
+    with atomic_path(path) as tmp, open(tmp, "wb") as out:  # plain writes: a full disk is an OSError (DiskFullError)
+        out.write(memory.getbuffer())
     return path
 
 

@@ -2,9 +2,13 @@
 import os
 import subprocess
 import sys
+import tempfile
 from typing import Callable, Dict, List
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow is imported anywhere in the session
+# The session's own checkpoint key (pipeline_vae.signing), shared by this process and the CLI subprocesses it starts:
+# the tests never create or read the user's ~/.config/pipeline-vae/checkpoint.key.
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="pipeline-vae-test-config-")
 
 import fastestimator as fe  # noqa: E402
 import pytest  # noqa: E402

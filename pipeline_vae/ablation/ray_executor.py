@@ -13,6 +13,7 @@ node that trained them). Tune's own files go to OUT/ray/<spec>-<time>/. A trial 
 """
 import json
 import os
+import secrets
 import socket
 import time
 from typing import Any, Dict, Optional, Sequence
@@ -57,6 +58,43 @@ def check_address(address: Optional[str], timeout: float = 3.0) -> None:
                          f"`ray start --head --port {port}` on that node") from None
 
 
+#: The token `private_instance_env` set (removed from the environment again when its instance shuts down).
+PRIVATE_TOKEN: Dict[str, str] = {}
+
+
+def private_instance_env() -> None:
+    """Make the local instance about to start refuse everyone but this process and its workers.
+
+    Ray 2.60 rewrites a node address of 127.0.0.1 to the machine's network address, and its GCS, raylet and worker
+    servers listen on all interfaces whatever `_node_ip_address` says (checked with `psutil.net_connections`; Ray has
+    no flag that binds them to loopback). So the instance uses Ray's token authentication instead: a fresh random
+    token (`RAY_AUTH_MODE=token`, `RAY_AUTH_TOKEN`) in this process's environment, which the workers inherit; a
+    process without it that tries to join, from this machine or another, is refused. A user who set their own
+    `RAY_AUTH_MODE` keeps it.
+    """
+    if "RAY_AUTH_MODE" not in os.environ:
+        PRIVATE_TOKEN["token"] = secrets.token_hex(32)
+        os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=PRIVATE_TOKEN["token"])
+        _reload_auth()
+
+
+def _reload_auth() -> None:
+    """Make this process's Ray read `RAY_AUTH_*` again (it reads them when `ray` is imported): Ray's own reset, as
+    its `authentication_test_utils.reset_auth_token_state` does it."""
+    from ray._raylet import AuthenticationTokenLoader, Config
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
+
+
+def end_private_instance() -> None:
+    """After `ray.shutdown()`: take the token `private_instance_env` set out of the environment again."""
+    if PRIVATE_TOKEN and os.environ.get("RAY_AUTH_TOKEN") == PRIVATE_TOKEN.get("token"):
+        for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN"):
+            os.environ.pop(key, None)
+        PRIVATE_TOKEN.clear()
+        _reload_auth()
+
+
 def connect(address: Optional[str], dashboard: bool = False) -> bool:
     """Join the cluster at `address`, or start a private local instance (None). Returns whether one was started here.
 
@@ -70,6 +108,7 @@ def connect(address: Optional[str], dashboard: bool = False) -> bool:
         os.environ.setdefault(key, value)
     try:
         if address is None:  # "local": never join a stray cluster another `ray start` left on this node
+            private_instance_env()
             ray.init(address="local", include_dashboard=dashboard, log_to_driver=False,
                      object_store_memory=LOCAL_OBJECT_STORE, logging_level="ERROR")
             return True
@@ -203,3 +242,4 @@ def run_ray(spec: Any, trials: Sequence[Trial], out_dir: str, progress: Progress
     finally:
         if started:
             ray.shutdown()
+            end_private_instance()

@@ -21,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def _grey_arrays(n: int = 40, binary: bool = False) -> ImageData:
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, size=(n, 6, 6), dtype=np.uint8)
+    x = rng.integers(0, 256, size=(n, 8, 8), dtype=np.uint8)
     if binary:
         x = np.where(x > 127, 255, 0).astype(np.uint8)
     return ImageData.from_arrays(x[:30], x[30:])

@@ -40,20 +40,38 @@ def test_save_full_model_loads_both_ways(tmp_path):
     np.testing.assert_array_equal(weights_only(x).numpy(), model(x).numpy())
 
 
-def test_a_crash_mid_save_keeps_the_old_model(tmp_path, monkeypatch):
+def test_a_full_disk_mid_save_keeps_the_old_model(tmp_path, monkeypatch):
+    """ENOSPC injected at the write (half the bytes land, then the error, as on a full disk): one DiskFullError line
+    naming the file, the old model intact, no temporary file left."""
+    import builtins
+    import errno
+
+    from pipeline_vae import traces
+    from pipeline_vae.atomic import DiskFullError
     path = str(tmp_path / "enc.h5")
     old = build_encoder(2)
     save_full_model(old, path)
     new = build_encoder(2)
 
-    def crash(filepath, *args, **kwargs):  # write half a file, then die as a kill or full disk would
-        with open(filepath, "wb") as file:
-            file.write(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
-        raise OSError("No space left on device")
+    class Full:
+        def __init__(self, file):
+            self.file = file
 
-    monkeypatch.setattr(new, "save", crash)
-    with pytest.raises(OSError, match="No space left"):
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+        def write(self, data):
+            self.file.write(bytes(data)[:len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(traces, "open", lambda *a, **k: Full(builtins.open(*a, **k)), raising=False)
+    with pytest.raises(DiskFullError) as err:
         save_full_model(new, path)
+    assert str(err.value) == (f"no space left on the device to write {path}; the previous file is intact. Free some "
+                              "space and run the same command again")
     x = tf.random.uniform([2, 28, 28, 1])
     np.testing.assert_array_equal(tf.keras.models.load_model(path, compile=False)(x).numpy(), old(x).numpy())
     assert os.listdir(tmp_path) == ["enc.h5"]  # the temporary file is gone

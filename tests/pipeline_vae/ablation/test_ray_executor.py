@@ -222,3 +222,38 @@ def test_cluster_errors_are_one_line_before_any_trial(tmp_path, run_cli):
     taken = run_cli(["ablate", str(spec), "--out", str(other)])
     assert taken.returncode == 2 and taken.stderr == (f"pipeline-vae: error: --out: {other} holds the results of spec "
                                                       "'binarization', not 'tiny'; use another --out\n")
+
+
+STRANGER = """
+import sys, ray
+try:
+    ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
+except ConnectionError:
+    print("REFUSED")
+else:
+    print("JOINED", ray.cluster_resources())
+"""
+
+
+@pytest.mark.slow
+def test_the_local_instance_refuses_a_process_without_its_token(tmp_path, monkeypatch):
+    """Ray's servers listen on every interface here, so the local instance is private by token: a process without it
+    (on this machine, at the instance's own address) cannot join; the token leaves the environment at shutdown."""
+    import ray
+
+    from pipeline_vae.ablation import ray_executor
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    assert ray_executor.connect(None) is True
+    try:
+        gcs = ray.get_runtime_context().gcs_address
+        assert os.environ["RAY_AUTH_MODE"] == "token" and len(os.environ["RAY_AUTH_TOKEN"]) == 64
+        stranger_env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+        joined = subprocess.run([sys.executable, "-c", STRANGER, gcs], env=stranger_env, capture_output=True,
+                                text=True, timeout=120)
+        assert "REFUSED" in joined.stdout and "JOINED" not in joined.stdout, joined.stdout + joined.stderr[-2000:]
+    finally:
+        ray.shutdown()
+        ray_executor.end_private_instance()
+    assert "RAY_AUTH_TOKEN" not in os.environ and "RAY_AUTH_MODE" not in os.environ

@@ -12,7 +12,34 @@ def test_a_relative_sqlite_path_becomes_absolute_and_servers_pass(tmp_path, monk
     assert check_tracking_uri(None) == f"sqlite:///{tmp_path}/mlruns.db"
     assert check_tracking_uri("sqlite:///sub/../runs.db") == f"sqlite:///{tmp_path}/runs.db"
     assert check_tracking_uri(f"sqlite:///{tmp_path}/a.db") == f"sqlite:///{tmp_path}/a.db"
-    assert check_tracking_uri("http://10.0.0.5:5000") == "http://10.0.0.5:5000"
+    assert check_tracking_uri("http://10.0.0.5:5000", probe=False) == "http://10.0.0.5:5000"
+
+
+def test_a_server_is_checked_before_anything_is_written(tmp_path):
+    """A listening socket passes (the URI comes back unchanged); a closed port is refused in one line naming it."""
+    import socket
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+        assert check_tracking_uri(f"http://127.0.0.1:{port}") == f"http://127.0.0.1:{port}"
+    with pytest.raises(ValueError, match=rf"^tracking_uri: no server answers at 127.0.0.1:{port} within 3 s "
+                       r"\(Connection refused\); start it"):
+        check_tracking_uri(f"http://127.0.0.1:{port}")
+    with pytest.raises(ValueError, match="tracking_uri: the port of 'http://h:x' is not a number"):
+        check_tracking_uri("http://h:x")
+
+
+@pytest.mark.slow
+def test_the_cli_refuses_a_missing_server_before_touching_the_folder(tmp_path, run_cli):
+    save_dir = tmp_path / "run"
+    result = run_cli(["train", "--save-dir", str(save_dir), "--track", "mlflow", "--tracking-uri",
+                      "http://127.0.0.1:9", "--epochs", "1"])
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("pipeline-vae: error: tracking_uri: no server answers at 127.0.0.1:9 within 3 s "
+                                     "(Connection refused); start it (e.g. `mlflow server --port PORT`), or leave "
+                                     "--tracking-uri out for the local sqlite:///mlruns.db")
+    assert not save_dir.exists()
 
 
 @pytest.mark.parametrize("uri, message", [
