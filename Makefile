@@ -13,7 +13,7 @@ BENCH_OUT  ?= benchmarks/results
 SPECS := $(basename $(notdir $(wildcard apphub/ablations/*.yaml)))
 ABLATE_ARGS ?=
 
-.PHONY: setup data train test test-fast mutation-check bench bench-executors bench-smoke clean reproduce-fast_latent2 \
+.PHONY: setup data train test test-fast mutation-check chaos-check bench bench-executors bench-smoke clean reproduce-fast_latent2 \
         reproduce-best_latent2 reproduce-best_latent50 $(addprefix reproduce-,$(SPECS))
 
 # Re-install only when the package definition changed (the stamp is newer than setup.cfg/pyproject.toml). The tests
@@ -40,10 +40,16 @@ test: data
 test-fast: data
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-# Break the code on purpose, one mutation at a time, in a temporary copy; each must make a targeted test fail (about
-# 14 minutes here; not part of `make test`). The table goes to docs/mutation_check.md.
+# Break the code on purpose, one mutation at a time, in a temporary copy; each must make a targeted test fail, and a
+# mutation that no longer applies is reported stale and fails the check (not part of `make test`). The table goes to
+# docs/mutation_check.md.
 mutation-check: data
 	$(BIN)/python tools/mutation_check.py --report docs/mutation_check.md $(MUTATION_ARGS)
+
+# SIGKILL `pipeline-vae train` 20 times inside training, rerunning the same command, then check the finished run (every
+# epoch once in the log, the models loading). Not part of `make test`; the result goes to docs/chaos_check.md.
+chaos-check: data
+	$(BIN)/python tools/chaos_check.py --report docs/chaos_check.md $(CHAOS_ARGS)
 
 # The full benchmark (about 25 minutes here: 1403 s for benchmarks/results/bench.json): table on stdout, numbers in
 # benchmarks/results/bench.json. Includes the whole runs (pipeline-vae train against the plain loop as processes),

@@ -108,7 +108,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     config, data = resolve({**{k: v for k, v in flags.items() if k not in DATA_SETTINGS}, "resume": resume}, data)
     if resume and not args.fresh:  # a checkpoint this user's pipeline-vae did not write is refused now, in one line
         from pipeline_vae.signing import verify_checkpoint
-        verify_checkpoint(os.path.join(args.save_dir, FILES["checkpoint"]))
+        from pipeline_vae.train_log import read_log
+        if verify_checkpoint(os.path.join(args.save_dir, FILES["checkpoint"])) and os.path.isfile(
+                os.path.join(args.save_dir, FILES["log"])):
+            read_log(os.path.join(args.save_dir, FILES["log"]))  # the rows a resumed run keeps: damaged, said now
     _quiet_tensorflow()
     import tensorflow as tf
 

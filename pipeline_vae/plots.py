@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from pipeline_vae.atomic import atomic_path
+from pipeline_vae.train_log import read_log
 from pipeline_vae.run_config import FILES
 
 if TYPE_CHECKING:  # the models' plots import it when they run: tables and sample grids need no TensorFlow
@@ -207,27 +208,6 @@ def reconstructions_figure(vae: "CVAE", images: np.ndarray) -> Figure:
 def plot_reconstructions(vae: "CVAE", images: np.ndarray, path: str) -> str:
     """Write `reconstructions_figure(vae, images)` as PNG to `path`. Returns `path`."""
     return save_figure(reconstructions_figure(vae, images), path)
-
-
-def read_log(path: str) -> Dict[str, List[Tuple[int, int, float]]]:
-    """Read FE's CSVLogger file: {"loss": [(step, epoch, value) of train rows], "elbo": [... of eval rows]}.
-
-    Raises:
-        FileNotFoundError: If the file does not exist.
-        ValueError: If it has no mode/step/epoch columns.
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"training log {path} does not exist (runs of `pipeline-vae train` write it)")
-    with open(path, newline="") as file:
-        rows = list(csv.DictReader(file))
-    if rows and not {"mode", "step", "epoch"} <= set(rows[0]):
-        raise ValueError(f"{path}: expected FastEstimator CSVLogger columns mode, step, epoch")
-    out: Dict[str, List[Tuple[int, int, float]]] = {"loss": [], "elbo": []}
-    for row in rows:
-        key = "loss" if row["mode"] == "train" else "elbo" if row["mode"] == "eval" else None
-        if key and row.get(key, "") not in ("", None):
-            out[key].append((int(row["step"]), int(row["epoch"]), float(row[key])))
-    return out
 
 
 def plot_training_curves(log_path: str, path: str) -> str:

@@ -22,6 +22,7 @@ from ops.densities import get_likelihood
 from ops.names import DEFAULT_LIKELIHOOD
 from pipeline_vae import plots
 from pipeline_vae.atomic import atomic_path
+from pipeline_vae.train_log import damaged
 from pipeline_vae.run_config import RunConfig, stamp_model
 
 
@@ -242,8 +243,8 @@ class AtomicCSVLogger(CSVLogger):
         try:
             old = pd.read_csv(self.filename, dtype=str, keep_default_na=False)
             step, epoch = pd.to_numeric(old["step"]), pd.to_numeric(old["epoch"])
-        except (ValueError, KeyError, pd.errors.ParserError, pd.errors.EmptyDataError):
-            return  # unreadable: start a new log rather than fail the run
+        except (ValueError, KeyError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+            raise damaged(self.filename, " ".join(str(err).split())[:120] or type(err).__name__) from None
         keep = ((old["mode"] == "train") & (step <= self.system.global_step)) | (
             (old["mode"] == "eval") & (epoch < self.system.epoch_idx))
         self.df_agg = pd.concat([old[keep], self.df_agg], ignore_index=True)

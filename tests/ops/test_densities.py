@@ -99,3 +99,14 @@ def test_monte_carlo_kl_by_hand():
     assert float(monte_carlo_kl(tf.zeros([1, 3]), 0.0, 0.0)[0]) == pytest.approx(0.0, abs=1e-6)
     got = monte_carlo_kl(tf.ones([1, 1]), tf.ones([1, 1]), tf.constant([[math.log(0.25)]]))
     assert float(got[0]) == pytest.approx(0.5 * (math.log(4.0) + 1.0), rel=1e-6)
+
+
+def test_bits_per_dim_of_each_likelihood():
+    """Binary pixels under a Bernoulli: -ll / (D ln 2). Grey levels under a Bernoulli: a cross-entropy, not a
+    likelihood of the data: None. A Gaussian density on [0, 1]: rescaled to 0..255 first (-D ln 255 nats)."""
+    from ops.densities import bits_per_dim_of
+    assert bits_per_dim_of("bernoulli", -100.0, 784, binarized=True) == pytest.approx(100 / (784 * math.log(2)))
+    assert bits_per_dim_of("bernoulli", -100.0, 784, binarized=False) is None
+    assert bits_per_dim_of("discretized_logistic", -5000.0, 3072, False) == pytest.approx(5000 / (3072 * math.log(2)))
+    assert bits_per_dim_of("gaussian", 1000.0, 784, False) == pytest.approx(
+        -(1000.0 - 784 * math.log(255.0)) / (784 * math.log(2)))

@@ -28,3 +28,16 @@ def test_a_failure_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
             raise RuntimeError("disk full")
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["out.txt"]
+
+
+def test_the_temporary_file_is_beside_the_target(tmp_path, monkeypatch):
+    """The rename is atomic only within one file system: the temporary file must be in the target's own folder."""
+    import pipeline_vae.atomic as atomic
+    renames = []
+    real = os.replace
+    monkeypatch.setattr(atomic.os, "replace", lambda src, dst: renames.append((src, dst)) or real(src, dst))
+    target = tmp_path / "sub" / "out.json"
+    atomic.write_json_atomic(str(target), {"a": 1})
+    [(src, dst)] = renames
+    assert dst == str(target) and os.path.dirname(src) == str(tmp_path / "sub")
+    assert os.path.basename(src).startswith(".out.json.") and src.endswith(".tmp")

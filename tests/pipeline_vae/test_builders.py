@@ -205,3 +205,25 @@ def test_only_fes_own_loader_collects_garbage_after_an_epoch(small_mnist, loader
         gc.callbacks.remove(count)
         assert tuple(np.shape(batch["x"]))[:1] == (50, )
         assert len(seen) == collections * epoch
+
+
+class CountEval(fe.trace.Trace):
+    """Counts the examples of every eval batch and the ones the ELBO trace averaged over."""
+    def __init__(self):
+        super().__init__(inputs="x", mode="eval")
+        self.seen = []
+
+    def on_epoch_begin(self, data: Data) -> None:
+        self.seen.append(0)
+
+    def on_batch_end(self, data: Data) -> None:
+        self.seen[-1] += int(data["x"].shape[0])
+
+
+@pytest.mark.slow
+def test_the_test_elbo_and_best_model_see_every_test_image(tmp_path, small_mnist):
+    """130 test images in batches of 100: both batches are evaluated each epoch (130 examples, not 100)."""
+    counter = CountEval()
+    get_estimator(epochs=2, batch_size=100, train_steps_per_epoch=1, data=small_mnist, log_steps=None, seed=0,
+                  save_dir=str(tmp_path / "run"), traces=[counter]).fit()
+    assert counter.seen == [130, 130]

@@ -160,3 +160,22 @@ def test_reconstruct_with_a_sample_decodes_mean_plus_scaled_noise(vae, mnist):
     sampled = vae.reconstruct(images, sample=True, seed=11)
     np.testing.assert_allclose(sampled, expected, atol=1e-5)
     assert np.abs(sampled - vae.reconstruct(images)).max() > 0.05  # a sample, not the mean
+
+
+def test_generate_decodes_draws_from_the_standard_normal_prior():
+    """A decoder whose logits are z itself: generate's Bernoulli means, mapped back through the logit, are the prior
+    draws; a Kolmogorov-Smirnov test against N(0, 1) (scipy's, independent of the code) accepts each coordinate, and
+    rejects the uniform draws a broken prior would give."""
+    from scipy import stats
+    encoder = tf.keras.Sequential([tf.keras.layers.InputLayer(input_shape=(1, 2, 1)), tf.keras.layers.Flatten(),
+                                   tf.keras.layers.Dense(4)])
+    decoder = tf.keras.Sequential([tf.keras.layers.InputLayer(input_shape=(2, )),
+                                   tf.keras.layers.Dense(2, use_bias=False, kernel_initializer="identity"),
+                                   tf.keras.layers.Reshape((1, 2, 1))])
+    vae = CVAE(encoder, decoder, "bernoulli", None)
+    p = vae.generate(4000, seed=0).astype(np.float64).reshape(4000, 2)
+    z = np.log(p) - np.log1p(-p)
+    for column in z.T:
+        assert stats.kstest(column, "norm").pvalue > 1e-3
+        assert stats.kstest(np.random.default_rng(0).uniform(size=4000), "norm").pvalue < 1e-6  # the test has power
+    assert abs(np.corrcoef(z.T)[0, 1]) < 0.1  # independent coordinates

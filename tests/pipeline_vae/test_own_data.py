@@ -48,7 +48,7 @@ def test_digits_folder_trains_evaluates_plots_and_ablates_from_the_cli(digits_di
     assert metrics["n_images"] == 180 and metrics["likelihood"] == "discretized_logistic"
     assert metrics["iw_bound"] >= metrics["elbo_analytic"] - 1.0  # K=20 is at least the ELBO, up to noise
     assert metrics["elbo_bpd"] == pytest.approx(-metrics["elbo_analytic"] / (64 * np.log(2)), rel=1e-6)
-    assert 0 < metrics["iw_bound_bpd"] < 8
+    assert metrics["iw_bound_bpd"] == pytest.approx(-metrics["iw_bound"] / (64 * np.log(2)), rel=1e-6)
 
     done = run_cli(["plot", "--save-dir", run])
     assert done.returncode == 0, done.stderr
@@ -126,7 +126,10 @@ def test_an_rgb_folder_trains_and_every_picture_adapts(tmp_path):
     pixels = np.asarray(Image.open(plot_sample_grid(red, str(tmp_path / "red.png"), "red")).convert("RGB"))
     assert (pixels == [255, 0, 0]).all(axis=-1).sum() >= 4 * 6 * 5 * 9  # every image pixel drawn red (3x3 px each)
     metrics = evaluate(vae, images, iw_samples=3, show_progress=False)
-    assert metrics["elbo_bpd"] > 0 and metrics["likelihood"] == "discretized_logistic"
+    assert metrics["likelihood"] == "discretized_logistic"
+    dims = 12 * 10 * 3  # every channel of every pixel is a dimension
+    assert metrics["elbo_bpd"] == pytest.approx(-metrics["elbo_analytic"] / (dims * np.log(2)), rel=1e-6)
+    assert metrics["iw_bound_bpd"] == pytest.approx(-metrics["iw_bound"] / (dims * np.log(2)), rel=1e-6)
 
     notes = Notes()
     written = [os.path.basename(p) for p in plot_run(save_dir, images, None, log=notes)]

@@ -159,3 +159,21 @@ def test_the_scatter_places_each_image_at_its_mean_with_one_colour_per_label(vae
     by_label = {label: {c for c, lab in zip(colours, labels) if lab == label} for label in range(10)}
     assert all(len(found) == 1 for found in by_label.values()), by_label
     assert len({next(iter(found)) for found in by_label.values()}) == 10  # ten labels, ten colours
+
+
+def test_principal_components_of_points_far_from_the_origin():
+    """Points on a line through (100, -50, 7) along (3, 4, 0)/5, with a little spread across it: the first component
+    is that direction (up to sign) and explains nearly everything, as NumPy's covariance eigenvectors (computed here)
+    say; the projections are centred."""
+    rng = np.random.default_rng(0)
+    t = rng.standard_normal(500) * 10
+    direction = np.array([3.0, 4.0, 0.0]) / 5
+    points = np.array([100.0, -50.0, 7.0]) + t[:, None] * direction + rng.standard_normal((500, 3)) * 0.1
+    projected, share = plots.principal_components(points)
+    values, vectors = np.linalg.eigh(np.cov(points.T))
+    expected = (points - points.mean(axis=0)) @ vectors[:, ::-1][:, :2]
+    for i in range(2):
+        sign = np.sign(expected[:, i] @ projected[:, i])
+        np.testing.assert_allclose(projected[:, i], sign * expected[:, i], atol=1e-8)
+    np.testing.assert_allclose(share, values[::-1][:2] / values.sum(), rtol=1e-8)
+    np.testing.assert_allclose(projected.mean(axis=0), 0.0, atol=1e-9)

@@ -81,3 +81,35 @@ def test_write_reports_makes_all_four_files(tmp_path):
     image = np.asarray(Image.open(paths["png"]).convert("L"))
     assert image.shape[1] == 1000 and image.std() > 10  # two panels, not blank
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv", "results.json", "results.md", "results.png"]
+
+
+def test_the_bits_per_dim_column_holds_the_bounds_bits_per_dim():
+    """bits/dim = -bound / (D ln 2) for each run, computed here; the column shows its mean and sd over seeds."""
+    rows = _rows()
+    for row in rows:
+        row["iw_bound_bpd"] = -row["iw_bound"] / (784 * math.log(2))
+        row["elbo_bpd"] = -row["elbo_analytic"] / (784 * math.log(2))
+    table = [line.split(" | ") for line in markdown_table(SPEC, summarize(SPEC, rows)).splitlines()
+             if line.startswith("| ")]
+    assert table[0][7] == "bits/dim"
+    b = [-v / (784 * math.log(2)) for v in (-98.0, -99.0)]
+    assert table[1][0] == "| **b** (baseline)"
+    assert table[1][7] == f"{np.mean(b):.3f} ± {np.std(b, ddof=1):.3f}"
+
+
+def test_without_an_iw_bound_the_best_elbo_comes_first():
+    spec = parse_spec("""\
+name: demo
+baseline: b
+seeds: [0, 1]
+budget: {epochs: 1}
+eval: {iw_samples: 0}
+variants:
+  - name: a
+  - name: b
+  - name: c
+""", "demo.yaml")
+    summary = summarize(spec, _rows())
+    # mean ELBO (iw - 5): b -103.5, c -105, a -106: the highest (best) first
+    assert [e["variant"] for e in summary] == ["b", "c", "a"]
+    assert [e["elbo_analytic_mean"] for e in summary] == [-103.5, -105.0, -106.0]

@@ -294,3 +294,40 @@ def test_the_digits_export_script_writes_an_npz_the_trainer_splits(tmp_path):
     again = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "export_digits.py"), str(out)],
                            capture_output=True, text=True, timeout=120)
     assert again.returncode == 2 and "exists; remove it or choose another file" in again.stderr
+
+
+# ------------------------------------------------------------------------- issue 25: what users would see, exactly
+def test_class_subfolders_under_train_and_test_keep_their_labels(tmp_path):
+    rng = np.random.default_rng(5)
+    for split, n in (("train", 4), ("test", 2)):
+        for name in ("cat", "dog"):
+            for i in range(n):
+                _save(str(tmp_path / "d" / split / name / f"{i}.png"), _grey(rng, 8, 8))
+    data = load_data(str(tmp_path / "d"))
+    assert data.has_labels and data.class_names == ("cat", "dog")
+    for split in (data.train, data.test):
+        assert split.y.tolist() == [0 if os.sep + "cat" + os.sep in f else 1 for f in split.files]
+        assert sorted(split.y.tolist()) == [0] * (len(split.files) // 2) + [1] * (len(split.files) // 2)
+
+
+def test_in_memory_rgb_to_grey_uses_the_luma_weights_in_rgb_order(tmp_path):
+    """Pure red, green and blue pixels: 0.2989, 0.587 and 0.114 of 255, rounded (ITU-R 601, written out here)."""
+    x = np.zeros((4, 1, 3, 3), np.uint8)
+    x[:, 0, 0, 0], x[:, 0, 1, 1], x[:, 0, 2, 2] = 255, 255, 255
+    path = str(tmp_path / "rgb.npz")
+    np.savez(path, x_train=x, x_test=x)
+    grey = load_data(DataSource(path, channels=1))
+    assert grey.image_shape == (1, 3, 1)
+    assert grey.test_images()[0, 0, :, 0].tolist() == [round(0.2989 * 255), round(0.587 * 255), round(0.114 * 255)]
+
+
+def test_the_training_set_is_reshuffled_every_epoch(tmp_path):
+    """All images each epoch, in an order that is neither the stored one nor the previous epoch's (for 40 images the
+    chance that a real shuffle repeats an order is 1 / 40!)."""
+    x = np.arange(40, dtype=np.uint8).repeat(4).reshape(40, 2, 2)
+    path = str(tmp_path / "n.npz")
+    np.savez(path, x_train=x, x_test=x[:5])
+    train, _ = datasets(load_data(path), 40)
+    orders = [next(iter(train))["x"].numpy()[:, 0, 0, 0].tolist() for _ in range(2)]
+    assert all(sorted(order) == list(range(40)) for order in orders)
+    assert orders[0] != list(range(40)) and orders[1] != orders[0]
