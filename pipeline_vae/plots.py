@@ -12,12 +12,11 @@ Grey images are drawn dark-on-white (ink, the "gray_r" map) for the Bernoulli li
 light-on-dark ("gray") otherwise; colour images as they are.
     training_curves.png      train loss and test ELBO from the run's `train_log.csv`
 """
-import csv
 import glob
 import io
 import os
 from statistics import NormalDist
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 import numpy as np
 from matplotlib.figure import Figure
