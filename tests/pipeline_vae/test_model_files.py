@@ -102,3 +102,7 @@ def test_the_cli_refuses_a_planted_folder_in_one_line(planted, run_cli):
         assert "Traceback" not in result.stderr
         assert not sentinel.exists()
         assert not os.path.exists(run / "metrics.json") and not os.path.exists(run / "manifold.png")
+    trusted = run_cli(["evaluate", "--save-dir", str(run), "--n-images", "20", "--iw-samples", "2",
+                       "--trust-run-code"])
+    assert trusted.returncode == 0, trusted.stderr[-2000:]
+    assert sentinel.read_text() == "planted code ran"  # the flag loads the file's own architecture, code and all
