@@ -1,5 +1,7 @@
 """Shared fixtures: real MNIST from the project's cache (prepared by `make data`), quiet TensorFlow."""
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -9,6 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow is impor
 # The session's own checkpoint key (pipeline_vae.signing), shared by this process and the CLI subprocesses it starts:
 # the tests never create or read the user's ~/.config/pipeline-vae/checkpoint.key.
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="pipeline-vae-test-config-")
+atexit.register(shutil.rmtree, os.environ["XDG_CONFIG_HOME"], True)  # (removed when the session ends)
 
 import fastestimator as fe  # noqa: E402
 import pytest  # noqa: E402
