@@ -55,7 +55,7 @@ def test_a_full_disk_during_a_resumed_run_is_one_line(small_disk, leave_kb, run_
     assert encoder.output_shape == (None, 4)
     assert not [name for name in os.listdir(run) if name.endswith(".tmp")]  # no temporary file left behind
     os.remove(small_disk / "filler")
-    again = run_cli([*TRAIN, "--epochs", "2", "--save-dir", str(run)])  # room again: the same command goes on
+    again = run_cli([*TRAIN, "--epochs", "2", "--save-dir", str(run)])  # room again: it resumes
     assert again.returncode == 0, again.stderr
     assert "resuming from the checkpoint after epoch 1" in again.stdout
 
