@@ -42,8 +42,8 @@ def get_pipeline(batch_size: int = settings.default("batch_size"),
                  ops: Optional[Sequence[NumpyOp]] = None,
                  num_process: Optional[int] = None,
                  loader: Optional[str] = None) -> fe.Pipeline:
-    """A Pipeline that batches raw uint8 images: train = the training split (reshuffled every epoch), eval = the test
-    split.
+    """A Pipeline that batches raw uint8 images: train = the training split (reshuffled every epoch), eval = the
+    validation split if the data has one, else the test split (`ImageData.selection`).
 
     Key: `x` (uint8 [B, H, W, C]). Scaling and binarization happen in the Network. Labels are left out: nothing in
     the CVAE reads them (FE would prune them with a warning); the data keeps them for plots and analysis.
@@ -81,7 +81,7 @@ def get_pipeline(batch_size: int = settings.default("batch_size"),
         if not data.in_memory:
             raise ValueError("loader='fe' needs images in memory (arrays or an .npz), not a folder of files")
         return fe.Pipeline(train_data=NumpyDataset({"x": data.train.x}),
-                           eval_data=NumpyDataset({"x": data.test.x}),
+                           eval_data=NumpyDataset({"x": data.selection.x}),
                            batch_size=batch_size,
                            ops=list(ops or []),
                            num_process=num_process)
@@ -376,7 +376,10 @@ def build_estimator(config: RunConfig, data: ImageData, save_dir: Optional[str] 
     config.write(save_dir)
     if log is not None:
         cut = f", binarized at {config.binarize_threshold:g}" if config.binarize_threshold is not None else ""
-        log(f"pipeline-vae: data {config.data_description}; likelihood {config.likelihood}{cut}")
+        if config.protocol == "dynamic_mnist":
+            cut = ", training images binarized afresh at every step"
+        log(f"pipeline-vae: data {config.data_description}; likelihood {config.likelihood}{cut}; best models chosen "
+            f"by {data.selection_name} ELBO")
     all_traces = get_traces(graph, save_dir, config) + list(traces)
     if temporary:
         all_traces.append(SaysWhere(save_dir, log))
@@ -384,7 +387,7 @@ def build_estimator(config: RunConfig, data: ImageData, save_dir: Optional[str] 
         all_traces.append(ExtendableRestoreWizard(directory=config.path(save_dir, "checkpoint"), config=config))
     eval_steps = config.eval_steps_per_epoch
     if eval_steps is None:  # FE 1.7 needs the count for a tf.data eval set; this is one full pass
-        eval_steps = math.ceil(len(data.test) / config.batch_size)
+        eval_steps = math.ceil(len(data.selection) / config.batch_size)
     return fe.Estimator(pipeline=pipeline,
                         network=fe.Network(ops=graph.ops),
                         epochs=config.epochs,

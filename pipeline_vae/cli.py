@@ -157,7 +157,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if nan_stop:
         epoch, step, key = nan_stop
         kept = (f"the best model so far is kept ({os.path.join(args.save_dir, 'encoder_best_loss.h5')}, decoder "
-                f"beside it; test ELBO {float(history[best_step]):.2f} at step {best_step})" if history else
+                f"beside it; {config.selection} ELBO {float(history[best_step]):.2f} at step {best_step})" if history else
                 "no model was saved (no epoch finished)")
         checkpoint = last_checkpoint_epoch(checkpoints) if resume else 0
         where = f"; last good checkpoint: after epoch {checkpoint}" if checkpoint else ""
@@ -168,8 +168,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("pipeline-vae: training ended before any evaluation; no model was saved", file=sys.stderr)
         return EXIT_FAILURE
     last_step = max(history)
-    scope = "test set" if config.eval_steps_per_epoch is None else f"first {config.eval_steps_per_epoch} test batches"
-    print(f"Final test ELBO: {float(history[last_step]):.2f} nats ({scope}, step {last_step}); "
+    split = config.selection
+    scope = f"{split} set" if config.eval_steps_per_epoch is None else (f"first {config.eval_steps_per_epoch} "
+                                                                        f"{split} batches")
+    print(f"Final {split} ELBO: {float(history[last_step]):.2f} nats ({scope}, step {last_step}); "
           f"best: {float(history[best_step]):.2f} nats (step {best_step})")
     names = (FILES["encoder"], FILES["decoder"], CONFIG_FILE, FILES["log"], FILES["gif"])
     files = [os.path.join(args.save_dir, name) for name in names]
@@ -182,7 +184,7 @@ def _data_source(args: argparse.Namespace) -> Any:
     from pipeline_vae.data import DataSource
     source = DataSource(data=args.data or "mnist", image_size=None if args.image_size is None else
                         tuple(args.image_size), channels=args.channels, test_fraction=args.test_fraction,
-                        split_seed=args.split_seed)
+                        split_seed=args.split_seed, validation_fraction=args.validation_fraction)
     source.check()
     return source
 
@@ -388,6 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     setting("--channels", "channels")
     setting("--test-fraction", "test_fraction", float)
     setting("--split-seed", "split_seed")
+    setting("--validation-fraction", "validation_fraction", float, metavar="F")
+    setting("--protocol", "protocol", str, metavar="{" + ",".join(settings.PROTOCOL_NAMES) + "}")
     setting("--likelihood", "likelihood", str, metavar="{" + ",".join(settings.LIKELIHOOD_NAMES) + "}")
     setting("--binarize-threshold", "binarize_threshold", float, metavar="T")
     setting("--early-stop", "early_stop", metavar="PATIENCE")

@@ -12,6 +12,8 @@ IMAGE_SHAPE: Tuple[int, int, int] = MNIST_SHAPE
 LATENT_DIM: int = settings.default("latent_dim")
 CONV_WIDTHS: Tuple[int, ...] = (32, 64)
 MLP_WIDTHS: Tuple[int, ...] = (512, 256)
+#: Burda et al.'s (2016) one-stochastic-layer MLP: two hidden layers of 200 tanh units.
+TANH_MLP_WIDTHS: Tuple[int, ...] = (200, 200)
 
 
 def _check_latent_dim(latent_dim: int) -> int:
@@ -54,7 +56,8 @@ def _check_conv_depth(image_shape: Tuple[int, int, int], widths: Tuple[int, ...]
 
 
 #: Each family's default widths and its extra shape check (`pipeline_vae.models.MODELS` builds them).
-FAMILY_WIDTHS: Dict[str, Tuple[int, ...]] = {"conv": CONV_WIDTHS, "mlp": MLP_WIDTHS}
+FAMILY_WIDTHS: Dict[str, Tuple[int, ...]] = {"conv": CONV_WIDTHS, "mlp": MLP_WIDTHS,
+                                              "mlp_tanh": TANH_MLP_WIDTHS}
 SHAPE_CHECKS: Dict[str, Callable[[Tuple[int, int, int], Tuple[int, ...]], None]] = {"conv": _check_conv_depth}
 
 

@@ -1,5 +1,5 @@
-"""The encoder/decoder pairs: the convolutional one of the TensorFlow / FastEstimator CVAE tutorials (the default)
-and the MLP of the Keras VAE examples, with widths (and so the conv depth) as parameters, for images of any
+"""The encoder/decoder pairs: the convolutional one of the TensorFlow / FastEstimator CVAE tutorials (the default),
+the MLP of the Keras VAE examples and the tanh MLP of the VAE papers (Burda et al. 2016), with widths (and so the conv depth) as parameters, for images of any
 H x W x C (the decoder's output matches the input exactly). MNIST's 28x28x1 with the default widths is exactly the
 seed's architecture.
 
@@ -10,8 +10,8 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
-from pipeline_vae.model_shapes import (CONV_WIDTHS, IMAGE_SHAPE, LATENT_DIM, MLP_WIDTHS, _check_conv_depth,
-                                       _check_latent_dim, _check_widths, check_image_shape)
+from pipeline_vae.model_shapes import (CONV_WIDTHS, IMAGE_SHAPE, LATENT_DIM, MLP_WIDTHS, TANH_MLP_WIDTHS,
+                                       _check_conv_depth, _check_latent_dim, _check_widths, check_image_shape)
 
 def build_encoder(latent_dim: int = LATENT_DIM, widths: Sequence[int] = CONV_WIDTHS,
                   image_shape: Sequence[int] = IMAGE_SHAPE) -> tf.keras.Model:
@@ -90,13 +90,14 @@ def _check_out_channels(out_channels: Optional[int], image_shape: Tuple[int, int
 
 
 def build_mlp_encoder(latent_dim: int = LATENT_DIM, widths: Sequence[int] = MLP_WIDTHS,
-                      image_shape: Sequence[int] = IMAGE_SHAPE) -> tf.keras.Model:
+                      image_shape: Sequence[int] = IMAGE_SHAPE, activation: str = "relu") -> tf.keras.Model:
     """Flatten -> Dense widths[0] relu -> ... -> Dense 2*latent_dim (the Keras VAE examples' 512-256 MLP).
 
     Args:
         latent_dim: Size of z.
         widths: Hidden layer sizes, input side first.
         image_shape: (H, W, C) of the input images.
+        activation: The hidden layers' activation ("tanh" in Burda et al.'s MLP).
 
     Returns:
         A Keras Sequential taking [B, H, W, C] floats and returning [B, 2 * latent_dim].
@@ -108,12 +109,13 @@ def build_mlp_encoder(latent_dim: int = LATENT_DIM, widths: Sequence[int] = MLP_
     latent_dim, widths, image_shape = _check_latent_dim(latent_dim), _check_widths(widths), check_image_shape(
         image_shape)
     return tf.keras.Sequential([tf.keras.layers.InputLayer(input_shape=image_shape), tf.keras.layers.Flatten()] +
-                               [tf.keras.layers.Dense(w, activation="relu") for w in widths] +
+                               [tf.keras.layers.Dense(w, activation=activation) for w in widths] +
                                [tf.keras.layers.Dense(2 * latent_dim)], name="encoder")
 
 
 def build_mlp_decoder(latent_dim: int = LATENT_DIM, widths: Sequence[int] = MLP_WIDTHS,
-                      image_shape: Sequence[int] = IMAGE_SHAPE, out_channels: Optional[int] = None) -> tf.keras.Model:
+                      image_shape: Sequence[int] = IMAGE_SHAPE, out_channels: Optional[int] = None,
+                      activation: str = "relu") -> tf.keras.Model:
     """Dense widths[-1] relu -> ... -> Dense widths[0] relu -> Dense H*W*out_channels -> Reshape, linear.
 
     Args:
@@ -121,6 +123,7 @@ def build_mlp_decoder(latent_dim: int = LATENT_DIM, widths: Sequence[int] = MLP_
         widths: The encoder's hidden sizes, mirrored here (input side first, as for the encoder).
         image_shape: (H, W, C) of the images it decodes to.
         out_channels: Channels of the output (the likelihood's parameters per pixel); None: C (one logit per value).
+        activation: The hidden layers' activation.
 
     Returns:
         A Keras Sequential taking [B, latent_dim] and returning [B, H, W, out_channels] (no activation).
@@ -133,7 +136,7 @@ def build_mlp_decoder(latent_dim: int = LATENT_DIM, widths: Sequence[int] = MLP_
     out_channels = _check_out_channels(out_channels, image_shape)
     out_shape = (image_shape[0], image_shape[1], out_channels)
     return tf.keras.Sequential([tf.keras.layers.InputLayer(input_shape=(latent_dim, ))] +
-                               [tf.keras.layers.Dense(w, activation="relu") for w in reversed(widths)] +
+                               [tf.keras.layers.Dense(w, activation=activation) for w in reversed(widths)] +
                                [tf.keras.layers.Dense(out_shape[0] * out_shape[1] * out_shape[2]),
                                 tf.keras.layers.Reshape(out_shape)], name="decoder")
 
@@ -170,8 +173,23 @@ class ModelFamily:
                 self.decoder(latent_dim, widths, image_shape, out_channels))
 
 
+def build_tanh_mlp_encoder(latent_dim: int = LATENT_DIM, widths: Sequence[int] = TANH_MLP_WIDTHS,
+                           image_shape: Sequence[int] = IMAGE_SHAPE) -> tf.keras.Model:
+    """Burda et al.'s one-stochastic-layer encoder (IWAE, 2016, Appendix C): 784-200-200 tanh -> mean and
+    log-variance of 50 units with the defaults (`build_mlp_encoder` with tanh)."""
+    return build_mlp_encoder(latent_dim, widths, image_shape, activation="tanh")
+
+
+def build_tanh_mlp_decoder(latent_dim: int = LATENT_DIM, widths: Sequence[int] = TANH_MLP_WIDTHS,
+                           image_shape: Sequence[int] = IMAGE_SHAPE, out_channels: Optional[int] = None
+                           ) -> tf.keras.Model:
+    """Burda et al.'s decoder: z -> 200-200 tanh -> one logit per pixel (`build_mlp_decoder` with tanh)."""
+    return build_mlp_decoder(latent_dim, widths, image_shape, out_channels, activation="tanh")
+
+
 MODELS: Dict[str, ModelFamily] = {
     "conv": ModelFamily(build_encoder, build_decoder, CONV_WIDTHS, check_shape=_check_conv_depth),
     "mlp": ModelFamily(build_mlp_encoder, build_mlp_decoder, MLP_WIDTHS),
+    "mlp_tanh": ModelFamily(build_tanh_mlp_encoder, build_tanh_mlp_decoder, TANH_MLP_WIDTHS),
 }
 DEFAULT_MODEL = "conv"

@@ -15,6 +15,7 @@ and Python block of README.md, docs/usage.md and docs/own-data.md with it (tests
 """
 import os
 import sys
+from dataclasses import replace
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 from ops.names import DEFAULT_LIKELIHOOD, GREY_LEVEL_LIKELIHOOD
@@ -25,7 +26,13 @@ from pipeline_vae.run_config import MNIST_BINARIZE_THRESHOLD, RUN_ONLY, RunConfi
 
 DataArg = Union[None, str, DataSource, ImageData, MNIST]
 #: The settings that describe how the data is read; they go with data given by name or path.
-DATA_SETTINGS = ("image_size", "channels", "test_fraction", "split_seed")
+DATA_SETTINGS = ("image_size", "channels", "test_fraction", "split_seed", "validation_fraction")
+#: The protocols a run can name (`protocol`), beside the tutorial's "seed". "dynamic_mnist" is the VAE literature's
+#: dynamically binarized MNIST (Burda et al. 2016, IWAE, Section 5; Tomczak & Welling 2018, VampPrior): training
+#: images binarized afresh at every step (`ops.DynamicBinarize`), a validation split of the training images for
+#: choosing the best models and early stopping, validation and test images binarized once by a seeded Bernoulli
+#: draw (`pipeline_vae.data.sources.fix_binarization`), and the IW bound at K = 5000.
+PROTOCOLS = {"dynamic_mnist": {"validation_fraction": 1 / 6, "fixed_binarization": 0, "iw_samples": 5000}}
 #: The environment variable that caps every run's budget, and the caps (a setting at None, "all", gets the cap).
 TINY_ENV = "PIPELINE_VAE_TINY"
 TINY_BUDGET = {"epochs": 1, "train_steps_per_epoch": 2, "eval_steps_per_epoch": 2, "iw_samples": 2, "n_images": 20}
@@ -72,7 +79,7 @@ def _source(values: Mapping[str, Any], data: DataArg) -> Union[DataSource, Image
         return DataSource(data="mnist" if data is None else data,
                           image_size=None if values["image_size"] is None else tuple(values["image_size"]),
                           channels=values["channels"], test_fraction=values["test_fraction"],
-                          split_seed=values["split_seed"])
+                          split_seed=values["split_seed"], validation_fraction=values["validation_fraction"])
     if any(values[name] != settings.default(name) for name in DATA_SETTINGS):
         raise ValueError(f"{', '.join(DATA_SETTINGS[:-1])} and {DATA_SETTINGS[-1]} go with data given by name or "
                          f"path; a {type(data).__name__} carries its own")
@@ -105,11 +112,16 @@ def resolve(raw: Optional[Mapping[str, Any]] = None, data: DataArg = None,
                          f"{', '.join(settings.SETTINGS)}")
     values = {name: raw.get(name, setting.default) for name, setting in settings.SETTINGS.items()}
     settings.check_all(values)
-    values = tiny_budget(values)
     if values["lr_schedule"] is not None and values["lr_plateau"] is not None:
         raise ValueError("lr_schedule and lr_plateau both set the learning rate; give one of them")
-    images = load_data(_source(values, data), fetch=False)
+    if values["protocol"] in PROTOCOLS and "iw_samples" not in raw:
+        values["iw_samples"] = PROTOCOLS[values["protocol"]]["iw_samples"]
+    values = tiny_budget(values)
+    images = apply_protocol(load_data(_source(values, data), fetch=False), values["protocol"])
     likelihood = values["likelihood"] or default_likelihood(images)
+    if values["protocol"] != "seed" and likelihood != DEFAULT_LIKELIHOOD:
+        raise ValueError(f"protocol {values['protocol']} scores binary images: it needs the {DEFAULT_LIKELIHOOD} "
+                         f"likelihood, got {likelihood}")
     threshold = values["binarize_threshold"]
     if ops is not None and "binarize" in ops:  # the slot's own op decides (Binarize: its threshold)
         threshold = _threshold_of(ops["binarize"])
@@ -125,9 +137,33 @@ def resolve(raw: Optional[Mapping[str, Any]] = None, data: DataArg = None,
                        widths=None if widths is None else tuple(widths), learning_rate=values["learning_rate"],
                        lr_schedule=values["lr_schedule"], batch_size=values["batch_size"], epochs=values["epochs"],
                        seed=values["seed"], loss=loss, mixed_precision=values["mixed_precision"], jit=values["jit"],
-                       **{name: values[name] for name in RUN_ONLY})
+                       protocol=values["protocol"], **{name: values[name] for name in RUN_ONLY})
     return config, images
 
+
+def apply_protocol(images: ImageData, protocol: str) -> ImageData:
+    """The data a run under `protocol` trains and is evaluated on: for "dynamic_mnist", MNIST with a validation split
+    (the source's `validation_fraction`, else 1/6: 10000 of the 60000 training images) and its validation and test
+    images binarized once by the seeded draw; unchanged for "seed". Data already read that way is returned as is.
+
+    Raises:
+        ValueError: If the protocol needs MNIST and the data is not, or the images are not in memory.
+    """
+    if protocol == "seed":
+        return images
+    if images.kind != "mnist":
+        raise ValueError(f"protocol {protocol} is MNIST's (the papers' numbers are on it); {images.description} is "
+                         "not MNIST: use --validation-fraction for a validation split on other data")
+    from pipeline_vae.data.sources import fix_binarization, hold_out_validation
+    defaults = PROTOCOLS[protocol]
+    source = images.source
+    if images.validation is None:
+        source = replace(source, validation_fraction=source.validation_fraction or defaults["validation_fraction"])
+        images = hold_out_validation(replace(images, source=source))
+    if source.fixed_binarization is None:
+        source = replace(source, fixed_binarization=defaults["fixed_binarization"])
+        images = fix_binarization(replace(images, source=source), source.fixed_binarization)
+    return images
 
 def _threshold_of(value: Any) -> Optional[float]:
     from ops import Binarize

@@ -32,7 +32,7 @@ FILES: Dict[str, str] = {"encoder": "encoder_best_loss.h5", "decoder": "decoder_
                          "training_curves": "training_curves.png"}
 #: The settings that make two runs different models; resuming or reusing a folder with any of them changed is refused.
 RUN_IDENTITY = ("data", "image_shape", "likelihood", "binarize_threshold", "mixed_precision", "latent_dim", "batch_size",
-                "learning_rate", "model", "widths", "slots")
+                "learning_rate", "model", "widths", "slots", "protocol")
 MNIST_SHAPE = (28, 28, 1)
 #: Settings of how a run was made that do not change the model: the budget, the traces, the evaluation.
 RUN_ONLY = ("train_steps_per_epoch", "eval_steps_per_epoch", "log_steps", "early_stop", "lr_plateau", "tensorboard",
@@ -83,6 +83,8 @@ class RunConfig:
             budget and the traces it ran with (`pipeline_vae.settings`; absent in folders from before they were
             recorded, read as their defaults).
         iw_samples, n_images: The evaluation it asks for (`pipeline-vae evaluate`'s defaults for this run).
+        protocol: "seed" (the tutorial's) or "dynamic_mnist" (the literature's: training images binarized afresh at
+            every step; the data's validation split and fixed binarization are recorded in `data`).
         version: The format's version (2; folders without one are read as the MNIST runs before it).
     """
     data: DataSource = field(default_factory=DataSource)
@@ -114,7 +116,13 @@ class RunConfig:
     resume: bool = settings.default("resume")
     iw_samples: int = settings.default("iw_samples")
     n_images: Optional[int] = settings.default("n_images")
+    protocol: str = settings.default("protocol")
     version: int = VERSION
+
+    @property
+    def selection(self) -> str:
+        """The split the best models were chosen on: "validation" when the data has one, else "test"."""
+        return "test" if self.data.validation_fraction is None else "validation"
 
     def path(self, save_dir: str, role: str) -> str:
         """The path of file `role` ("encoder", "decoder", "log", ...) in `save_dir`."""
@@ -214,7 +222,7 @@ def _checked(cls: type, obj: Dict[str, Any]) -> RunConfig:
     if likelihood not in settings.LIKELIHOOD_NAMES:
         raise ValueError(f"likelihood must be one of {', '.join(settings.LIKELIHOOD_NAMES)}, got {likelihood!r}")
     for name in ("binarize_threshold", "latent_dim", "model", "widths", "learning_rate", "batch_size", "epochs",
-                 "seed") + RUN_ONLY:
+                 "seed", "protocol") + RUN_ONLY:
         if name in obj:
             settings.check(name, obj[name])
     for name in ("loss", "lr_schedule"):

@@ -14,9 +14,12 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from ops.names import LIKELIHOOD_NAMES
 
-MODEL_NAMES: Tuple[str, ...] = ("conv", "mlp")
+MODEL_NAMES: Tuple[str, ...] = ("conv", "mlp", "mlp_tanh")
 LOSS_NAMES: Tuple[str, ...] = ("analytic_kl", "mc_kl")
 LR_SCHEDULES: Tuple[str, ...] = ("cosine", )
+#: How a run's MNIST is binarized and its models selected: "seed" (the tutorial's: cut at 0.5, chosen by test ELBO)
+#: or "dynamic_mnist" (the VAE literature's; see `pipeline_vae.resolve.PROTOCOLS`).
+PROTOCOL_NAMES: Tuple[str, ...] = ("seed", "dynamic_mnist")
 
 
 def _int(minimum: int, allow_none: bool = False) -> Callable[[Any], bool]:
@@ -89,10 +92,12 @@ SETTINGS: Dict[str, Setting] = {
     "latent_dim": Setting(2, _int(1), "a positive integer", "size of z"),
     "learning_rate": Setting(1e-3, _positive_number, "a positive number", "Adam's learning rate"),
     "model": Setting("conv", _choice(MODEL_NAMES), f"one of {', '.join(MODEL_NAMES)}",
-                     "encoder/decoder family: the seed's convolutional pair or an MLP pair"),
+                     "encoder/decoder family: the seed's convolutional pair, the Keras examples' relu MLP pair, or "
+                     "the VAE papers' tanh MLP pair (Burda et al. 2016: 200-200 hidden units)"),
     "widths": Setting(None, _int_list(), "None or a list of positive integers such as 512,256",
                       "layer widths, encoder side first (conv: one stride-2 convolution per filter count, default "
-                      "32,64; mlp: hidden sizes, default 512,256); the decoder mirrors them"),
+                      "32,64; mlp: hidden sizes, default 512,256; mlp_tanh: default 200,200); the decoder mirrors "
+                      "them"),
     "loss": Setting("analytic_kl", _choice(LOSS_NAMES), f"one of {', '.join(LOSS_NAMES)}",
                     "KL term of the loss: closed form (analytic_kl) or the seed's one-sample Monte Carlo estimate "
                     "(mc_kl)"),
@@ -109,7 +114,16 @@ SETTINGS: Dict[str, Setting] = {
                         "convert images to 1 (grey) or 3 (RGB) channels (default: follow the data)"),
     "test_fraction": Setting(0.1, _fraction, "a number between 0 and 1",
                              "share of the images held out for testing when the data has no test split"),
-    "split_seed": Setting(0, _int(0), "a non-negative integer", "seed of that train/test split"),
+    "split_seed": Setting(0, _int(0), "a non-negative integer", "seed of that train/test split (and of the "
+                          "validation split)"),
+    "validation_fraction": Setting(None, lambda v: v is None or _fraction(v), "None or a number between 0 and 1",
+                                   "hold out this share of the training images as a validation split: the best "
+                                   "models are chosen, and early stopping decides, on it instead of the test split"),
+    "protocol": Setting("seed", _choice(PROTOCOL_NAMES), f"one of {', '.join(PROTOCOL_NAMES)}",
+                        "seed: MNIST cut at 0.5, models chosen by test ELBO (the tutorial's); dynamic_mnist: the "
+                        "literature's dynamically binarized MNIST (a fresh Bernoulli draw of every training image at "
+                        "every step, 10000 training images held out for validation, validation and test images "
+                        "binarized once by a seeded draw, IW bound at K = 5000)"),
     # the run
     "seed": Setting(None, _int(0, True), "a non-negative integer or None",
                     "make the run deterministic with this seed (fe.enable_deterministic)"),
@@ -132,7 +146,7 @@ SETTINGS: Dict[str, Setting] = {
 
 #: The settings an ablation spec's `base` and a variant's `set` may give (the budget has its own section).
 SPEC_SETTINGS: Tuple[str, ...] = ("latent_dim", "batch_size", "learning_rate", "lr_schedule", "model", "widths",
-                                  "loss", "likelihood", "binarize_threshold")
+                                  "loss", "likelihood", "binarize_threshold", "protocol")
 
 
 def check(name: str, value: Any) -> Any:

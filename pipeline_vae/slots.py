@@ -15,7 +15,8 @@ import tensorflow as tf
 from fastestimator.op.tensorop.model import ModelOp, UpdateOp
 from fastestimator.op.tensorop.tensorop import TensorOp
 
-from ops import AnalyticKLLoss, Binarize, CVAELoss, JointGradientOp, ReparameterizeOp, Rescale, SplitOp
+from ops import (AnalyticKLLoss, Binarize, CVAELoss, DynamicBinarize, JointGradientOp, ReparameterizeOp, Rescale,
+                 SplitOp)
 from ops.densities import get_likelihood
 from ops.names import DEFAULT_LIKELIHOOD
 from pipeline_vae import settings as run_settings
@@ -43,6 +44,8 @@ class ModelSettings:
         likelihood: The decoder likelihood (`ops.densities.LIKELIHOODS`): the decoder outputs its parameters.
         binarize_threshold: The `binarize` slot's threshold; None leaves that slot empty.
         mixed_precision: Build the models with FE's mixed precision (float16 compute, float32 outputs).
+        dynamic_binarization: The `binarize` slot draws every training image afresh (`DynamicBinarize`, cutting at
+            `binarize_threshold` outside training) instead of cutting it at `binarize_threshold`.
     """
     latent_dim: int = run_settings.default("latent_dim")
     learning_rate: float = run_settings.default("learning_rate")
@@ -52,6 +55,7 @@ class ModelSettings:
     likelihood: str = DEFAULT_LIKELIHOOD
     binarize_threshold: Optional[float] = MNIST_BINARIZE_THRESHOLD
     mixed_precision: bool = False
+    dynamic_binarization: bool = False
 
 
 def float32_output(model: tf.keras.Model) -> tf.keras.Model:
@@ -83,7 +87,7 @@ def model_settings(config: RunConfig) -> ModelSettings:
     """The default models' settings of a run, from its configuration."""
     return ModelSettings(config.latent_dim, config.learning_rate, config.model, config.widths,
                          tuple(config.image_shape), config.likelihood, config.binarize_threshold,
-                         config.mixed_precision)
+                         config.mixed_precision, config.protocol == "dynamic_mnist")
 
 
 def build_model(kind: str, settings: ModelSettings) -> tf.keras.Model:
@@ -125,8 +129,10 @@ DEFAULT_LOSS = "analytic_kl"
 #: slot is used. The "loss" slot's default comes from `LOSSES` (see `build_graph`).
 DEFAULT_OPS: Dict[str, Callable[[ModelSettings], Optional[TensorOp]]] = {
     "rescale": lambda s: Rescale(inputs="x", outputs="x"),
-    "binarize": lambda s: None if s.binarize_threshold is None else Binarize(inputs="x", outputs="x",
-                                                                             threshold=s.binarize_threshold),
+    "binarize": lambda s: (None if s.binarize_threshold is None else
+                           DynamicBinarize(inputs="x", outputs="x", eval_threshold=s.binarize_threshold)
+                           if s.dynamic_binarization else
+                           Binarize(inputs="x", outputs="x", threshold=s.binarize_threshold)),
     "encode": lambda s: ModelOp(model=build_model("encoder", s), inputs="x", outputs="meanlogvar"),
     "split": lambda s: SplitOp(inputs="meanlogvar", outputs=("mean", "logvar")),
     "reparameterize": lambda s: ReparameterizeOp(inputs=("mean", "logvar"), outputs="z"),
@@ -243,7 +249,8 @@ def build_graph(latent_dim: int = run_settings.default("latent_dim"),
                 image_shape: Sequence[int] = IMAGE_SHAPE,
                 likelihood: str = DEFAULT_LIKELIHOOD,
                 binarize_threshold: Optional[float] = MNIST_BINARIZE_THRESHOLD,
-                mixed_precision: bool = False) -> Graph:
+                mixed_precision: bool = False,
+                dynamic_binarization: bool = False) -> Graph:
     """Assemble the slots (defaults, replaced or dropped as `ops` says) plus one UpdateOp per model, and check it.
 
     Args:
@@ -265,6 +272,8 @@ def build_graph(latent_dim: int = run_settings.default("latent_dim"),
         binarize_threshold: The default `binarize` slot's threshold (the seed's 0.5); None leaves the slot empty.
         mixed_precision: Build the default models with FE's mixed precision (float32 outputs: see `float32_output`).
             Not with `joint_update` (its single backward pass does not scale the loss).
+        dynamic_binarization: The default `binarize` slot is `DynamicBinarize` (a fresh draw of every training image
+            at every step; cut at `binarize_threshold` in the other modes), as protocol "dynamic_mnist" trains.
 
     Returns:
         The checked graph.
@@ -289,7 +298,7 @@ def build_graph(latent_dim: int = run_settings.default("latent_dim"),
         ops["loss"] = LOSSES[loss](inputs=("x", "x_logit", "mean", "logvar", "z"), outputs="loss",
                                    likelihood=likelihood)
     settings = ModelSettings(latent_dim, learning_rate, model, None if widths is None else tuple(widths),
-                             tuple(image_shape), likelihood, binarize_threshold, mixed_precision)
+                             tuple(image_shape), likelihood, binarize_threshold, mixed_precision, dynamic_binarization)
     named_ops: List[Tuple[str, TensorOp]] = []
     for name in SLOTS:
         value = ops[name] if name in ops else DEFAULT_OPS[name](settings)
@@ -329,4 +338,5 @@ def graph_for(config: RunConfig, ops: Optional[Mapping[str, SlotValue]] = None,
     return build_graph(config.latent_dim, config.learning_rate, ops, input_keys=input_keys,
                        loss=config.loss or DEFAULT_LOSS, model=config.model, widths=config.widths,
                        image_shape=config.image_shape, likelihood=config.likelihood,
-                       binarize_threshold=config.binarize_threshold, mixed_precision=config.mixed_precision)
+                       binarize_threshold=config.binarize_threshold, mixed_precision=config.mixed_precision,
+                       dynamic_binarization=config.protocol == "dynamic_mnist")

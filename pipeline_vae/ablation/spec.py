@@ -7,7 +7,8 @@
     base: {latent_dim: 2}             # get_estimator settings: latent_dim, batch_size, learning_rate, lr_schedule,
                                       # model, widths, loss, likelihood, binarize_threshold
     data: mnist                       # optional: a name or path, or {data: PATH, image_size: [H, W], channels: 3,
-                                      # test_fraction: 0.1, split_seed: 0}; `ablate --data` overrides it
+                                      # test_fraction: 0.1, split_seed: 0, validation_fraction: 0.1};
+                                      # `ablate --data` overrides it
     eval: {iw_samples: 100, n_images: 10000}
     variants:
       - name: static                  # no changes: the base configuration
@@ -364,7 +365,7 @@ def _data(reader: _Reader, value: Any) -> Optional[Dict[str, Any]]:
     """The spec's `data`: a name or path, or a mapping of `DataSource` fields; as DataSource JSON (None if absent)."""
     if value is None:
         return None
-    fields = ("data", "image_size", "channels", "test_fraction", "split_seed")
+    fields = ("data", "image_size", "channels", "test_fraction", "split_seed", "validation_fraction")
     entry = {"data": value} if isinstance(value, str) else reader.mapping(value, ("data", ), fields)
     if not isinstance(entry.get("data"), str):
         raise reader.fail(("data", ), f"data must be a name or path, or a mapping with a 'data' name or path, got "

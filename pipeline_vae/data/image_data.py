@@ -30,18 +30,31 @@ class DataSource:
         image_size: (H, W) to resize every image to; None keeps the files' own (common) size. Folders only.
         channels: 1 (grey) or 3 (RGB) to convert every image to; None follows the data.
         test_fraction: The share of the images held out for testing when the source has no test split of its own.
-        split_seed: Seed of that split (the same seed, the same split).
+        split_seed: Seed of that split (the same seed, the same split), and of the validation split.
+        validation_fraction: The share of the training images held out as a validation split, on which the best
+            models are selected and early stopping decides (None: no validation split; the test split is used).
+        fixed_binarization: Seed of one fixed Bernoulli draw that binarizes the validation and test images (each
+            pixel 255 with probability its intensity / 255, else 0), as the literature evaluates dynamically
+            binarized MNIST; the training images stay grey (binarized afresh at every step by the `binarize` slot).
+            None: the images as read.
     """
     data: str = "mnist"
     image_size: Optional[Tuple[int, int]] = None
     channels: Optional[int] = None
     test_fraction: float = 0.1
     split_seed: int = 0
+    validation_fraction: Optional[float] = None
+    fixed_binarization: Optional[int] = None
 
     def to_json(self) -> Dict[str, Any]:
-        """A plain-JSON form; `from_json` reads it back."""
-        return {"data": self.data, "image_size": None if self.image_size is None else list(self.image_size),
-                "channels": self.channels, "test_fraction": self.test_fraction, "split_seed": self.split_seed}
+        """A plain-JSON form; `from_json` reads it back. The validation and binarization fields are written only when
+        set, so the record of a run from before they existed reads the same."""
+        out = {"data": self.data, "image_size": None if self.image_size is None else list(self.image_size),
+               "channels": self.channels, "test_fraction": self.test_fraction, "split_seed": self.split_seed}
+        for name in OPTIONAL_FIELDS:
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        return out
 
     @classmethod
     def from_json(cls, obj: Any) -> "DataSource":
@@ -52,12 +65,13 @@ class DataSource:
         """
         if not isinstance(obj, dict) or not isinstance(obj.get("data"), str):
             raise ValueError(f"data must be a mapping with a 'data' string, got {obj!r}")
-        unknown = set(obj) - {"data", "image_size", "channels", "test_fraction", "split_seed"}
+        unknown = set(obj) - {"data", "image_size", "channels", "test_fraction", "split_seed", *OPTIONAL_FIELDS}
         if unknown:
             raise ValueError(f"data has unknown key(s) {', '.join(sorted(unknown))}")
         size = obj.get("image_size")
         source = cls(data=obj["data"], image_size=None if size is None else tuple(size), channels=obj.get("channels"),
-                     test_fraction=obj.get("test_fraction", 0.1), split_seed=obj.get("split_seed", 0))
+                     test_fraction=obj.get("test_fraction", 0.1), split_seed=obj.get("split_seed", 0),
+                     **{name: obj.get(name) for name in OPTIONAL_FIELDS})
         source.check()
         return source
 
@@ -67,8 +81,14 @@ class DataSource:
         Raises:
             ValueError: Naming the field and what was expected.
         """
-        for name in ("image_size", "channels", "test_fraction", "split_seed"):
+        for name in ("image_size", "channels", "test_fraction", "split_seed", "validation_fraction"):
             settings.check(name, getattr(self, name))
+        if self.fixed_binarization is not None:
+            settings.check("split_seed", self.fixed_binarization)  # the same kind of seed
+
+
+#: The `DataSource` fields written to JSON only when set.
+OPTIONAL_FIELDS = ("validation_fraction", "fixed_binarization")
 
 
 @dataclass(frozen=True)
@@ -90,7 +110,8 @@ class Split:
 
 @dataclass(frozen=True)
 class ImageData:
-    """A checked data set of images: a train and a test split of one shape, labels or none, and its source.
+    """A checked data set of images: a train and a test split of one shape (and a validation split held out of the
+    training images, if the source asks for one), labels or none, and its source.
 
     Args:
         train: The training split.
@@ -102,6 +123,7 @@ class ImageData:
         binary: Every pixel is 0 or 255 (or the data is MNIST, binarized for training by default).
         description: Where the images came from, for messages and logs.
         class_names: Names of the label values, if the source had any (e.g. class subfolders).
+        validation: The validation split (None: none; the test split is what training evaluates).
     """
     train: Split
     test: Split
@@ -111,6 +133,18 @@ class ImageData:
     binary: bool = False
     description: str = "arrays"
     class_names: Optional[Tuple[str, ...]] = None
+    validation: Optional[Split] = None
+
+    @property
+    def selection(self) -> Split:
+        """The split training evaluates every epoch, on which the best models are chosen and early stopping decides:
+        the validation split if there is one, else the test split (the seed's)."""
+        return self.test if self.validation is None else self.validation
+
+    @property
+    def selection_name(self) -> str:
+        """"validation" or "test": the name of `selection`."""
+        return "test" if self.validation is None else "validation"
 
     @property
     def has_labels(self) -> bool:
@@ -130,6 +164,16 @@ class ImageData:
         """The first `n` test images (all when None) as uint8 [n, H, W, C], decoding files if need be."""
         return _images(self.test, self.image_shape, self.source, n)
 
+    def validation_images(self, n: Optional[int] = None) -> np.ndarray:
+        """The first `n` validation images (all when None) as uint8 [n, H, W, C].
+
+        Raises:
+            DataError: If there is no validation split.
+        """
+        if self.validation is None:
+            raise DataError("data: there is no validation split; set validation_fraction (--validation-fraction)")
+        return _images(self.validation, self.image_shape, self.source, n)
+
     def test_labels(self, n: Optional[int] = None) -> Optional[np.ndarray]:
         """The first `n` test labels (all when None), or None without labels."""
         return None if self.test.y is None else self.test.y[:n]
@@ -139,8 +183,11 @@ class ImageData:
         h, w, c = self.image_shape
         labels = f", {len(self.class_names or ())} classes" if self.has_labels and self.class_names else (
             ", labelled" if self.has_labels else ", no labels")
-        return (f"{self.description}: {len(self.train)} train / {len(self.test)} test images {h}x{w}x{c}"
-                f"{' (files, decoded by tf.data)' if not self.in_memory else ''}{labels}")
+        validation = "" if self.validation is None else f" / {len(self.validation)} validation"
+        fixed = ("" if self.source.fixed_binarization is None else
+                 f", validation and test binarized by a fixed draw (seed {self.source.fixed_binarization})")
+        return (f"{self.description}: {len(self.train)} train{validation} / {len(self.test)} test images {h}x{w}x{c}"
+                f"{' (files, decoded by tf.data)' if not self.in_memory else ''}{labels}{fixed}")
 
     @classmethod
     def from_arrays(cls, x_train: np.ndarray, x_test: np.ndarray, y_train: Optional[np.ndarray] = None,

@@ -25,8 +25,9 @@ def split_dataset(split: Split, image_shape: Tuple[int, int, int], resize: bool 
 
 def datasets(data: ImageData, batch_size: int) -> Tuple[tf.data.Dataset, tf.data.Dataset]:
     """The training set (reshuffled every epoch, with TensorFlow's global seed: `fe.enable_deterministic` sets it in
-    a seeded run) and the test set, batched and prefetched."""
+    a seeded run) and the set training evaluates (`ImageData.selection`: the validation split if there is one, else
+    the test split), batched and prefetched."""
     resize = data.source.image_size is not None
     train = split_dataset(data.train, data.image_shape, resize, shuffle=True)
-    test = split_dataset(data.test, data.image_shape, resize)
+    test = split_dataset(data.selection, data.image_shape, resize)
     return (train.batch(batch_size).prefetch(tf.data.AUTOTUNE), test.batch(batch_size).prefetch(tf.data.AUTOTUNE))

@@ -77,7 +77,52 @@ def load_data(data: Union[None, str, DataSource, MNIST, ImageData] = None, fetch
         raise DataError(f"data: {name} does not exist; expected {EXPECTED_DATA}")
     else:
         raise DataError(f"data: {name} is not a known data set, file or folder; expected {EXPECTED_DATA}")
-    return found
+    return fix_binarization(hold_out_validation(found), source.fixed_binarization)
+
+
+def hold_out_validation(data: ImageData) -> ImageData:
+    """`data` with `data.source.validation_fraction` of its training images moved to a validation split (seeded by
+    `split_seed`, as `_split` draws a test split); unchanged without a fraction.
+
+    Raises:
+        DataError: If the fraction leaves no validation or no training images.
+    """
+    fraction = data.source.validation_fraction
+    if fraction is None:
+        return data
+    train_idx, val_idx = _split(len(data.train), fraction, data.source.split_seed,
+                                f"the training split of {data.description}", "validation_fraction")
+    take = (lambda values, idx: None if values is None else  # files are a tuple, arrays are indexed
+            (tuple(values[i] for i in idx) if isinstance(values, tuple) else values[idx]))
+    split = data.train
+    train = Split(x=take(split.x, train_idx), files=take(split.files, train_idx), y=take(split.y, train_idx))
+    validation = Split(x=take(split.x, val_idx), files=take(split.files, val_idx), y=take(split.y, val_idx))
+    return replace(data, train=train, validation=validation)
+
+
+def bernoulli_draw(x: np.ndarray, seed: int) -> np.ndarray:
+    """One fixed binarization of uint8 images: each pixel becomes 255 with probability (its value / 255), else 0,
+    drawn as `np.random.default_rng(seed).random(x.shape) < x / 255`."""
+    return np.where(np.random.default_rng(seed).random(x.shape) < x / 255.0, 255, 0).astype(np.uint8)
+
+
+def fix_binarization(data: ImageData, seed: Optional[int]) -> ImageData:
+    """`data` with its test images (draw seeded `seed`) and validation images (seeded `seed + 1`) binarized once by
+    `bernoulli_draw`: the fixed evaluation images of dynamically binarized MNIST. The training images stay grey.
+    Unchanged for `seed` None.
+
+    Raises:
+        DataError: If the images are files, not arrays in memory.
+    """
+    if seed is None:
+        return data
+    if not data.in_memory:
+        raise DataError("fixed_binarization: needs images in memory (MNIST, a Keras set or an .npz), not a folder of "
+                        "files")
+    test = replace(data.test, x=bernoulli_draw(data.test.x, seed))
+    validation = (None if data.validation is None else
+                  replace(data.validation, x=bernoulli_draw(data.validation.x, seed + 1)))
+    return replace(data, test=test, validation=validation)
 
 
 def from_mnist(data: MNIST, source: Optional[DataSource] = None) -> ImageData:
@@ -110,16 +155,18 @@ def _to_rgb(x: np.ndarray) -> np.ndarray:
     return np.repeat(x, 3, axis=-1)
 
 
-def _split(n: int, source: DataSource, what: str) -> Tuple[np.ndarray, np.ndarray]:
-    """Seeded train/test indices for `n` items holding out `source.test_fraction` (the test indices in the seeded
-    random order, so the first test images, which plots show, are a sample of every class)."""
-    n_test = int(round(n * source.test_fraction))
+def _split(n: int, fraction: float, seed: int, what: str,
+           name: str = "test_fraction") -> Tuple[np.ndarray, np.ndarray]:
+    """Seeded indices for `n` items holding out `fraction` of them: (kept, held out), the held-out ones in the seeded
+    random order, so the first test images, which plots show, are a sample of every class."""
+    n_test = int(round(n * fraction))
+    held = "test" if name == "test_fraction" else "validation"
     if n_test < 1 or n_test >= n:
-        raise DataError(f"test_fraction: {what} has {n} images; holding out {source.test_fraction:g} of them leaves "
-                        f"{'an empty test split' if n_test < 1 else 'no training images'}; use a "
-                        f"{'larger' if n_test < 1 else 'smaller'} --test-fraction or more images")
-    order = np.random.default_rng(source.split_seed).permutation(n)
-    return np.sort(order[n_test:]), order[:n_test]  # the test split in shuffled order: its first images mix classes
+        raise DataError(f"{name}: {what} has {n} images; holding out {fraction:g} of them leaves "
+                        f"{f'an empty {held} split' if n_test < 1 else 'no training images'}; use a "
+                        f"{'larger' if n_test < 1 else 'smaller'} --{name.replace('_', '-')} or more images")
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[n_test:]), order[:n_test]
 
 
 def read_npz_images(source: DataSource) -> ImageData:
@@ -149,7 +196,7 @@ def read_npz_images(source: DataSource) -> ImageData:
         y = arrays.get("y")
         if y is not None and (not isinstance(y, np.ndarray) or len(y) != len(x)):
             raise DataError(f"y: {len(y)} labels for {len(x)} images in {path}; expected one label per image")
-        train, test = _split(len(x), source, path)
+        train, test = _split(len(x), source.test_fraction, source.split_seed, path)
         found = ImageData.from_arrays(x[train], x[test], None if y is None else y[train],
                                       None if y is None else y[test], description=path, source=source, kind="npz")
     else:
@@ -264,7 +311,7 @@ def read_folder(source: DataSource) -> ImageData:
             y_train = y_test = names = None
     else:
         y_all, names = _labels(every, folder)
-        train_idx, test_idx = _split(len(every), source, f"folder {folder}")
+        train_idx, test_idx = _split(len(every), source.test_fraction, source.split_seed, f"folder {folder}")
         train_files, test_files = [every[i] for i in train_idx], [every[i] for i in test_idx]
         y_train, y_test = (None, None) if y_all is None else (y_all[train_idx], y_all[test_idx])
     return ImageData(Split(files=tuple(train_files), y=y_train), Split(files=tuple(test_files), y=y_test),

@@ -96,7 +96,7 @@ def test_bad_arguments_fail_before_training(small_mnist, tmp_path):
              (dict(ops={"decoder": None}), r"unknown slot name\(s\) 'decoder'"),
              (dict(likelihood="poisson"), "likelihood must be None or one of bernoulli, gaussian, discretized_logistic"),
              (dict(binarize_threshold=1.5), "binarize_threshold must be None or a number between 0 and 1, got 1.5"),
-             (dict(image_size=(8, 8)), "image_size, channels, test_fraction and split_seed go with data given by name "
+             (dict(image_size=(8, 8)), "image_size, channels, test_fraction, split_seed and validation_fraction go with data given by name "
               "or path; a MNIST carries its own"),
              (dict(ops={"loss": CVAELoss(likelihood="gaussian")}),
               "slot 'loss' \\(CVAELoss\\) uses the gaussian likelihood but the run's is bernoulli")]

@@ -1,4 +1,5 @@
 import csv
+import json
 import os
 
 import pytest
@@ -155,7 +156,7 @@ def test_ablate_with_a_bad_spec_is_one_line_naming_the_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err == f"pipeline-vae: error: {spec}:7: variants[1].set.depth: unknown key 'depth'; expected one of " \
                   "latent_dim, batch_size, learning_rate, lr_schedule, model, widths, loss, likelihood, " \
-                  "binarize_threshold\n"
+                  "binarize_threshold, protocol\n"
     assert not (tmp_path / "out").exists()  # nothing ran
 
 
@@ -327,3 +328,25 @@ def test_evaluate_continues_an_interrupted_iw_bound(trained_dir, mnist_path, tmp
     assert "Resuming the IW bound at image 9 of 40" in capsys.readouterr().err
     assert json.load(open(os.path.join(run, "metrics.json")))["iw_bound"] == whole.mean()
     assert not os.path.exists(partial)
+
+
+@pytest.mark.slow
+def test_the_literature_protocol_as_a_user_names_it(tmp_path, run_cli):
+    """`train --protocol dynamic_mnist --model mlp_tanh` chooses on validation; `evaluate` then scores the fixed
+    binary test images at the protocol's K = 5000 without being told."""
+    save_dir = tmp_path / "run"
+    result = run_cli(["train", "--protocol", "dynamic_mnist", "--model", "mlp_tanh", "--latent-dim", "50",
+                      "--epochs", "1", "--train-steps-per-epoch", "3", "--eval-steps-per-epoch", "2",
+                      "--save-dir", str(save_dir), "--log-steps", "0", "--no-resume"])
+    assert result.returncode == 0, result.stderr
+    assert "50000 train / 10000 validation / 10000 test images" in result.stdout
+    assert "best models chosen by validation ELBO" in result.stdout
+    assert result.stdout.strip().splitlines()[-2].startswith("Final validation ELBO: -")
+    config = json.loads((save_dir / "cvae_config.json").read_text())
+    assert config["protocol"] == "dynamic_mnist" and config["slots"]["binarize"] == ["DynamicBinarize"]
+    assert config["data"]["fixed_binarization"] == 0 and config["iw_samples"] == 5000
+    result = run_cli(["evaluate", "--save-dir", str(save_dir), "--n-images", "20"])
+    assert result.returncode == 0, result.stderr
+    assert "IW bound, K=5000 (nats)" in result.stdout
+    metrics = json.loads((save_dir / "metrics.json").read_text())
+    assert metrics["iw_samples"] == 5000 and metrics["n_images"] == 20 and metrics["iw_bound_se"] > 0

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -38,6 +39,22 @@ def test_mlp_pair_is_the_keras_examples_and_takes_widths():
     encoder, decoder = MODELS["mlp"].build(latent_dim=2, widths=[64])
     assert [layer.units for layer in encoder.layers if hasattr(layer, "units")] == [64, 4]
     assert [layer.units for layer in decoder.layers if hasattr(layer, "units")] == [64, 784]
+
+
+def test_the_papers_mlp_is_784_200_200_50_with_tanh_units():
+    """Burda et al. 2016, Appendix C: two deterministic layers of 200 tanh units each way, 50 latent units; the
+    encoder outputs 100 numbers (mean and log-variance), the decoder one logit per pixel."""
+    from pipeline_vae.models import MODELS
+    encoder, decoder = MODELS["mlp_tanh"].build(latent_dim=50)
+    dense = [(layer.units, layer.activation.__name__) for layer in encoder.layers if hasattr(layer, "units")]
+    assert dense == [(200, "tanh"), (200, "tanh"), (100, "linear")]
+    dense = [(layer.units, layer.activation.__name__) for layer in decoder.layers if hasattr(layer, "units")]
+    assert dense == [(200, "tanh"), (200, "tanh"), (784, "linear")]
+    x = tf.random.uniform([3, 28, 28, 1])
+    # The encoder's output by hand: tanh(tanh(x W1 + b1) W2 + b2) W3 + b3.
+    w = [v.numpy() for v in encoder.weights]
+    h = np.tanh(np.tanh(x.numpy().reshape(3, -1) @ w[0] + w[1]) @ w[2] + w[3])
+    np.testing.assert_allclose(encoder(x).numpy(), h @ w[4] + w[5], rtol=1e-4, atol=1e-5)
 
 
 def test_conv_widths_are_parameters():

@@ -64,7 +64,7 @@ def test_resolve_records_the_budget_and_the_evaluation(small_mnist):
     ({"latent_dims": 2}, "unknown setting(s) 'latent_dims'"),
     ({"epochs": 0}, "epochs must be a positive integer, got 0"),
     ({"lr_schedule": "cosine", "lr_plateau": 2}, "lr_schedule and lr_plateau both set the learning rate"),
-    ({"image_size": [8, 8]}, "image_size, channels, test_fraction and split_seed go with data given by name"),
+    ({"image_size": [8, 8]}, "image_size, channels, test_fraction, split_seed and validation_fraction go with data given by name"),
 ])
 def test_resolve_refuses_bad_settings_in_one_line(raw, message, small_mnist):
     with pytest.raises(ValueError) as err:

@@ -41,7 +41,8 @@ def test_a_valid_spec_merges_base_settings_and_builds_ops():
     assert "loss" not in spec.variant("beta").settings  # the slot's op replaces the named loss
     assert spec.variant("mlp").settings == {"latent_dim": 5, "batch_size": 100, "learning_rate": 1e-3,
                                             "lr_schedule": None, "model": "mlp", "widths": [64, 32],
-                                            "loss": "analytic_kl", "likelihood": None, "binarize_threshold": None}
+                                            "loss": "analytic_kl", "likelihood": None, "binarize_threshold": None,
+                                            "protocol": "seed"}
 
 
 def test_json_round_trip_of_the_validated_spec():
@@ -72,7 +73,7 @@ def _error(text: str, path: str = "spec.yaml") -> str:
     ("args: {beta: 4}", "args: {beta: -1}",
      "spec.yaml:16: variants[3].ops.loss.args: BetaVAELoss: BetaVAELoss: beta must be a finite number >= 0"),
     ("set: {model: mlp,", "set: {model: resnet,",
-     "spec.yaml:18: variants[4].set.model: model must be one of conv, mlp, got 'resnet'"),
+     "spec.yaml:18: variants[4].set.model: model must be one of conv, mlp, mlp_tanh, got 'resnet'"),
     ("set: {model: mlp,", "sett: {model: mlp,",
      "spec.yaml:18: variants[4].sett: unknown key 'sett'; expected one of name, description, ops, set"),
     ("budget: {epochs: 2,", "budget: {epochs: 0,", "spec.yaml:4: budget.epochs: epochs must be a positive integer"),
