@@ -253,6 +253,8 @@ def get_estimator(epochs: int = settings.default("epochs"),
                   channels: Optional[int] = None,
                   test_fraction: float = settings.default("test_fraction"),
                   split_seed: int = settings.default("split_seed"),
+                  validation_fraction: Optional[float] = None,
+                  protocol: str = settings.default("protocol"),
                   mixed_precision: bool = False,
                   jit: bool = False,
                   traces: Sequence[Trace] = (),
@@ -309,7 +311,12 @@ def get_estimator(epochs: int = settings.default("epochs"),
         image_size: (H, W) to resize a folder's images to.
         channels: 1 or 3 to convert images to (None: follow the data).
         test_fraction: Share held out for testing when the data has no test split (seeded by `split_seed`).
-        split_seed: Seed of that split.
+        split_seed: Seed of that split (and of the validation split).
+        validation_fraction: Hold out this share of the training images as a validation split, on which the logged
+            `elbo`, the best models and early stopping are decided (None: the test split, the seed's behaviour).
+        protocol: "seed" (the tutorial's) or "dynamic_mnist" (the literature's dynamically binarized MNIST: fresh
+            draws of the training images, 10000 of them held out for validation, validation and test images
+            binarized once by a seeded draw, IW bound at K = 5000; see docs/usage.md).
         mixed_precision: FE's mixed precision for both models (`fe.build(mixed_precision=True)`: float16 compute,
             float32 weights, float32 model outputs so the losses stay float32, dynamic loss scaling). For GPUs; it
             runs on a CPU, slowly.
@@ -334,6 +341,7 @@ def get_estimator(epochs: int = settings.default("epochs"),
                                   tensorboard=tensorboard, loss=loss, model=model, widths=widths, resume=resume,
                                   likelihood=likelihood, binarize_threshold=binarize_threshold, image_size=image_size,
                                   channels=channels, test_fraction=test_fraction, split_seed=split_seed,
+                                  validation_fraction=validation_fraction, protocol=protocol,
                                   mixed_precision=mixed_precision, jit=jit), data, ops)
     return build_estimator(config, images, save_dir=save_dir, ops=ops, traces=traces, log=log)
 
