@@ -67,6 +67,34 @@ def monte_carlo_kl(z: tf.Tensor, mean: tf.Tensor, logvar: tf.Tensor) -> tf.Tenso
     return log_normal_pdf(z, mean, logvar) - log_normal_pdf(z, 0.0, 0.0)
 
 
+def log_normal_mixture(z: tf.Tensor, means: tf.Tensor, logvars: tf.Tensor) -> tf.Tensor:
+    """Log-density of an equally weighted mixture of C diagonal Gaussians, at each point.
+
+    log p(z) = log (1/C sum_c N(z; mu_c, diag(exp(logvar_c)))), computed stably with `log_mean_exp` over the
+    components. The mixture-of-Gaussians prior's density, and the VampPrior's (Tomczak & Welling 2018, Eq. 9: the
+    components are the posteriors of its pseudo-inputs).
+
+    Args:
+        z: Points, [..., L].
+        means: The components' means, [C, L].
+        logvars: Their log-variances, [C, L].
+
+    Returns:
+        log p(z) per point, [...].
+    """
+    z = tf.convert_to_tensor(z, tf.float32)
+    return log_mean_exp(log_normal_pdf(z[..., None, :], means, logvars), axis=-1)  # [..., C] -> [...]
+
+
+def gaussian_negative_entropy(logvar: tf.Tensor) -> tf.Tensor:
+    """E_q[log q(z)] of a diagonal Gaussian q in closed form: -1/2 sum_d (1 + log(2 pi) + logvar_d), over the last axis.
+
+    With a one-sample estimate of E_q[-log p(z)] it gives the KL to any prior p whose density has no closed-form KL
+    (`AnalyticKLLoss` with a learned prior).
+    """
+    return -0.5 * tf.reduce_sum(1.0 + LOG_2PI + tf.convert_to_tensor(logvar, tf.float32), axis=-1)
+
+
 def log_mean_exp(values: tf.Tensor, axis: int = 0) -> tf.Tensor:
     """log(1/K sum_k exp(values_k)) along `axis` (K its length), computed stably with log-sum-exp.
 

@@ -187,6 +187,42 @@ def build_tanh_mlp_decoder(latent_dim: int = LATENT_DIM, widths: Sequence[int] =
     return build_mlp_decoder(latent_dim, widths, image_shape, out_channels, activation="tanh")
 
 
+def build_mixture_prior(components: int, latent_dim: int = LATENT_DIM) -> tf.keras.Model:
+    """The parameters of `ops.MixturePrior` as a Keras model of standard layers (so its file loads as weights):
+    ones [B, 1] -> [B, 2 * C * L], the C means (initialized N(0, 1), spread over the prior's region) then the C
+    log-variances (initialized 0), row by row. Each Dense layer's kernel *is* the parameter.
+
+    Raises:
+        ValueError: If `components` or `latent_dim` is not a positive integer.
+    """
+    latent_dim = _check_latent_dim(latent_dim)
+    if isinstance(components, bool) or not isinstance(components, int) or components < 1:
+        raise ValueError(f"components must be a positive integer, got {components!r}")
+    ones = tf.keras.Input(shape=(1, ))
+    means = tf.keras.layers.Dense(components * latent_dim, use_bias=False, name="means",
+                                  kernel_initializer=tf.keras.initializers.RandomNormal(0.0, 1.0, seed=None))(ones)
+    logvars = tf.keras.layers.Dense(components * latent_dim, use_bias=False, name="logvars",
+                                    kernel_initializer="zeros")(ones)
+    return tf.keras.Model(ones, tf.keras.layers.Concatenate(name="mixture")([means, logvars]), name="prior")
+
+
+def build_pseudo_inputs(components: int, image_shape: Sequence[int] = IMAGE_SHAPE) -> tf.keras.Model:
+    """The pseudo-inputs of `ops.VampPrior` as a Keras model of standard layers: ones [B, 1] -> sigmoid of a Dense
+    kernel, [B, K * H * W * C] in (0, 1), read as K images. Initialized near 0.5 (kernel N(0, 0.01)).
+
+    Raises:
+        ValueError: If `components` is not a positive integer or `image_shape` not three positive integers.
+    """
+    image_shape = check_image_shape(image_shape)
+    if isinstance(components, bool) or not isinstance(components, int) or components < 1:
+        raise ValueError(f"components must be a positive integer, got {components!r}")
+    ones = tf.keras.Input(shape=(1, ))
+    size = components * image_shape[0] * image_shape[1] * image_shape[2]
+    values = tf.keras.layers.Dense(size, use_bias=False, activation="sigmoid", name="pseudo_inputs",
+                                   kernel_initializer=tf.keras.initializers.RandomNormal(0.0, 0.01))(ones)
+    return tf.keras.Model(ones, values, name="prior")
+
+
 MODELS: Dict[str, ModelFamily] = {
     "conv": ModelFamily(build_encoder, build_decoder, CONV_WIDTHS, check_shape=_check_conv_depth),
     "mlp": ModelFamily(build_mlp_encoder, build_mlp_decoder, MLP_WIDTHS),

@@ -49,6 +49,11 @@ if TYPE_CHECKING:
 
 
 @functools.lru_cache(maxsize=None)
+#: Ops a spec cannot name: they hold models the graph builds (a learned prior: set `prior` instead) or are the graph's
+#: own (`JointGradientOp`).
+BUILT_BY_THE_GRAPH = ("JointGradientOp", "MixturePrior", "VampPrior")
+
+
 def known_ops() -> Dict[str, type]:
     """The ops a spec can name: every TensorOp class exported by the `ops` package that fits a slot (importing them
     imports TensorFlow). Also available as `OPS`."""
@@ -57,7 +62,7 @@ def known_ops() -> Dict[str, type]:
     import ops as ops_package
     exported = {name: getattr(ops_package, name) for name in ops_package.__all__}
     return {name: obj for name, obj in exported.items()
-            if inspect.isclass(obj) and issubclass(obj, TensorOp) and name != "JointGradientOp"}
+            if inspect.isclass(obj) and issubclass(obj, TensorOp) and name not in BUILT_BY_THE_GRAPH}
 
 
 def __getattr__(name: str) -> Any:

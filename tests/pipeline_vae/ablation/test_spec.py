@@ -54,7 +54,7 @@ def test_json_round_trip_of_the_validated_spec():
 def test_the_registry_holds_every_op_of_the_ops_package():
     assert {"CVAELoss", "AnalyticKLLoss", "BetaVAELoss", "KLWarmupLoss", "IWAELoss", "Binarize", "DynamicBinarize",
             "ReparameterizeOp", "DeterministicReparameterizeOp", "MultiSampleReparameterizeOp", "Rescale",
-            "SplitOp"} == set(OPS)
+            "SplitOp", "StandardNormalPrior"} == set(OPS)
 
 
 def _error(text: str, path: str = "spec.yaml") -> str:
