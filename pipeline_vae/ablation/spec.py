@@ -48,12 +48,12 @@ if TYPE_CHECKING:
     from fastestimator.op.tensorop.tensorop import TensorOp
 
 
-@functools.lru_cache(maxsize=None)
 #: Ops a spec cannot name: they hold models the graph builds (a learned prior: set `prior` instead) or are the graph's
 #: own (`JointGradientOp`).
 BUILT_BY_THE_GRAPH = ("JointGradientOp", "MixturePrior", "VampPrior")
 
 
+@functools.lru_cache(maxsize=None)
 def known_ops() -> Dict[str, type]:
     """The ops a spec can name: every TensorOp class exported by the `ops` package that fits a slot (importing them
     imports TensorFlow). Also available as `OPS`."""
