@@ -1,9 +1,11 @@
 """AnalyticKLLoss: the negative ELBO with the KL term in closed form."""
+from typing import Optional
+
 import tensorflow as tf
 from fastestimator.util.traceability_util import traceable
 
 from ops.cvae_loss import CVAELoss
-from ops.densities import kl_to_standard_normal
+from ops.densities import kl_to_prior
 
 
 @traceable()
@@ -13,8 +15,12 @@ class AnalyticKLLoss(CVAELoss):
     loss = -log p(x|z) + 1/2 sum_d (exp(logvar_d) + mean_d^2 - 1 - logvar_d) (Kingma & Welling 2014, Eq. 10). Same
     inputs (x, x_logit, mean, logvar, z), outputs and expectation as `CVAELoss`, with lower variance: only the
     reconstruction term is still a one-sample estimate. Arguments as for `CVAELoss`.
+
+    With a learned prior (a sixth input, log p(z)) the KL has no closed form: E_q[log q(z|x)] is still exact and only
+    E_q[-log p(z)] is estimated at the sample (`ops.densities.kl_to_prior`).
     """
-    def kl_term(self, mean: tf.Tensor, logvar: tf.Tensor, z: tf.Tensor) -> tf.Tensor:
-        """The exact KL per example, [B] (`z` is not needed)."""
+    def kl_term(self, mean: tf.Tensor, logvar: tf.Tensor, z: tf.Tensor,
+                log_pz: Optional[tf.Tensor] = None) -> tf.Tensor:
+        """The KL per example, [B]: exact for the standard normal (`z` is not needed)."""
         del z
-        return kl_to_standard_normal(mean, logvar)
+        return kl_to_prior(mean, logvar, log_pz)

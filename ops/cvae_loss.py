@@ -20,10 +20,13 @@ class CVAELoss(LossOp):
     N(0, I) and q(z|x) is N(mean, diag(exp(logvar))), logvar clipped to [-30, 20]. Variants override `reconstruction_term`, `kl_term` or
     `kl_weight` (the factor on the KL term: 1 here, beta for the beta-VAE and KL warm-up variants).
 
+    With a learned prior (the `prior` slot: `MixturePrior`, `VampPrior`) a sixth key holds log p(z) of each sample,
+    [B]; `build_graph` adds it (`bind_prior`), and the KL term uses it instead of the standard normal's density.
+
     Args:
         inputs: Five keys, in order (x, x_logit, mean, logvar, z): targets [B, H, W, C] in 0..1, the decoder output
             [B, H, W, C * params] (the likelihood's parameters: logits for the Bernoulli), posterior mean and
-            log-variance [B, L], and the sample z [B, L].
+            log-variance [B, L], and the sample z [B, L]; optionally a sixth, log p(z) per sample [B].
         outputs: Key to write the loss to.
         mode: What mode(s) to execute this Op in. For example, "train", "eval", "test", or "infer". To execute
             regardless of mode, pass None. To execute in all modes except for a particular one, you can pass an argument
@@ -37,7 +40,7 @@ class CVAELoss(LossOp):
             `ops.names.DEFAULT_LIKELIHOOD`, the seed's Bernoulli.
 
     Raises:
-        ValueError: If `inputs` is not five keys, `likelihood` is unknown, the Network is not TensorFlow, or (when the
+        ValueError: If `inputs` is not five or six keys, `likelihood` is unknown, the Network is not TensorFlow, or (when the
             graph is traced) x_logit does not hold the likelihood's parameters for x, or mean, logvar and z differ in
             shape.
     """
@@ -54,15 +57,20 @@ class CVAELoss(LossOp):
         except ValueError as err:
             raise ValueError(f"{type(self).__name__}: {err}") from None
         self.likelihood_given = likelihood is not None
-        if len(self.inputs) != 5 or len(self.outputs) != 1:
-            raise ValueError(f"{type(self).__name__}: needs 5 inputs (x, x_logit, mean, logvar, z) and 1 output, got "
-                             f"inputs={self.inputs}, outputs={self.outputs}")
+        if len(self.inputs) not in (5, 6) or len(self.outputs) != 1:
+            raise ValueError(f"{type(self).__name__}: needs 5 inputs (x, x_logit, mean, logvar, z), or 6 with "
+                             f"log p(z), and 1 output, got inputs={self.inputs}, outputs={self.outputs}")
 
     def bind_likelihood(self, name: str) -> None:
         """Use the run's likelihood `name` if the constructor was given none; a given one stays (and the graph
         builder refuses it when it differs from the run's)."""
         if not self.likelihood_given:
             self.likelihood = get_likelihood(name)
+
+    def bind_prior(self, key: str) -> None:
+        """Read log p(z) from `key` (the `prior` slot's output) if the op was not given a sixth input."""
+        if len(self.inputs) == 5:
+            self.inputs.append(key)
 
     def build(self, framework: str, device: Optional[torch.device] = None) -> None:
         require_tf(type(self).__name__, framework)
@@ -71,9 +79,11 @@ class CVAELoss(LossOp):
         """log p(x|z) per example, [B], under the op's likelihood."""
         return self.likelihood.log_prob(x, x_logit)
 
-    def kl_term(self, mean: tf.Tensor, logvar: tf.Tensor, z: tf.Tensor) -> tf.Tensor:
-        """The KL(q(z|x) || p(z)) estimate per example, [B]: here log q(z|x) - log p(z) at the one sample z."""
-        return monte_carlo_kl(z, mean, logvar)
+    def kl_term(self, mean: tf.Tensor, logvar: tf.Tensor, z: tf.Tensor,
+                log_pz: Optional[tf.Tensor] = None) -> tf.Tensor:
+        """The KL(q(z|x) || p(z)) estimate per example, [B]: here log q(z|x) - log p(z) at the one sample z (p: the
+        prior whose log-density `log_pz` holds, else the standard normal)."""
+        return monte_carlo_kl(z, mean, logvar, log_pz)
 
     def kl_weight(self, state: Dict[str, Any]) -> Union[float, tf.Tensor]:
         """The factor on the KL term for this step (1: the ELBO). `state` is FE's (it has "mode" and "epoch")."""
@@ -81,12 +91,15 @@ class CVAELoss(LossOp):
         return 1.0
 
     def forward(self, data: List[tf.Tensor], state: Dict[str, Any]) -> tf.Tensor:
-        x, x_logit, mean, logvar, z = data
+        x, x_logit, mean, logvar, z = data[:5]
+        log_pz = data[5] if len(data) > 5 else None
         check_decoder_output(self.likelihood, x.shape, x_logit.shape,
                              f"{type(self).__name__}: '{self.inputs[1]}' for '{self.inputs[0]}'")
         if not (mean.shape.is_compatible_with(logvar.shape) and mean.shape.is_compatible_with(z.shape)):
             raise ValueError(f"{type(self).__name__}: mean {mean.shape}, logvar {logvar.shape} and z {z.shape} must "
                              "have the same shape")
         logvar = clamp_logvar(logvar)  # [-30, 20]: exp(logvar) and exp(-logvar) stay finite in float32
-        loss = -self.reconstruction_term(x, x_logit) + self.kl_weight(state) * self.kl_term(mean, logvar, z)
+        # (a subclass written before priors overrides kl_term(mean, logvar, z): it is called that way without one)
+        kl = self.kl_term(mean, logvar, z) if log_pz is None else self.kl_term(mean, logvar, z, log_pz)
+        loss = -self.reconstruction_term(x, x_logit) + self.kl_weight(state) * kl
         return tf.reduce_mean(loss) if self.average_loss else loss

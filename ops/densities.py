@@ -50,8 +50,8 @@ def reparameterize(mean: tf.Tensor, logvar: tf.Tensor, eps: tf.Tensor) -> tf.Ten
     return eps * tf.exp(logvar * 0.5) + mean
 
 
-def monte_carlo_kl(z: tf.Tensor, mean: tf.Tensor, logvar: tf.Tensor) -> tf.Tensor:
-    """The one-sample estimate of KL(q(z|x) || N(0, I)) at a sample z: log q(z|x) - log p(z), summed over the last axis.
+def monte_carlo_kl(z: tf.Tensor, mean: tf.Tensor, logvar: tf.Tensor, log_pz: Optional[tf.Tensor] = None) -> tf.Tensor:
+    """The one-sample estimate of KL(q(z|x) || p(z)) at a sample z: log q(z|x) - log p(z), summed over the last axis.
 
     Minus it, added to log p(x|z), is the log importance weight log p(x, z) - log q(z|x) of the IW bound (Burda et al.
     2016, Eq. 8), whose average over one sample is the Monte Carlo ELBO.
@@ -60,11 +60,13 @@ def monte_carlo_kl(z: tf.Tensor, mean: tf.Tensor, logvar: tf.Tensor) -> tf.Tenso
         z: Samples, [..., L].
         mean: Posterior means, broadcastable to `z`.
         logvar: Posterior log-variances, broadcastable to `z`.
+        log_pz: log p(z) of each sample under the prior, [...] (the `prior` slot's output); None: the standard normal.
 
     Returns:
         log q(z|x) - log p(z) per sample, [...].
     """
-    return log_normal_pdf(z, mean, logvar) - log_normal_pdf(z, 0.0, 0.0)
+    log_prior = log_normal_pdf(z, 0.0, 0.0) if log_pz is None else tf.cast(log_pz, tf.float32)
+    return log_normal_pdf(z, mean, logvar) - log_prior
 
 
 def log_normal_mixture(z: tf.Tensor, means: tf.Tensor, logvars: tf.Tensor) -> tf.Tensor:
@@ -308,9 +310,20 @@ def check_decoder_output(likelihood: Likelihood, x_shape: tf.TensorShape, out_sh
                          f"({likelihood.params} value(s) per image channel) for images {x_shape}, got {out_shape}")
 
 
-def log_importance_weights(log_px: tf.Tensor, z: tf.Tensor, mean: tf.Tensor, logvar: tf.Tensor) -> tf.Tensor:
-    """log p(x, z) - log q(z|x) = log p(x|z) - (log q(z|x) - log p(z)): the log weight of each sample z."""
-    return log_px - monte_carlo_kl(z, mean, logvar)
+def log_importance_weights(log_px: tf.Tensor, z: tf.Tensor, mean: tf.Tensor, logvar: tf.Tensor,
+                           log_pz: Optional[tf.Tensor] = None) -> tf.Tensor:
+    """log p(x, z) - log q(z|x) = log p(x|z) - (log q(z|x) - log p(z)): the log weight of each sample z (the prior's
+    `log_pz`, else the standard normal's)."""
+    return log_px - monte_carlo_kl(z, mean, logvar, log_pz)
+
+
+def kl_to_prior(mean: tf.Tensor, logvar: tf.Tensor, log_pz: Optional[tf.Tensor] = None) -> tf.Tensor:
+    """KL(q(z|x) || p(z)) with as much in closed form as the prior allows: exact for the standard normal (`log_pz`
+    None, `kl_to_standard_normal`); for any other prior E_q[log q] exactly (`gaussian_negative_entropy`) minus the
+    one-sample log p(z) at the sample the prior's `log_pz` was taken at."""
+    if log_pz is None:
+        return kl_to_standard_normal(mean, logvar)
+    return gaussian_negative_entropy(logvar) - tf.cast(log_pz, tf.float32)
 
 
 def bits_per_dim_of(likelihood: str, log_likelihood_nats: float, dims: int, binarized: bool) -> Optional[float]:

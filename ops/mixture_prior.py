@@ -4,7 +4,7 @@ from typing import Iterable, Tuple, Union
 import tensorflow as tf
 from fastestimator.util.traceability_util import traceable
 
-from ops.densities import clamp_logvar, log_normal_mixture
+from ops.densities import clamp_logvar, log_normal_mixture, reparameterize
 from ops.standard_normal_prior import StandardNormalPrior
 
 
@@ -61,3 +61,11 @@ class MixturePrior(StandardNormalPrior):
         z = tf.convert_to_tensor(z, tf.float32)
         means, logvars = self.mixture(z.shape[-1])
         return log_normal_mixture(z, means, logvars)
+
+    def sample(self, eps: tf.Tensor, u: tf.Tensor) -> tf.Tensor:
+        """Draws from the mixture: component floor(u * C) of each row, then its mean + exp(logvar / 2) * eps."""
+        eps = tf.convert_to_tensor(eps, tf.float32)
+        means, logvars = self.mixture(eps.shape[-1])
+        index = tf.minimum(tf.cast(tf.floor(tf.convert_to_tensor(u, tf.float32) * self.components), tf.int32),
+                           self.components - 1)
+        return reparameterize(tf.gather(means, index), tf.gather(logvars, index), eps)

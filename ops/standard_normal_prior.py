@@ -49,6 +49,12 @@ class StandardNormalPrior(TensorOp):
         """log p(z) for z [..., L], summed over the last axis: [...]."""
         return log_normal_pdf(z, 0.0, 0.0)
 
+    def sample(self, eps: tf.Tensor, u: tf.Tensor) -> tf.Tensor:
+        """Draws from the prior, from given noise (so a seeded NumPy generator makes them repeatable): eps [N, L]
+        standard normal, u [N] uniform in [0, 1) (which picks a mixture's component; unused here)."""
+        del u
+        return tf.convert_to_tensor(eps, tf.float32)
+
     def forward(self, data: tf.Tensor, state: Dict[str, Any]) -> tf.Tensor:
         if data.shape.rank != 2:
             raise ValueError(f"{type(self).__name__}: input '{self.inputs[0]}' must be [N, latent_dim], got shape "

@@ -161,7 +161,8 @@ def get_traces(graph: Graph, save_dir: str, config: Optional[RunConfig] = None) 
     ]
     traces.append(AtomicCSVLogger(filename=os.path.join(save_dir, FILES["log"])))
     if graph.decoder is not None:
-        traces.append(SampleGrid(decoder=graph.decoder, save_dir=save_dir, likelihood=config.likelihood))
+        traces.append(SampleGrid(decoder=graph.decoder, save_dir=save_dir, likelihood=config.likelihood,
+                                 prior=graph.prior))
     if config.tensorboard:
         traces.append(LoggedStepsTensorBoard(log_dir=os.path.join(save_dir, "tensorboard"),
                                              log_steps=config.log_steps))
@@ -255,6 +256,8 @@ def get_estimator(epochs: int = settings.default("epochs"),
                   split_seed: int = settings.default("split_seed"),
                   validation_fraction: Optional[float] = None,
                   protocol: str = settings.default("protocol"),
+                  prior: str = settings.default("prior"),
+                  prior_components: int = settings.default("prior_components"),
                   mixed_precision: bool = False,
                   jit: bool = False,
                   traces: Sequence[Trace] = (),
@@ -317,6 +320,9 @@ def get_estimator(epochs: int = settings.default("epochs"),
         protocol: "seed" (the tutorial's) or "dynamic_mnist" (the literature's dynamically binarized MNIST: fresh
             draws of the training images, 10000 of them held out for validation, validation and test images
             binarized once by a seeded draw, IW bound at K = 5000; see docs/usage.md).
+        prior: The prior p(z): "standard_normal" (the seed's), "mixture" (learned mixture of Gaussians) or "vamp"
+            (VampPrior); a learned prior's parameters train with the models and are saved as `prior_best_loss.h5`.
+        prior_components: Its mixture components or pseudo-inputs.
         mixed_precision: FE's mixed precision for both models (`fe.build(mixed_precision=True)`: float16 compute,
             float32 weights, float32 model outputs so the losses stay float32, dynamic loss scaling). For GPUs; it
             runs on a CPU, slowly.
@@ -341,7 +347,8 @@ def get_estimator(epochs: int = settings.default("epochs"),
                                   tensorboard=tensorboard, loss=loss, model=model, widths=widths, resume=resume,
                                   likelihood=likelihood, binarize_threshold=binarize_threshold, image_size=image_size,
                                   channels=channels, test_fraction=test_fraction, split_seed=split_seed,
-                                  validation_fraction=validation_fraction, protocol=protocol,
+                                  validation_fraction=validation_fraction, protocol=protocol, prior=prior,
+                                  prior_components=prior_components,
                                   mixed_precision=mixed_precision, jit=jit), data, ops)
     return build_estimator(config, images, save_dir=save_dir, ops=ops, traces=traces, log=log)
 

@@ -157,7 +157,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if nan_stop:
         epoch, step, key = nan_stop
         kept = (f"the best model so far is kept ({os.path.join(args.save_dir, 'encoder_best_loss.h5')}, decoder "
-                f"beside it; {config.selection} ELBO {float(history[best_step]):.2f} at step {best_step})" if history else
+                f"beside it; {config.selection} ELBO {float(history[best_step]):.2f} at step {best_step})"
+                if history else
                 "no model was saved (no epoch finished)")
         checkpoint = last_checkpoint_epoch(checkpoints) if resume else 0
         where = f"; last good checkpoint: after epoch {checkpoint}" if checkpoint else ""
@@ -173,7 +174,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                                                         f"{split} batches")
     print(f"Final {split} ELBO: {float(history[last_step]):.2f} nats ({scope}, step {last_step}); "
           f"best: {float(history[best_step]):.2f} nats (step {best_step})")
-    names = (FILES["encoder"], FILES["decoder"], CONFIG_FILE, FILES["log"], FILES["gif"])
+    names = (FILES["encoder"], FILES["decoder"], FILES["prior"], CONFIG_FILE, FILES["log"], FILES["gif"])
     files = [os.path.join(args.save_dir, name) for name in names]
     print("Saved: " + ", ".join(f for f in files if os.path.exists(f)))
     return 0
@@ -392,6 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
     setting("--split-seed", "split_seed")
     setting("--validation-fraction", "validation_fraction", float, metavar="F")
     setting("--protocol", "protocol", str, metavar="{" + ",".join(settings.PROTOCOL_NAMES) + "}")
+    setting("--prior", "prior", str, metavar="{" + ",".join(settings.PRIOR_NAMES) + "}")
+    setting("--prior-components", "prior_components", metavar="K")
     setting("--likelihood", "likelihood", str, metavar="{" + ",".join(settings.LIKELIHOOD_NAMES) + "}")
     setting("--binarize-threshold", "binarize_threshold", float, metavar="T")
     setting("--early-stop", "early_stop", metavar="PATIENCE")

@@ -15,12 +15,12 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from ops import Rescale, SplitOp
+from ops import Rescale, SplitOp, StandardNormalPrior
 from ops.densities import Likelihood, check_decoder_output, clamp_logvar, get_likelihood, reparameterize
 from ops.names import DEFAULT_LIKELIHOOD
 from pipeline_vae.model_files import load_run_model
 from pipeline_vae.run_config import CONFIG_FILE, MNIST_BINARIZE_THRESHOLD, MNIST_SHAPE, ConfigError, RunConfig
-from pipeline_vae.slots import preprocessing_ops
+from pipeline_vae.slots import model_settings, preprocessing_ops, prior_op
 
 
 def to_unit_images(images: np.ndarray, image_shape: Tuple[int, int, int] = MNIST_SHAPE,
@@ -75,6 +75,8 @@ class CVAE:
         binarize_threshold: Images are cut at this grey level after scaling, as in training; None: not cut.
         batch_size: Images (or latent vectors) per model call.
         config: The run's configuration, when loaded from a run folder.
+        prior: The run's `prior` slot op (`ops.StandardNormalPrior`, `MixturePrior`, `VampPrior`): its `log_prob` is
+            log p(z) in the bounds, its `sample` what `generate` decodes. None: the standard normal.
 
     Raises:
         ValueError: If the two models' latent sizes differ or their shapes do not fit each other and the likelihood.
@@ -85,7 +87,8 @@ class CVAE:
                  likelihood: str = DEFAULT_LIKELIHOOD,
                  binarize_threshold: Optional[float] = MNIST_BINARIZE_THRESHOLD,
                  batch_size: int = 1000,
-                 config: Optional[RunConfig] = None) -> None:
+                 config: Optional[RunConfig] = None,
+                 prior: Optional[StandardNormalPrior] = None) -> None:
         self.likelihood: Likelihood = get_likelihood(likelihood)
         enc_out, dec_in = encoder.output_shape[-1], decoder.input_shape[-1]
         if enc_out is None or enc_out % 2:
@@ -102,6 +105,7 @@ class CVAE:
         if binarize_threshold is not None and not 0.0 <= binarize_threshold < 1.0:
             raise ValueError(f"binarize_threshold must be None or in [0, 1), got {binarize_threshold!r}")
         self.encoder, self.decoder, self.config = encoder, decoder, config
+        self.prior = prior if prior is not None else StandardNormalPrior(inputs="z", outputs="log_pz")
         self.image_shape: Tuple[int, int, int] = image_shape
         self.latent_dim = dec_in
         self.threshold, self.batch_size = binarize_threshold, batch_size
@@ -143,8 +147,11 @@ class CVAE:
             raise ConfigError(f"{os.path.join(save_dir, CONFIG_FILE)}: image_shape is {list(config.image_shape)}, but "
                               f"{config.path(save_dir, 'encoder')} takes images {list(encoder.input_shape[1:])}; "
                               "restore the file, or retrain with `pipeline-vae train --fresh`")
+        prior = None
+        if config.prior != "standard_normal":  # a learned prior: its parameters' file, read as weights too
+            prior = prior_op(model_settings(config), load_run_model(save_dir, config, "prior", trust_code), encoder)
         return cls(encoder, decoder, likelihood=config.likelihood, binarize_threshold=config.binarize_threshold,
-                   batch_size=batch_size, config=config)
+                   batch_size=batch_size, config=config, prior=prior)
 
     def _batched(self, fn: Callable[[tf.Tensor], tf.Tensor], x: np.ndarray) -> np.ndarray:
         return np.concatenate([fn(tf.constant(x[i:i + self.batch_size])).numpy()
@@ -225,15 +232,17 @@ class CVAE:
         return self.decode(self.sample_latent(mean, logvar, seed) if sample else mean)
 
     def generate(self, n: int, seed: Optional[int] = None) -> np.ndarray:
-        """Decode `n` draws from the prior N(0, I): mean images, shaped as `decode`.
+        """Decode `n` draws from the run's prior (N(0, I), or its learned prior): mean images, shaped as `decode`.
 
         Raises:
             ValueError: If `n` is not a positive integer.
         """
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}")
-        z = np.random.default_rng(seed).standard_normal((int(n), self.latent_dim)).astype(np.float32)
-        return self.decode(z)
+        rng = np.random.default_rng(seed)
+        eps = rng.standard_normal((int(n), self.latent_dim)).astype(np.float32)
+        z = self.prior.sample(tf.constant(eps), tf.constant(rng.random(int(n)), tf.float32))
+        return self.decode(z.numpy())
 
     def interpolate(self, a: np.ndarray, b: np.ndarray, steps: int = 10) -> np.ndarray:
         """Decode `steps` points on the straight line between the posterior means of images `a` and `b`.

@@ -20,9 +20,9 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from ops import SplitOp
-from ops.densities import (bits_per_dim_of, kl_to_standard_normal, log_importance_weights, log_mean_exp,
-                           monte_carlo_kl, reparameterize)
+from ops import SplitOp, StandardNormalPrior
+from ops.densities import (bits_per_dim_of, kl_to_prior, log_importance_weights, log_mean_exp, monte_carlo_kl,
+                           reparameterize)
 from ops.names import DEFAULT_LIKELIHOOD
 from pipeline_vae.atomic import atomic_path
 from pipeline_vae.inference import CVAE
@@ -55,12 +55,18 @@ class _Evaluator:
 
     @tf.function(reduce_retracing=True)
     def elbo_terms(self, x: tf.Tensor, eps: tf.Tensor):
-        """Per-example log p(x|z) (one sample), MC KL at that sample, analytic KL, posterior mean; x [B, H, W, C]."""
+        """Per-example log p(x|z) (one sample), MC KL at that sample, the KL with as much in closed form as the prior
+        allows (`kl_to_prior`: exact for N(0, I)), posterior mean; x [B, H, W, C]."""
         mean, logvar = self.split.forward(self.vae.encoder(x, training=False), {"mode": "eval"})
         z = reparameterize(mean, logvar, eps)
         recon = self.vae.likelihood.log_prob(x, self.vae.decoder(z, training=False))
-        kl_mc = monte_carlo_kl(z, mean, logvar)
-        return recon, kl_mc, kl_to_standard_normal(mean, logvar), mean
+        log_pz = self.log_prior(z)
+        kl_mc = monte_carlo_kl(z, mean, logvar, log_pz)
+        return recon, kl_mc, kl_to_prior(mean, logvar, log_pz), mean
+
+    def log_prior(self, z: tf.Tensor):
+        """log p(z) under the run's learned prior, or None for the standard normal (whose KL has a closed form)."""
+        return None if type(self.vae.prior) is StandardNormalPrior else self.vae.prior.log_prob(z)
 
     @tf.function(reduce_retracing=True)
     def log_weights(self, x: tf.Tensor, eps: tf.Tensor) -> tf.Tensor:
@@ -72,7 +78,7 @@ class _Evaluator:
         targets = tf.reshape(tf.broadcast_to(x[None], tf.concat([[k], tf.shape(x)], 0)),
                              tf.concat([[k * b], tf.shape(x)[1:]], 0))
         log_px = tf.reshape(self.vae.likelihood.log_prob(targets, params), [k, b])
-        return log_importance_weights(log_px, z, mean[None], logvar[None])
+        return log_importance_weights(log_px, z, mean[None], logvar[None], self.log_prior(z))
 
 
 def progress_bar(total: int, label: str, disable: bool = False) -> tqdm:

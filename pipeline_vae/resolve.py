@@ -137,7 +137,8 @@ def resolve(raw: Optional[Mapping[str, Any]] = None, data: DataArg = None,
                        widths=None if widths is None else tuple(widths), learning_rate=values["learning_rate"],
                        lr_schedule=values["lr_schedule"], batch_size=values["batch_size"], epochs=values["epochs"],
                        seed=values["seed"], loss=loss, mixed_precision=values["mixed_precision"], jit=values["jit"],
-                       protocol=values["protocol"], **{name: values[name] for name in RUN_ONLY})
+                       protocol=values["protocol"], prior=values["prior"],
+                       prior_components=values["prior_components"], **{name: values[name] for name in RUN_ONLY})
     return config, images
 
 

@@ -20,6 +20,8 @@ LR_SCHEDULES: Tuple[str, ...] = ("cosine", )
 #: How a run's MNIST is binarized and its models selected: "seed" (the tutorial's: cut at 0.5, chosen by test ELBO)
 #: or "dynamic_mnist" (the VAE literature's; see `pipeline_vae.resolve.PROTOCOLS`).
 PROTOCOL_NAMES: Tuple[str, ...] = ("seed", "dynamic_mnist")
+#: The priors p(z) a run can name (`pipeline_vae.slots.PRIORS` builds them).
+PRIOR_NAMES: Tuple[str, ...] = ("standard_normal", "mixture", "vamp")
 
 
 def _int(minimum: int, allow_none: bool = False) -> Callable[[Any], bool]:
@@ -101,6 +103,13 @@ SETTINGS: Dict[str, Setting] = {
     "loss": Setting("analytic_kl", _choice(LOSS_NAMES), f"one of {', '.join(LOSS_NAMES)}",
                     "KL term of the loss: closed form (analytic_kl) or the seed's one-sample Monte Carlo estimate "
                     "(mc_kl)"),
+    "prior": Setting("standard_normal", _choice(PRIOR_NAMES), f"one of {', '.join(PRIOR_NAMES)}",
+                     "the prior p(z): standard_normal (the seed's), mixture (a learned mixture of prior_components "
+                     "Gaussians) or vamp (the VampPrior: the mixture of the encoder's posteriors at prior_components "
+                     "learned pseudo-inputs, Tomczak & Welling 2018)"),
+    "prior_components": Setting(500, _int(1), "a positive integer",
+                                "mixture components (mixture) or pseudo-inputs (vamp) of a learned prior (the "
+                                "VampPrior paper's 500 for MNIST)"),
     "likelihood": Setting(None, _choice(LIKELIHOOD_NAMES, True), f"None or one of {', '.join(LIKELIHOOD_NAMES)}",
                           "decoder likelihood: bernoulli, gaussian or discretized_logistic (default: follows the data "
                           "- bernoulli for MNIST and black-and-white images, discretized_logistic for other images)"),
@@ -146,7 +155,8 @@ SETTINGS: Dict[str, Setting] = {
 
 #: The settings an ablation spec's `base` and a variant's `set` may give (the budget has its own section).
 SPEC_SETTINGS: Tuple[str, ...] = ("latent_dim", "batch_size", "learning_rate", "lr_schedule", "model", "widths",
-                                  "loss", "likelihood", "binarize_threshold", "protocol")
+                                  "loss", "likelihood", "binarize_threshold", "protocol", "prior",
+                                  "prior_components")
 
 
 def check(name: str, value: Any) -> Any:

@@ -1,6 +1,6 @@
 """The CVAE op graph as named slots, so an ablation replaces or drops one slot with no other code change.
 
-    rescale -> binarize -> encode -> split -> reparameterize -> decode -> loss   (then one UpdateOp per model)
+    rescale -> binarize -> encode -> split -> reparameterize -> decode -> prior -> loss   (then one UpdateOp per model)
 
 `build_graph(..., ops={"loss": MyLoss(...), "binarize": None})` swaps the loss and drops the binarization. A slot
 takes one TensorOp, a list of TensorOps (expanding the slot), or None (dropping it). Every key an op reads must be
@@ -15,15 +15,15 @@ import tensorflow as tf
 from fastestimator.op.tensorop.model import ModelOp, UpdateOp
 from fastestimator.op.tensorop.tensorop import TensorOp
 
-from ops import (AnalyticKLLoss, Binarize, CVAELoss, DynamicBinarize, JointGradientOp, ReparameterizeOp, Rescale,
-                 SplitOp)
+from ops import (AnalyticKLLoss, Binarize, CVAELoss, DynamicBinarize, JointGradientOp, MixturePrior, ReparameterizeOp,
+                 Rescale, SplitOp, StandardNormalPrior, VampPrior)
 from ops.densities import get_likelihood
 from ops.names import DEFAULT_LIKELIHOOD
 from pipeline_vae import settings as run_settings
-from pipeline_vae.models import DEFAULT_MODEL, IMAGE_SHAPE, MODELS
+from pipeline_vae.models import DEFAULT_MODEL, IMAGE_SHAPE, MODELS, build_mixture_prior, build_pseudo_inputs
 from pipeline_vae.run_config import MNIST_BINARIZE_THRESHOLD, RunConfig
 
-SLOTS: Tuple[str, ...] = ("rescale", "binarize", "encode", "split", "reparameterize", "decode", "loss")
+SLOTS: Tuple[str, ...] = ("rescale", "binarize", "encode", "split", "reparameterize", "decode", "prior", "loss")
 #: What the default Pipeline provides: uint8 images.
 PIPELINE_KEYS: Tuple[str, ...] = ("x", )
 #: The modes the graph is checked in (the modes `get_estimator` runs).
@@ -46,6 +46,10 @@ class ModelSettings:
         mixed_precision: Build the models with FE's mixed precision (float16 compute, float32 outputs).
         dynamic_binarization: The `binarize` slot draws every training image afresh (`DynamicBinarize`, cutting at
             `binarize_threshold` outside training) instead of cutting it at `binarize_threshold`.
+        prior: The prior p(z) (`pipeline_vae.settings.PRIOR_NAMES`): "standard_normal" leaves the `prior` slot empty
+            (the losses' own N(0, I)); "mixture" and "vamp" put a `MixturePrior` or `VampPrior` there, with a model
+            of their parameters.
+        prior_components: Its mixture components or pseudo-inputs.
     """
     latent_dim: int = run_settings.default("latent_dim")
     learning_rate: float = run_settings.default("learning_rate")
@@ -56,6 +60,8 @@ class ModelSettings:
     binarize_threshold: Optional[float] = MNIST_BINARIZE_THRESHOLD
     mixed_precision: bool = False
     dynamic_binarization: bool = False
+    prior: str = run_settings.default("prior")
+    prior_components: int = run_settings.default("prior_components")
 
 
 def float32_output(model: tf.keras.Model) -> tf.keras.Model:
@@ -66,13 +72,18 @@ def float32_output(model: tf.keras.Model) -> tf.keras.Model:
 
 
 def make_model(kind: str, settings: ModelSettings) -> tf.keras.Model:
-    """The plain Keras encoder or decoder `settings` describe (no optimizer): what `build_model` compiles, and what
+    """The plain Keras encoder, decoder or prior (a learned prior's parameters) `settings` describe (no optimizer):
+    what `build_model` compiles, and what
     `pipeline_vae.model_files` rebuilds to read a saved model's weights into. Call it under the dtype policy the
     models train with (`fe.build` sets mixed_float16 for mixed precision).
 
     Raises:
         KeyError: If the model family is unknown (`build_model` checks names first).
     """
+    if kind == "prior":
+        model = (build_mixture_prior(settings.prior_components, settings.latent_dim) if settings.prior == "mixture"
+                 else build_pseudo_inputs(settings.prior_components, settings.image_shape))
+        return float32_output(model) if settings.mixed_precision else model
     family = MODELS[settings.model]
     widths = settings.widths or family.widths
     if kind == "encoder":
@@ -87,7 +98,8 @@ def model_settings(config: RunConfig) -> ModelSettings:
     """The default models' settings of a run, from its configuration."""
     return ModelSettings(config.latent_dim, config.learning_rate, config.model, config.widths,
                          tuple(config.image_shape), config.likelihood, config.binarize_threshold,
-                         config.mixed_precision, config.protocol == "dynamic_mnist")
+                         config.mixed_precision, config.protocol == "dynamic_mnist", config.prior,
+                         config.prior_components)
 
 
 def build_model(kind: str, settings: ModelSettings) -> tf.keras.Model:
@@ -104,8 +116,8 @@ def build_model(kind: str, settings: ModelSettings) -> tf.keras.Model:
     Raises:
         ValueError: If `kind`, the model or the likelihood is unknown, or a setting is invalid for the images.
     """
-    if kind not in ("encoder", "decoder"):
-        raise ValueError(f"kind must be 'encoder' or 'decoder', got {kind!r}")
+    if kind not in ("encoder", "decoder", "prior"):
+        raise ValueError(f"kind must be 'encoder', 'decoder' or 'prior', got {kind!r}")
     if settings.model not in MODELS:
         raise ValueError(f"unknown model {settings.model!r}; expected one of {', '.join(sorted(MODELS))}")
     lr = run_settings.check("learning_rate", settings.learning_rate)
@@ -137,7 +149,21 @@ DEFAULT_OPS: Dict[str, Callable[[ModelSettings], Optional[TensorOp]]] = {
     "split": lambda s: SplitOp(inputs="meanlogvar", outputs=("mean", "logvar")),
     "reparameterize": lambda s: ReparameterizeOp(inputs=("mean", "logvar"), outputs="z"),
     "decode": lambda s: ModelOp(model=build_model("decoder", s), inputs="z", outputs="x_logit"),
+    "prior": lambda s: None if s.prior == "standard_normal" else prior_op(s, build_model("prior", s)),
 }
+
+
+def prior_op(settings: ModelSettings, model: Optional[tf.keras.Model] = None,
+             encoder: Optional[tf.keras.Model] = None) -> TensorOp:
+    """The `prior` slot's op for `settings.prior` (z -> log_pz): `StandardNormalPrior`, or a `MixturePrior` /
+    `VampPrior` over `model` (its parameters: `make_model("prior", settings)`, trained or loaded), the VampPrior with
+    `encoder` (None: `build_graph` binds the encode slot's). What training runs and what evaluation loads."""
+    if settings.prior == "standard_normal":
+        return StandardNormalPrior(inputs="z", outputs="log_pz")
+    if settings.prior == "mixture":
+        return MixturePrior(model, settings.prior_components, inputs="z", outputs="log_pz")
+    return VampPrior(model, settings.prior_components, settings.image_shape, encoder=encoder, inputs="z",
+                     outputs="log_pz")
 
 
 #: The slots that turn the Pipeline's uint8 images into what the encoder sees (and the loss scores).
@@ -174,6 +200,12 @@ class Graph:
         """The model of the "decode" slot's ModelOp (None if that slot holds no ModelOp)."""
         models = [op.model for name, op in self.named_ops if name == "decode" and isinstance(op, ModelOp)]
         return models[-1] if models else None
+
+    @property
+    def prior(self) -> Optional[TensorOp]:
+        """The "prior" slot's op (None if the slot is empty: the standard normal)."""
+        priors = [op for name, op in self.named_ops if name == "prior"]
+        return priors[-1] if priors else None
 
     def describe(self) -> Dict[str, List[str]]:
         """Slot name -> class names of its ops (for the run's config file and messages)."""
@@ -250,7 +282,9 @@ def build_graph(latent_dim: int = run_settings.default("latent_dim"),
                 likelihood: str = DEFAULT_LIKELIHOOD,
                 binarize_threshold: Optional[float] = MNIST_BINARIZE_THRESHOLD,
                 mixed_precision: bool = False,
-                dynamic_binarization: bool = False) -> Graph:
+                dynamic_binarization: bool = False,
+                prior: str = run_settings.default("prior"),
+                prior_components: int = run_settings.default("prior_components")) -> Graph:
     """Assemble the slots (defaults, replaced or dropped as `ops` says) plus one UpdateOp per model, and check it.
 
     Args:
@@ -274,6 +308,10 @@ def build_graph(latent_dim: int = run_settings.default("latent_dim"),
             Not with `joint_update` (its single backward pass does not scale the loss).
         dynamic_binarization: The default `binarize` slot is `DynamicBinarize` (a fresh draw of every training image
             at every step; cut at `binarize_threshold` in the other modes), as protocol "dynamic_mnist" trains.
+        prior: The default `prior` slot: "standard_normal" (empty: the losses use N(0, I)), "mixture" or "vamp". A
+            prior op's output (log p(z)) is given to the loss ops (`bind_prior`), and a `VampPrior` given no encoder
+            gets the encode slot's.
+        prior_components: Its components or pseudo-inputs.
 
     Returns:
         The checked graph.
@@ -298,7 +336,8 @@ def build_graph(latent_dim: int = run_settings.default("latent_dim"),
         ops["loss"] = LOSSES[loss](inputs=("x", "x_logit", "mean", "logvar", "z"), outputs="loss",
                                    likelihood=likelihood)
     settings = ModelSettings(latent_dim, learning_rate, model, None if widths is None else tuple(widths),
-                             tuple(image_shape), likelihood, binarize_threshold, mixed_precision, dynamic_binarization)
+                             tuple(image_shape), likelihood, binarize_threshold, mixed_precision, dynamic_binarization,
+                             prior, prior_components)
     named_ops: List[Tuple[str, TensorOp]] = []
     for name in SLOTS:
         value = ops[name] if name in ops else DEFAULT_OPS[name](settings)
@@ -310,10 +349,12 @@ def build_graph(latent_dim: int = run_settings.default("latent_dim"),
         if name == "loss" and used != likelihood:
             raise ValueError(f"slot 'loss' ({type(op).__name__}) uses the {used} likelihood but the run's is "
                              f"{likelihood}; pass likelihood={likelihood!r} to the op")
+    _bind_prior(named_ops)
     models: List[tf.keras.Model] = []
     for _, op in named_ops:
-        if isinstance(op, ModelOp) and op.model not in models:
-            models.append(op.model)
+        for model in ([op.model] if isinstance(op, ModelOp) else sorted(op.get_fe_models(), key=id)):
+            if model not in models:
+                models.append(model)
     loss_ops = [op for name, op in named_ops if name == "loss"]
     loss_key = loss_ops[-1].outputs[0] if loss_ops else "loss"
     if joint_update and models:
@@ -325,6 +366,20 @@ def build_graph(latent_dim: int = run_settings.default("latent_dim"),
         named_ops.extend(("update", UpdateOp(model=model, loss_name=loss_key)) for model in models)
     check_graph(named_ops, input_keys)
     return Graph(named_ops=named_ops, models=models, loss_key=loss_key)
+
+
+def _bind_prior(named_ops: List[Tuple[str, TensorOp]]) -> None:
+    """Give the loss ops the `prior` slot's log p(z) key, and a VampPrior without an encoder the encode slot's."""
+    priors = [op for name, op in named_ops if name == "prior"]
+    if not priors:
+        return
+    encoders = [op.model for name, op in named_ops if name == "encode" and isinstance(op, ModelOp)]
+    for op in priors:
+        if hasattr(op, "bind_encoder") and encoders:
+            op.bind_encoder(encoders[0])
+    for name, op in named_ops:
+        if name == "loss" and hasattr(op, "bind_prior"):
+            op.bind_prior(priors[-1].outputs[0])
 
 
 def graph_for(config: RunConfig, ops: Optional[Mapping[str, SlotValue]] = None,
@@ -339,4 +394,5 @@ def graph_for(config: RunConfig, ops: Optional[Mapping[str, SlotValue]] = None,
                        loss=config.loss or DEFAULT_LOSS, model=config.model, widths=config.widths,
                        image_shape=config.image_shape, likelihood=config.likelihood,
                        binarize_threshold=config.binarize_threshold, mixed_precision=config.mixed_precision,
-                       dynamic_binarization=config.protocol == "dynamic_mnist")
+                       dynamic_binarization=config.protocol == "dynamic_mnist", prior=config.prior,
+                       prior_components=config.prior_components)

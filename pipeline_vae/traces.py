@@ -5,7 +5,7 @@ at the logged steps, and a per-epoch callback (a trial's progress for Ray Tune).
 import io
 import os
 import warnings
-from typing import Callable, Iterable, List, Optional, Union
+from typing import Any, Callable, Iterable, List, Optional, Union
 
 import numpy as np
 import tensorflow as tf
@@ -174,27 +174,37 @@ class SampleGrid(Trace):
         save_dir: The run folder.
         likelihood: The decoder likelihood; the grids show its mean image.
         n: How many digits per grid (a square grid is made).
-        seed: Seed of the fixed latent vectors z ~ N(0, I).
+        seed: Seed of the fixed noise: z ~ N(0, I), or, with a learned `prior`, its draws from that same noise
+            (the prior itself changes as it trains).
+        prior: The run's `prior` slot op (None: the standard normal).
 
     Raises:
         ValueError: If `n` is not a positive integer.
     """
     def __init__(self, decoder: tf.keras.Model, save_dir: str, n: int = 16, seed: int = 0,
-                 likelihood: str = DEFAULT_LIKELIHOOD) -> None:
+                 likelihood: str = DEFAULT_LIKELIHOOD, prior: Optional[Any] = None) -> None:
         super().__init__(mode="eval")
         self.likelihood = get_likelihood(likelihood)
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"SampleGrid: n must be a positive integer, got {n!r}")
         self.decoder, self.save_dir, self.n, self.seed = decoder, save_dir, n, seed
-        self.z = np.random.default_rng(seed).standard_normal((n, decoder.input_shape[-1])).astype(np.float32)
+        rng = np.random.default_rng(seed)
+        self.z = rng.standard_normal((n, decoder.input_shape[-1])).astype(np.float32)
+        self.u, self.prior = rng.random(n).astype(np.float32), prior
         self.last_epoch = 0
+
+    def latents(self) -> tf.Tensor:
+        """The latent vectors decoded now: the fixed z, or the prior's draws from the fixed noise (as it is now)."""
+        if self.prior is None:
+            return tf.constant(self.z)
+        return self.prior.sample(tf.constant(self.z), tf.constant(self.u))
 
     def frame_path(self, epoch: int) -> str:
         """Where the grid of `epoch` goes (0: before training)."""
         return os.path.join(self.save_dir, plots.SAMPLES_DIR, f"epoch_{epoch:03d}.png")
 
     def _save(self, epoch: int) -> None:
-        images = self.likelihood.mean(self.decoder(self.z, training=False)).numpy()
+        images = self.likelihood.mean(self.decoder(self.latents(), training=False)).numpy()
         plots.plot_sample_grid(images, self.frame_path(epoch), f"epoch {epoch}" if epoch else "before training",
                                ink=self.likelihood.name == "bernoulli")
         self.last_epoch = epoch

@@ -33,7 +33,9 @@ def test_default_graph_is_the_seed_op_list():
     assert [(u.model.model_name, u.gradients) for u in updates] == [("encoder", "gradient_encoder"),
                                                                     ("decoder", "gradient_decoder")]
     assert graph.loss_key == "loss"
-    assert [name for name in dict.fromkeys(n for n, _ in graph.named_ops) if name != "update"] == list(SLOTS)
+    # Every slot in order; the prior slot is empty by default (the losses' own N(0, I), the seed's).
+    assert [name for name in dict.fromkeys(n for n, _ in graph.named_ops) if name != "update"] == [
+        name for name in SLOTS if name != "prior"]
 
 
 def test_replace_and_drop_slots():
