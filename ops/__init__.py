@@ -6,7 +6,8 @@ Variants are siblings with the same keys, for ablations:
     binarize:        Binarize (static) | DynamicBinarize | none
     reparameterize:  ReparameterizeOp | DeterministicReparameterizeOp | MultiSampleReparameterizeOp (for IWAELoss)
     loss:            CVAELoss (MC KL) | AnalyticKLLoss | BetaVAELoss | KLWarmupLoss | IWAELoss
-    prior:           StandardNormalPrior | MixturePrior | VampPrior   (z -> log p(z))
+    flow:            none | PlanarFlow   ((mean, logvar, z) -> (z, log q(z|x)))
+    prior:           StandardNormalPrior | MixturePrior | VampPrior | HierarchicalPrior   (z -> log p(z))
 
 JointGradientOp computes every model's gradients in one backward pass for the UpdateOps (`build_graph(joint_update=True)`).
 
@@ -19,9 +20,10 @@ from typing import Any
 _EXPORTS = {
     "AnalyticKLLoss": "analytic_kl_loss", "BetaVAELoss": "beta_vae_loss", "Binarize": "binarize",
     "CVAELoss": "cvae_loss", "DeterministicReparameterizeOp": "deterministic_reparameterize",
-    "DynamicBinarize": "dynamic_binarize", "IWAELoss": "iwae_loss", "JointGradientOp": "joint_gradient",
+    "DynamicBinarize": "dynamic_binarize", "HierarchicalPrior": "hierarchical_prior", "IWAELoss": "iwae_loss", "JointGradientOp": "joint_gradient",
     "KLWarmupLoss": "kl_warmup_loss", "MixturePrior": "mixture_prior",
-    "MultiSampleReparameterizeOp": "multi_sample_reparameterize", "StandardNormalPrior": "standard_normal_prior",
+    "MultiSampleReparameterizeOp": "multi_sample_reparameterize", "PlanarFlow": "planar_flow",
+    "StandardNormalPrior": "standard_normal_prior",
     "VampPrior": "vamp_prior",
     "ReparameterizeOp": "reparameterize", "Rescale": "rescale", "SplitOp": "split",
     "bernoulli_log_likelihood": "densities", "bits_per_dim": "densities",

@@ -17,10 +17,10 @@ class AnalyticKLLoss(CVAELoss):
     reconstruction term is still a one-sample estimate. Arguments as for `CVAELoss`.
 
     With a learned prior (a sixth input, log p(z)) the KL has no closed form: E_q[log q(z|x)] is still exact and only
-    E_q[-log p(z)] is estimated at the sample (`ops.densities.kl_to_prior`).
+    E_q[-log p(z)] is estimated at the sample (`ops.densities.kl_to_prior`); with a posterior flow (log q(z|x) as an
+    input too) the whole KL is the one-sample estimate, as in `CVAELoss`.
     """
-    def kl_term(self, mean: tf.Tensor, logvar: tf.Tensor, z: tf.Tensor,
-                log_pz: Optional[tf.Tensor] = None) -> tf.Tensor:
-        """The KL per example, [B]: exact for the standard normal (`z` is not needed)."""
-        del z
-        return kl_to_prior(mean, logvar, log_pz)
+    def kl_term(self, mean: tf.Tensor, logvar: tf.Tensor, z: tf.Tensor, log_pz: Optional[tf.Tensor] = None,
+                log_qz: Optional[tf.Tensor] = None) -> tf.Tensor:
+        """The KL per example, [B]: exact for the standard normal and a Gaussian posterior (`z` is then not used)."""
+        return kl_to_prior(mean, logvar, z, log_pz, log_qz)

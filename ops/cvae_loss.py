@@ -21,7 +21,9 @@ class CVAELoss(LossOp):
     `kl_weight` (the factor on the KL term: 1 here, beta for the beta-VAE and KL warm-up variants).
 
     With a learned prior (the `prior` slot: `MixturePrior`, `VampPrior`) a sixth key holds log p(z) of each sample,
-    [B]; `build_graph` adds it (`bind_prior`), and the KL term uses it instead of the standard normal's density.
+    [B]; `build_graph` adds it (`bind_prior`), and the KL term uses it instead of the standard normal's density. With a
+    posterior flow (the `flow` slot: `PlanarFlow`) another key holds log q(z|x) of the flow's sample (`bind_posterior`),
+    used instead of the Gaussian's; z is then the flow's output.
 
     Args:
         inputs: Five keys, in order (x, x_logit, mean, logvar, z): targets [B, H, W, C] in 0..1, the decoder output
@@ -57,6 +59,9 @@ class CVAELoss(LossOp):
         except ValueError as err:
             raise ValueError(f"{type(self).__name__}: {err}") from None
         self.likelihood_given = likelihood is not None
+        #: The roles of the inputs after the five: "log_pz" (a sixth input given to the constructor is log p(z)), then
+        #: whatever `bind_prior` / `bind_posterior` add.
+        self.density_roles = ["log_pz"][:max(0, len(self.inputs) - 5)]
         if len(self.inputs) not in (5, 6) or len(self.outputs) != 1:
             raise ValueError(f"{type(self).__name__}: needs 5 inputs (x, x_logit, mean, logvar, z), or 6 with "
                              f"log p(z), and 1 output, got inputs={self.inputs}, outputs={self.outputs}")
@@ -69,8 +74,16 @@ class CVAELoss(LossOp):
 
     def bind_prior(self, key: str) -> None:
         """Read log p(z) from `key` (the `prior` slot's output) if the op was not given a sixth input."""
-        if len(self.inputs) == 5:
+        self._bind("log_pz", key)
+
+    def bind_posterior(self, key: str) -> None:
+        """Read log q(z|x) from `key` (the `flow` slot's output) instead of the Gaussian's density."""
+        self._bind("log_qz", key)
+
+    def _bind(self, role: str, key: str) -> None:
+        if role not in self.density_roles:
             self.inputs.append(key)
+            self.density_roles.append(role)
 
     def build(self, framework: str, device: Optional[torch.device] = None) -> None:
         require_tf(type(self).__name__, framework)
@@ -79,11 +92,12 @@ class CVAELoss(LossOp):
         """log p(x|z) per example, [B], under the op's likelihood."""
         return self.likelihood.log_prob(x, x_logit)
 
-    def kl_term(self, mean: tf.Tensor, logvar: tf.Tensor, z: tf.Tensor,
-                log_pz: Optional[tf.Tensor] = None) -> tf.Tensor:
+    def kl_term(self, mean: tf.Tensor, logvar: tf.Tensor, z: tf.Tensor, log_pz: Optional[tf.Tensor] = None,
+                log_qz: Optional[tf.Tensor] = None) -> tf.Tensor:
         """The KL(q(z|x) || p(z)) estimate per example, [B]: here log q(z|x) - log p(z) at the one sample z (p: the
-        prior whose log-density `log_pz` holds, else the standard normal)."""
-        return monte_carlo_kl(z, mean, logvar, log_pz)
+        prior whose log-density `log_pz` holds, else the standard normal; q: the flow's `log_qz`, else the
+        Gaussian's)."""
+        return monte_carlo_kl(z, mean, logvar, log_pz, log_qz)
 
     def kl_weight(self, state: Dict[str, Any]) -> Union[float, tf.Tensor]:
         """The factor on the KL term for this step (1: the ELBO). `state` is FE's (it has "mode" and "epoch")."""
@@ -92,14 +106,14 @@ class CVAELoss(LossOp):
 
     def forward(self, data: List[tf.Tensor], state: Dict[str, Any]) -> tf.Tensor:
         x, x_logit, mean, logvar, z = data[:5]
-        log_pz = data[5] if len(data) > 5 else None
+        densities = dict(zip(self.density_roles, data[5:]))  # log_pz, log_qz: whichever the graph gives
         check_decoder_output(self.likelihood, x.shape, x_logit.shape,
                              f"{type(self).__name__}: '{self.inputs[1]}' for '{self.inputs[0]}'")
         if not (mean.shape.is_compatible_with(logvar.shape) and mean.shape.is_compatible_with(z.shape)):
             raise ValueError(f"{type(self).__name__}: mean {mean.shape}, logvar {logvar.shape} and z {z.shape} must "
                              "have the same shape")
         logvar = clamp_logvar(logvar)  # [-30, 20]: exp(logvar) and exp(-logvar) stay finite in float32
-        # (a subclass written before priors overrides kl_term(mean, logvar, z): it is called that way without one)
-        kl = self.kl_term(mean, logvar, z) if log_pz is None else self.kl_term(mean, logvar, z, log_pz)
+        # (a subclass written before priors overrides kl_term(mean, logvar, z): it is called that way without them)
+        kl = self.kl_term(mean, logvar, z, **densities) if densities else self.kl_term(mean, logvar, z)
         loss = -self.reconstruction_term(x, x_logit) + self.kl_weight(state) * kl
         return tf.reduce_mean(loss) if self.average_loss else loss

@@ -50,7 +50,8 @@ def reparameterize(mean: tf.Tensor, logvar: tf.Tensor, eps: tf.Tensor) -> tf.Ten
     return eps * tf.exp(logvar * 0.5) + mean
 
 
-def monte_carlo_kl(z: tf.Tensor, mean: tf.Tensor, logvar: tf.Tensor, log_pz: Optional[tf.Tensor] = None) -> tf.Tensor:
+def monte_carlo_kl(z: tf.Tensor, mean: tf.Tensor, logvar: tf.Tensor, log_pz: Optional[tf.Tensor] = None,
+                   log_qz: Optional[tf.Tensor] = None) -> tf.Tensor:
     """The one-sample estimate of KL(q(z|x) || p(z)) at a sample z: log q(z|x) - log p(z), summed over the last axis.
 
     Minus it, added to log p(x|z), is the log importance weight log p(x, z) - log q(z|x) of the IW bound (Burda et al.
@@ -61,12 +62,15 @@ def monte_carlo_kl(z: tf.Tensor, mean: tf.Tensor, logvar: tf.Tensor, log_pz: Opt
         mean: Posterior means, broadcastable to `z`.
         logvar: Posterior log-variances, broadcastable to `z`.
         log_pz: log p(z) of each sample under the prior, [...] (the `prior` slot's output); None: the standard normal.
+        log_qz: log q(z|x) of each sample, [...] (the `flow` slot's output: a flow's density); None: the diagonal
+            Gaussian N(mean, diag(exp(logvar))).
 
     Returns:
         log q(z|x) - log p(z) per sample, [...].
     """
     log_prior = log_normal_pdf(z, 0.0, 0.0) if log_pz is None else tf.cast(log_pz, tf.float32)
-    return log_normal_pdf(z, mean, logvar) - log_prior
+    log_posterior = log_normal_pdf(z, mean, logvar) if log_qz is None else tf.cast(log_qz, tf.float32)
+    return log_posterior - log_prior
 
 
 def log_normal_mixture(z: tf.Tensor, means: tf.Tensor, logvars: tf.Tensor) -> tf.Tensor:
@@ -311,16 +315,20 @@ def check_decoder_output(likelihood: Likelihood, x_shape: tf.TensorShape, out_sh
 
 
 def log_importance_weights(log_px: tf.Tensor, z: tf.Tensor, mean: tf.Tensor, logvar: tf.Tensor,
-                           log_pz: Optional[tf.Tensor] = None) -> tf.Tensor:
+                           log_pz: Optional[tf.Tensor] = None, log_qz: Optional[tf.Tensor] = None) -> tf.Tensor:
     """log p(x, z) - log q(z|x) = log p(x|z) - (log q(z|x) - log p(z)): the log weight of each sample z (the prior's
-    `log_pz`, else the standard normal's)."""
-    return log_px - monte_carlo_kl(z, mean, logvar, log_pz)
+    `log_pz`, else the standard normal's; the flow's `log_qz`, else the diagonal Gaussian's)."""
+    return log_px - monte_carlo_kl(z, mean, logvar, log_pz, log_qz)
 
 
-def kl_to_prior(mean: tf.Tensor, logvar: tf.Tensor, log_pz: Optional[tf.Tensor] = None) -> tf.Tensor:
-    """KL(q(z|x) || p(z)) with as much in closed form as the prior allows: exact for the standard normal (`log_pz`
-    None, `kl_to_standard_normal`); for any other prior E_q[log q] exactly (`gaussian_negative_entropy`) minus the
-    one-sample log p(z) at the sample the prior's `log_pz` was taken at."""
+def kl_to_prior(mean: tf.Tensor, logvar: tf.Tensor, z: Optional[tf.Tensor] = None, log_pz: Optional[tf.Tensor] = None,
+                log_qz: Optional[tf.Tensor] = None) -> tf.Tensor:
+    """KL(q(z|x) || p(z)) with as much in closed form as the prior and posterior allow: exact for the standard normal
+    and a Gaussian posterior (`log_pz` and `log_qz` None: `kl_to_standard_normal`); for another prior, E_q[log q] exact
+    (`gaussian_negative_entropy`) minus the one-sample log p(z) at the sample `log_pz` was taken at; with a flow's
+    posterior (`log_qz` given) nothing is closed-form: the one-sample `monte_carlo_kl` at the sample `z`."""
+    if log_qz is not None:
+        return monte_carlo_kl(z, mean, logvar, log_pz, log_qz)
     if log_pz is None:
         return kl_to_standard_normal(mean, logvar)
     return gaussian_negative_entropy(logvar) - tf.cast(log_pz, tf.float32)

@@ -54,7 +54,7 @@ class IWAELoss(CVAELoss):
         self.k = k
 
     def log_weights(self, x: tf.Tensor, x_logit: tf.Tensor, mean: tf.Tensor, logvar: tf.Tensor,
-                    z: tf.Tensor, log_pz: Optional[tf.Tensor] = None) -> tf.Tensor:
+                    z: tf.Tensor, log_pz: Optional[tf.Tensor] = None, log_qz: Optional[tf.Tensor] = None) -> tf.Tensor:
         """log p(x|z_j) + log p(z_j) - log q(z_j|x) for each sample j and image b, [k, B] (log p(z_j) from `log_pz`,
         [k*B], when the run has a learned prior; else the standard normal's)."""
         batch = tf.shape(x)[0]
@@ -67,12 +67,12 @@ class IWAELoss(CVAELoss):
             x, x_logit, mean, logvar, z = (tf.identity(t) for t in (x, x_logit, mean, logvar, z))
         targets = tf.tile(x, tf.concat([[self.k], tf.ones([tf.rank(x) - 1], tf.int32)], axis=0))
         tiled = [tf.tile(t, [self.k, 1]) for t in (mean, logvar)]
-        log_w = log_importance_weights(self.reconstruction_term(targets, x_logit), z, tiled[0], tiled[1], log_pz)
+        log_w = log_importance_weights(self.reconstruction_term(targets, x_logit), z, tiled[0], tiled[1], log_pz, log_qz)
         return tf.reshape(log_w, [self.k, batch])
 
     def forward(self, data: List[tf.Tensor], state: Dict[str, Any]) -> tf.Tensor:
         x, x_logit, mean, logvar, z = data[:5]
-        log_w = self.log_weights(x, x_logit, mean, clamp_logvar(logvar), z, data[5] if len(data) > 5 else None)
+        log_w = self.log_weights(x, x_logit, mean, clamp_logvar(logvar), z, **dict(zip(self.density_roles, data[5:])))
         if state.get("mode") == "train":
             loss = -log_mean_exp(log_w, axis=0)
         else:

@@ -49,9 +49,13 @@ class StandardNormalPrior(TensorOp):
         """log p(z) for z [..., L], summed over the last axis: [...]."""
         return log_normal_pdf(z, 0.0, 0.0)
 
+    def noise_size(self, latent_dim: int) -> int:
+        """Standard normal values `sample` needs per draw (and evaluation draws per sample): here `latent_dim`."""
+        return latent_dim
+
     def sample(self, eps: tf.Tensor, u: tf.Tensor) -> tf.Tensor:
-        """Draws from the prior, from given noise (so a seeded NumPy generator makes them repeatable): eps [N, L]
-        standard normal, u [N] uniform in [0, 1) (which picks a mixture's component; unused here)."""
+        """Draws from the prior, from given noise (so a seeded NumPy generator makes them repeatable): eps
+        [N, noise_size(L)] standard normal, u [N] uniform in [0, 1) (which picks a mixture's component; unused here)."""
         del u
         return tf.convert_to_tensor(eps, tf.float32)
 

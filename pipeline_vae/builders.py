@@ -258,6 +258,9 @@ def get_estimator(epochs: int = settings.default("epochs"),
                   protocol: str = settings.default("protocol"),
                   prior: str = settings.default("prior"),
                   prior_components: int = settings.default("prior_components"),
+                  upper_latent_dim: int = settings.default("upper_latent_dim"),
+                  flow: str = settings.default("flow"),
+                  flow_steps: int = settings.default("flow_steps"),
                   mixed_precision: bool = False,
                   jit: bool = False,
                   traces: Sequence[Trace] = (),
@@ -323,6 +326,10 @@ def get_estimator(epochs: int = settings.default("epochs"),
         prior: The prior p(z): "standard_normal" (the seed's), "mixture" (learned mixture of Gaussians) or "vamp"
             (VampPrior); a learned prior's parameters train with the models and are saved as `prior_best_loss.h5`.
         prior_components: Its mixture components or pseudo-inputs.
+        upper_latent_dim: The size of z2 with prior "hierarchical" (two stochastic layers, Burda et al. 2016).
+        flow: The posterior flow: "none" (the seed's Gaussian) or "planar" (`ops.PlanarFlow`; its parameters are saved
+            as `flow_best_loss.h5`).
+        flow_steps: Its steps.
         mixed_precision: FE's mixed precision for both models (`fe.build(mixed_precision=True)`: float16 compute,
             float32 weights, float32 model outputs so the losses stay float32, dynamic loss scaling). For GPUs; it
             runs on a CPU, slowly.
@@ -348,7 +355,8 @@ def get_estimator(epochs: int = settings.default("epochs"),
                                   likelihood=likelihood, binarize_threshold=binarize_threshold, image_size=image_size,
                                   channels=channels, test_fraction=test_fraction, split_seed=split_seed,
                                   validation_fraction=validation_fraction, protocol=protocol, prior=prior,
-                                  prior_components=prior_components,
+                                  prior_components=prior_components, upper_latent_dim=upper_latent_dim,
+                                  flow=flow, flow_steps=flow_steps,
                                   mixed_precision=mixed_precision, jit=jit), data, ops)
     return build_estimator(config, images, save_dir=save_dir, ops=ops, traces=traces, log=log)
 

@@ -174,7 +174,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                                                         f"{split} batches")
     print(f"Final {split} ELBO: {float(history[last_step]):.2f} nats ({scope}, step {last_step}); "
           f"best: {float(history[best_step]):.2f} nats (step {best_step})")
-    names = (FILES["encoder"], FILES["decoder"], FILES["prior"], CONFIG_FILE, FILES["log"], FILES["gif"])
+    names = (FILES["encoder"], FILES["decoder"], FILES["prior"], FILES["flow"], CONFIG_FILE, FILES["log"], FILES["gif"])
     files = [os.path.join(args.save_dir, name) for name in names]
     print("Saved: " + ", ".join(f for f in files if os.path.exists(f)))
     return 0
@@ -395,6 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
     setting("--protocol", "protocol", str, metavar="{" + ",".join(settings.PROTOCOL_NAMES) + "}")
     setting("--prior", "prior", str, metavar="{" + ",".join(settings.PRIOR_NAMES) + "}")
     setting("--prior-components", "prior_components", metavar="K")
+    setting("--upper-latent-dim", "upper_latent_dim", metavar="L2")
+    setting("--flow", "flow", str, metavar="{" + ",".join(settings.FLOW_NAMES) + "}")
+    setting("--flow-steps", "flow_steps", metavar="K")
     setting("--likelihood", "likelihood", str, metavar="{" + ",".join(settings.LIKELIHOOD_NAMES) + "}")
     setting("--binarize-threshold", "binarize_threshold", float, metavar="T")
     setting("--early-stop", "early_stop", metavar="PATIENCE")

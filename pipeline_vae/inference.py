@@ -15,12 +15,12 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from ops import Rescale, SplitOp, StandardNormalPrior
+from ops import PlanarFlow, Rescale, SplitOp, StandardNormalPrior
 from ops.densities import Likelihood, check_decoder_output, clamp_logvar, get_likelihood, reparameterize
 from ops.names import DEFAULT_LIKELIHOOD
 from pipeline_vae.model_files import load_run_model
 from pipeline_vae.run_config import CONFIG_FILE, MNIST_BINARIZE_THRESHOLD, MNIST_SHAPE, ConfigError, RunConfig
-from pipeline_vae.slots import model_settings, preprocessing_ops, prior_op
+from pipeline_vae.slots import flow_op, model_settings, preprocessing_ops, prior_op
 
 
 def to_unit_images(images: np.ndarray, image_shape: Tuple[int, int, int] = MNIST_SHAPE,
@@ -77,6 +77,8 @@ class CVAE:
         config: The run's configuration, when loaded from a run folder.
         prior: The run's `prior` slot op (`ops.StandardNormalPrior`, `MixturePrior`, `VampPrior`): its `log_prob` is
             log p(z) in the bounds, its `sample` what `generate` decodes. None: the standard normal.
+        flow: The run's `flow` slot op (`ops.PlanarFlow`), or None: `encode` gives the Gaussian q_0(z|x) it starts
+            from, `sample_latent` and `reconstruct` push z through it, and the bounds use its log q(z|x).
 
     Raises:
         ValueError: If the two models' latent sizes differ or their shapes do not fit each other and the likelihood.
@@ -88,7 +90,8 @@ class CVAE:
                  binarize_threshold: Optional[float] = MNIST_BINARIZE_THRESHOLD,
                  batch_size: int = 1000,
                  config: Optional[RunConfig] = None,
-                 prior: Optional[StandardNormalPrior] = None) -> None:
+                 prior: Optional[StandardNormalPrior] = None,
+                 flow: Optional[PlanarFlow] = None) -> None:
         self.likelihood: Likelihood = get_likelihood(likelihood)
         enc_out, dec_in = encoder.output_shape[-1], decoder.input_shape[-1]
         if enc_out is None or enc_out % 2:
@@ -106,6 +109,9 @@ class CVAE:
             raise ValueError(f"binarize_threshold must be None or in [0, 1), got {binarize_threshold!r}")
         self.encoder, self.decoder, self.config = encoder, decoder, config
         self.prior = prior if prior is not None else StandardNormalPrior(inputs="z", outputs="log_pz")
+        self.flow = flow
+        #: Standard normal values per latent draw: the latent size, plus z2's with a hierarchical prior.
+        self.noise_dim = self.prior.noise_size(dec_in)
         self.image_shape: Tuple[int, int, int] = image_shape
         self.latent_dim = dec_in
         self.threshold, self.batch_size = binarize_threshold, batch_size
@@ -150,8 +156,11 @@ class CVAE:
         prior = None
         if config.prior != "standard_normal":  # a learned prior: its parameters' file, read as weights too
             prior = prior_op(model_settings(config), load_run_model(save_dir, config, "prior", trust_code), encoder)
+        flow = None
+        if config.flow != "none":
+            flow = flow_op(model_settings(config), load_run_model(save_dir, config, "flow", trust_code))
         return cls(encoder, decoder, likelihood=config.likelihood, binarize_threshold=config.binarize_threshold,
-                   batch_size=batch_size, config=config, prior=prior)
+                   batch_size=batch_size, config=config, prior=prior, flow=flow)
 
     def _batched(self, fn: Callable[[tf.Tensor], tf.Tensor], x: np.ndarray) -> np.ndarray:
         return np.concatenate([fn(tf.constant(x[i:i + self.batch_size])).numpy()
@@ -197,7 +206,8 @@ class CVAE:
         return mean.numpy(), logvar.numpy()
 
     def sample_latent(self, mean: np.ndarray, logvar: np.ndarray, seed: Optional[int] = None) -> np.ndarray:
-        """z = mean + exp(logvar / 2) * eps, eps ~ N(0, I) from a NumPy generator seeded with `seed`.
+        """z = mean + exp(logvar / 2) * eps, eps ~ N(0, I) from a NumPy generator seeded with `seed` (then through the
+        run's posterior flow, if it has one).
 
         Raises:
             ValueError: If the shapes differ or are not [N, latent_dim].
@@ -206,7 +216,12 @@ class CVAE:
         if mean.shape != logvar.shape:
             raise ValueError(f"mean {mean.shape} and logvar {logvar.shape} must have the same shape")
         eps = np.random.default_rng(seed).standard_normal(mean.shape).astype(np.float32)
-        return reparameterize(tf.constant(mean), clamp_logvar(tf.constant(logvar)), tf.constant(eps)).numpy()
+        z = reparameterize(tf.constant(mean), clamp_logvar(tf.constant(logvar)), tf.constant(eps))
+        return self._through_flow(z).numpy()
+
+    def _through_flow(self, z: tf.Tensor) -> tf.Tensor:
+        """z pushed through the run's posterior flow (unchanged without one)."""
+        return z if self.flow is None else self.flow.transform(z)[0]
 
     def decode(self, z: np.ndarray, probs: bool = True) -> np.ndarray:
         """Decode latent vectors: the likelihood's mean images in 0..1 (Bernoulli probabilities, the location of a
@@ -223,13 +238,16 @@ class CVAE:
         return raw[..., 0] if raw.shape[-1] == 1 else raw
 
     def reconstruct(self, images: np.ndarray, sample: bool = False, seed: Optional[int] = None) -> np.ndarray:
-        """Encode then decode: the mean images of p(x | z), z = the posterior mean (or a sample), shaped as `decode`.
+        """Encode then decode: the mean images of p(x | z), z = the posterior mean (or a sample; with a flow, the mean
+        of q_0 pushed through it), shaped as `decode`.
 
         Raises:
             ValueError: If `images` are not valid.
         """
         mean, logvar = self.encode(images)
-        return self.decode(self.sample_latent(mean, logvar, seed) if sample else mean)
+        if sample:
+            return self.decode(self.sample_latent(mean, logvar, seed))
+        return self.decode(self._through_flow(tf.constant(mean)).numpy())
 
     def generate(self, n: int, seed: Optional[int] = None) -> np.ndarray:
         """Decode `n` draws from the run's prior (N(0, I), or its learned prior): mean images, shaped as `decode`.
@@ -240,7 +258,7 @@ class CVAE:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}")
         rng = np.random.default_rng(seed)
-        eps = rng.standard_normal((int(n), self.latent_dim)).astype(np.float32)
+        eps = rng.standard_normal((int(n), self.noise_dim)).astype(np.float32)
         z = self.prior.sample(tf.constant(eps), tf.constant(rng.random(int(n)), tf.float32))
         return self.decode(z.numpy())
 

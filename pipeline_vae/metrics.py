@@ -56,29 +56,47 @@ class _Evaluator:
     @tf.function(reduce_retracing=True)
     def elbo_terms(self, x: tf.Tensor, eps: tf.Tensor):
         """Per-example log p(x|z) (one sample), MC KL at that sample, the KL with as much in closed form as the prior
-        allows (`kl_to_prior`: exact for N(0, I)), posterior mean; x [B, H, W, C]."""
+        and posterior allow (`kl_to_prior`: exact for N(0, I) and no flow), posterior mean; x [B, H, W, C]."""
         mean, logvar = self.split.forward(self.vae.encoder(x, training=False), {"mode": "eval"})
-        z = reparameterize(mean, logvar, eps)
+        eps, extra = eps[:, :self.vae.latent_dim], eps[:, self.vae.latent_dim:]
+        z, log_qz = self.posterior(mean, logvar, reparameterize(mean, logvar, eps))
         recon = self.vae.likelihood.log_prob(x, self.vae.decoder(z, training=False))
-        log_pz = self.log_prior(z)
-        kl_mc = monte_carlo_kl(z, mean, logvar, log_pz)
-        return recon, kl_mc, kl_to_prior(mean, logvar, log_pz), mean
+        log_pz = self.log_prior(z, extra)
+        kl_mc = monte_carlo_kl(z, mean, logvar, log_pz, log_qz)
+        return recon, kl_mc, kl_to_prior(mean, logvar, z, log_pz, log_qz), mean
 
-    def log_prior(self, z: tf.Tensor):
-        """log p(z) under the run's learned prior, or None for the standard normal (whose KL has a closed form)."""
-        return None if type(self.vae.prior) is StandardNormalPrior else self.vae.prior.log_prob(z)
+    def log_prior(self, z: tf.Tensor, extra: tf.Tensor):
+        """log p(z) under the run's learned prior (with its own noise `extra`, [N, noise_dim - L], when it needs some:
+        a hierarchical prior's z2), or None for the standard normal (whose KL has a closed form)."""
+        if type(self.vae.prior) is StandardNormalPrior:
+            return None
+        if self.vae.noise_dim > self.vae.latent_dim:
+            return self.vae.prior.log_prob(z, extra)
+        return self.vae.prior.log_prob(z)
+
+    def posterior(self, mean: tf.Tensor, logvar: tf.Tensor, z: tf.Tensor):
+        """(z, log q(z|x)) after the run's posterior flow (the `flow` slot's op, on z [N, L] sample-major), or (z, None)
+        without one (the Gaussian's density, computed where it is used)."""
+        if self.vae.flow is None:
+            return z, None
+        return tuple(self.vae.flow.forward([mean, logvar, z], {"mode": "eval"}))
 
     @tf.function(reduce_retracing=True)
     def log_weights(self, x: tf.Tensor, eps: tf.Tensor) -> tf.Tensor:
-        """log p(x, z_k) - log q(z_k|x) for eps [K, B, L] and x [B, H, W, C]: returns [K, B]."""
+        """log p(x, z_k) - log q(z_k|x) for eps [K, B, noise_dim] and x [B, H, W, C]: returns [K, B]."""
         k, b = tf.shape(eps)[0], tf.shape(eps)[1]
         mean, logvar = self.split.forward(self.vae.encoder(x, training=False), {"mode": "eval"})
-        z = reparameterize(mean[None], logvar[None], eps)  # [K, B, L]
-        params = self.vae.decoder(tf.reshape(z, [k * b, -1]), training=False)  # one call for all K*B samples
+        means, logvars = tf.tile(mean, [k, 1]), tf.tile(logvar, [k, 1])  # sample-major: row j * B + i is image i
+        eps = tf.reshape(eps, [k * b, -1])
+        eps, extra = eps[:, :self.vae.latent_dim], eps[:, self.vae.latent_dim:]
+        z = reparameterize(means, logvars, eps)  # [K*B, L]
+        z, log_qz = self.posterior(mean, logvar, z)
+        params = self.vae.decoder(z, training=False)  # one call for all K*B samples
         targets = tf.reshape(tf.broadcast_to(x[None], tf.concat([[k], tf.shape(x)], 0)),
                              tf.concat([[k * b], tf.shape(x)[1:]], 0))
-        log_px = tf.reshape(self.vae.likelihood.log_prob(targets, params), [k, b])
-        return log_importance_weights(log_px, z, mean[None], logvar[None], self.log_prior(z))
+        log_px = self.vae.likelihood.log_prob(targets, params)
+        log_w = log_importance_weights(log_px, z, means, logvars, self.log_prior(z, extra), log_qz)
+        return tf.reshape(log_w, [k, b])
 
 
 def progress_bar(total: int, label: str, disable: bool = False) -> tqdm:
@@ -140,7 +158,7 @@ def iw_bound(vae: CVAE, images: np.ndarray, k: int, seed: Optional[int] = 0, max
             call_start = time.perf_counter()
         xb = tf.constant(x[start:start + group])
         parts = [
-            evaluator.log_weights(xb, rng.normal([min(chunk, k - j), xb.shape[0], vae.latent_dim])).numpy()
+            evaluator.log_weights(xb, rng.normal([min(chunk, k - j), xb.shape[0], vae.noise_dim])).numpy()
             for j in range(0, k, chunk)
         ]
         out[start:start + len(xb)] = log_mean_exp(np.concatenate(parts, axis=0).astype(np.float64), axis=0).numpy()
@@ -244,7 +262,7 @@ def evaluate(vae: CVAE, images: np.ndarray, iw_samples: int = 1000, seed: Option
     recon, kl_mc, kl_an, means = [], [], [], []
     for start in range(0, len(x), batch_size):
         xb = tf.constant(x[start:start + batch_size])
-        terms = evaluator.elbo_terms(xb, rng.normal([xb.shape[0], vae.latent_dim]))
+        terms = evaluator.elbo_terms(xb, rng.normal([xb.shape[0], vae.noise_dim]))
         for store, value in zip((recon, kl_mc, kl_an, means), terms):
             store.append(value.numpy().astype(np.float64))
     recon, kl_mc, kl_an = (np.concatenate(v) for v in (recon, kl_mc, kl_an))

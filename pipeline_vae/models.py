@@ -223,6 +223,45 @@ def build_pseudo_inputs(components: int, image_shape: Sequence[int] = IMAGE_SHAP
     return tf.keras.Model(ones, values, name="prior")
 
 
+def build_hierarchical_prior(latent_dim: int = LATENT_DIM, upper_latent_dim: int = 50) -> tf.keras.Model:
+    """The two conditionals of `ops.HierarchicalPrior` (Burda et al. 2016's second stochastic layer): inputs
+    [z1 [B, L1], z2 [B, L2]]; outputs [q(z2|z1): z1 -> L2 tanh -> L2 tanh -> mean and log-variance [B, 2 L2],
+    p(z1|z2): z2 -> L2 tanh -> L2 tanh -> mean and log-variance [B, 2 L1]] (Burda et al.'s 50-50 tanh layers for
+    L2 = 50). Standard Keras layers only.
+
+    Raises:
+        ValueError: If a size is not a positive integer.
+    """
+    latent_dim, upper = _check_latent_dim(latent_dim), _check_latent_dim(upper_latent_dim)
+    z1, z2 = tf.keras.Input(shape=(latent_dim, ), name="z1"), tf.keras.Input(shape=(upper, ), name="z2")
+    h = tf.keras.layers.Dense(upper, activation="tanh", name="q_hidden_1")(z1)
+    h = tf.keras.layers.Dense(upper, activation="tanh", name="q_hidden_2")(h)
+    g = tf.keras.layers.Dense(upper, activation="tanh", name="p_hidden_1")(z2)
+    g = tf.keras.layers.Dense(upper, activation="tanh", name="p_hidden_2")(g)
+    outputs = [tf.keras.layers.Dense(2 * upper, name="q_z2")(h), tf.keras.layers.Dense(2 * latent_dim, name="p_z1")(g)]
+    return tf.keras.Model([z1, z2], outputs, name="prior")
+
+
+def build_planar_flow(steps: int, latent_dim: int = LATENT_DIM) -> tf.keras.Model:
+    """The parameters of `ops.PlanarFlow` as a Keras model of standard layers: ones [B, 1] -> [B, K * (2 L + 1)],
+    the K vectors u, the K vectors w (both initialized N(0, 0.01): each step starts near the identity) and the K
+    offsets b (zeros). Each Dense layer's kernel is the parameter.
+
+    Raises:
+        ValueError: If `steps` or `latent_dim` is not a positive integer.
+    """
+    latent_dim = _check_latent_dim(latent_dim)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    ones = tf.keras.Input(shape=(1, ))
+    parts = [tf.keras.layers.Dense(steps * latent_dim, use_bias=False, name=name,
+                                   kernel_initializer=tf.keras.initializers.RandomNormal(0.0, 0.01))(ones)
+             for name in ("u", "w")]
+    parts += [
+        tf.keras.layers.Dense(steps, use_bias=False, name="b", kernel_initializer="zeros")(ones)]
+    return tf.keras.Model(ones, tf.keras.layers.Concatenate(name="steps")(parts), name="flow")
+
+
 MODELS: Dict[str, ModelFamily] = {
     "conv": ModelFamily(build_encoder, build_decoder, CONV_WIDTHS, check_shape=_check_conv_depth),
     "mlp": ModelFamily(build_mlp_encoder, build_mlp_decoder, MLP_WIDTHS),

@@ -138,7 +138,9 @@ def resolve(raw: Optional[Mapping[str, Any]] = None, data: DataArg = None,
                        lr_schedule=values["lr_schedule"], batch_size=values["batch_size"], epochs=values["epochs"],
                        seed=values["seed"], loss=loss, mixed_precision=values["mixed_precision"], jit=values["jit"],
                        protocol=values["protocol"], prior=values["prior"],
-                       prior_components=values["prior_components"], **{name: values[name] for name in RUN_ONLY})
+                       prior_components=values["prior_components"],
+                       upper_latent_dim=values["upper_latent_dim"], flow=values["flow"],
+                       flow_steps=values["flow_steps"], **{name: values[name] for name in RUN_ONLY})
     return config, images
 
 

@@ -25,7 +25,7 @@ VERSION = 2
 #: The files a run writes into its folder, by role: training writes the first ones, `evaluate` the metrics, `plot` the
 #: pictures; tracking keeps its run ids. Every name of a run folder is here (and `CONFIG_FILE`, `iw_progress_file`).
 FILES: Dict[str, str] = {"encoder": "encoder_best_loss.h5", "decoder": "decoder_best_loss.h5",
-                         "prior": "prior_best_loss.h5",
+                         "prior": "prior_best_loss.h5", "flow": "flow_best_loss.h5",
                          "log": "train_log.csv", "samples": "samples", "gif": "samples.gif",
                          "checkpoint": "checkpoint", "tensorboard": "tensorboard", "metrics": "metrics.json",
                          "tracking": "tracking.json", "manifold": "manifold.png",
@@ -33,7 +33,8 @@ FILES: Dict[str, str] = {"encoder": "encoder_best_loss.h5", "decoder": "decoder_
                          "training_curves": "training_curves.png"}
 #: The settings that make two runs different models; resuming or reusing a folder with any of them changed is refused.
 RUN_IDENTITY = ("data", "image_shape", "likelihood", "binarize_threshold", "mixed_precision", "latent_dim",
-                "batch_size", "learning_rate", "model", "widths", "slots", "protocol", "prior", "prior_components")
+                "batch_size", "learning_rate", "model", "widths", "slots", "protocol", "prior", "prior_components",
+                "upper_latent_dim", "flow", "flow_steps")
 MNIST_SHAPE = (28, 28, 1)
 #: Settings of how a run was made that do not change the model: the budget, the traces, the evaluation.
 RUN_ONLY = ("train_steps_per_epoch", "eval_steps_per_epoch", "log_steps", "early_stop", "lr_plateau", "tensorboard",
@@ -86,8 +87,9 @@ class RunConfig:
         iw_samples, n_images: The evaluation it asks for (`pipeline-vae evaluate`'s defaults for this run).
         protocol: "seed" (the tutorial's) or "dynamic_mnist" (the literature's: training images binarized afresh at
             every step; the data's validation split and fixed binarization are recorded in `data`).
-        prior, prior_components: The prior p(z) and its size (`pipeline_vae.settings`; a learned prior's parameters
+        prior, prior_components, upper_latent_dim: The prior p(z) and its size (`pipeline_vae.settings`; a learned prior's parameters
             are saved as `prior_best_loss.h5`).
+        flow, flow_steps: The posterior flow and its steps (its parameters: `flow_best_loss.h5`).
         version: The format's version (2; folders without one are read as the MNIST runs before it).
     """
     data: DataSource = field(default_factory=DataSource)
@@ -122,6 +124,9 @@ class RunConfig:
     protocol: str = settings.default("protocol")
     prior: str = settings.default("prior")
     prior_components: int = settings.default("prior_components")
+    upper_latent_dim: int = settings.default("upper_latent_dim")
+    flow: str = settings.default("flow")
+    flow_steps: int = settings.default("flow_steps")
     version: int = VERSION
 
     @property
@@ -227,7 +232,8 @@ def _checked(cls: type, obj: Dict[str, Any]) -> RunConfig:
     if likelihood not in settings.LIKELIHOOD_NAMES:
         raise ValueError(f"likelihood must be one of {', '.join(settings.LIKELIHOOD_NAMES)}, got {likelihood!r}")
     for name in ("binarize_threshold", "latent_dim", "model", "widths", "learning_rate", "batch_size", "epochs",
-                 "seed", "protocol", "prior", "prior_components") + RUN_ONLY:
+                 "seed", "protocol", "prior", "prior_components", "upper_latent_dim", "flow",
+                 "flow_steps") + RUN_ONLY:
         if name in obj:
             settings.check(name, obj[name])
     for name in ("loss", "lr_schedule"):

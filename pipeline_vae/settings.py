@@ -21,7 +21,9 @@ LR_SCHEDULES: Tuple[str, ...] = ("cosine", )
 #: or "dynamic_mnist" (the VAE literature's; see `pipeline_vae.resolve.PROTOCOLS`).
 PROTOCOL_NAMES: Tuple[str, ...] = ("seed", "dynamic_mnist")
 #: The priors p(z) a run can name (`pipeline_vae.slots.PRIORS` builds them).
-PRIOR_NAMES: Tuple[str, ...] = ("standard_normal", "mixture", "vamp")
+PRIOR_NAMES: Tuple[str, ...] = ("standard_normal", "mixture", "vamp", "hierarchical")
+#: The posterior flows a run can name.
+FLOW_NAMES: Tuple[str, ...] = ("none", "planar")
 
 
 def _int(minimum: int, allow_none: bool = False) -> Callable[[Any], bool]:
@@ -106,10 +108,18 @@ SETTINGS: Dict[str, Setting] = {
     "prior": Setting("standard_normal", _choice(PRIOR_NAMES), f"one of {', '.join(PRIOR_NAMES)}",
                      "the prior p(z): standard_normal (the seed's), mixture (a learned mixture of prior_components "
                      "Gaussians) or vamp (the VampPrior: the mixture of the encoder's posteriors at prior_components "
-                     "learned pseudo-inputs, Tomczak & Welling 2018)"),
+                     "learned pseudo-inputs, Tomczak & Welling 2018) or hierarchical (a second stochastic layer z2 of "
+                     "upper_latent_dim units above z: Burda et al. 2016's two-layer model)"),
+    "upper_latent_dim": Setting(50, _int(1), "a positive integer",
+                                "size of z2 with prior hierarchical (Burda et al.'s 50; its layers: two of that many "
+                                "tanh units each way)"),
     "prior_components": Setting(500, _int(1), "a positive integer",
                                 "mixture components (mixture) or pseudo-inputs (vamp) of a learned prior (the "
                                 "VampPrior paper's 500 for MNIST)"),
+    "flow": Setting("none", _choice(FLOW_NAMES), f"one of {', '.join(FLOW_NAMES)}",
+                    "a normalizing flow on the posterior sample: none (the seed's diagonal Gaussian) or planar "
+                    "(flow_steps planar steps, Rezende & Mohamed 2015); its log-determinant enters the loss and bounds"),
+    "flow_steps": Setting(10, _int(1), "a positive integer", "steps of the posterior flow"),
     "likelihood": Setting(None, _choice(LIKELIHOOD_NAMES, True), f"None or one of {', '.join(LIKELIHOOD_NAMES)}",
                           "decoder likelihood: bernoulli, gaussian or discretized_logistic (default: follows the data "
                           "- bernoulli for MNIST and black-and-white images, discretized_logistic for other images)"),
@@ -156,7 +166,7 @@ SETTINGS: Dict[str, Setting] = {
 #: The settings an ablation spec's `base` and a variant's `set` may give (the budget has its own section).
 SPEC_SETTINGS: Tuple[str, ...] = ("latent_dim", "batch_size", "learning_rate", "lr_schedule", "model", "widths",
                                   "loss", "likelihood", "binarize_threshold", "protocol", "prior",
-                                  "prior_components")
+                                  "prior_components", "upper_latent_dim", "flow", "flow_steps")
 
 
 def check(name: str, value: Any) -> Any:

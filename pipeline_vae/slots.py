@@ -1,6 +1,6 @@
 """The CVAE op graph as named slots, so an ablation replaces or drops one slot with no other code change.
 
-    rescale -> binarize -> encode -> split -> reparameterize -> decode -> prior -> loss   (then one UpdateOp per model)
+    rescale -> binarize -> encode -> split -> reparameterize -> flow -> decode -> prior -> loss   (then UpdateOps)
 
 `build_graph(..., ops={"loss": MyLoss(...), "binarize": None})` swaps the loss and drops the binarization. A slot
 takes one TensorOp, a list of TensorOps (expanding the slot), or None (dropping it). Every key an op reads must be
@@ -15,15 +15,18 @@ import tensorflow as tf
 from fastestimator.op.tensorop.model import ModelOp, UpdateOp
 from fastestimator.op.tensorop.tensorop import TensorOp
 
-from ops import (AnalyticKLLoss, Binarize, CVAELoss, DynamicBinarize, JointGradientOp, MixturePrior, ReparameterizeOp,
-                 Rescale, SplitOp, StandardNormalPrior, VampPrior)
+from ops import (AnalyticKLLoss, Binarize, CVAELoss, DynamicBinarize, HierarchicalPrior, JointGradientOp, MixturePrior,
+                 PlanarFlow,
+                 ReparameterizeOp, Rescale, SplitOp, StandardNormalPrior, VampPrior)
 from ops.densities import get_likelihood
 from ops.names import DEFAULT_LIKELIHOOD
 from pipeline_vae import settings as run_settings
-from pipeline_vae.models import DEFAULT_MODEL, IMAGE_SHAPE, MODELS, build_mixture_prior, build_pseudo_inputs
+from pipeline_vae.models import (DEFAULT_MODEL, IMAGE_SHAPE, MODELS, build_hierarchical_prior, build_mixture_prior,
+                                 build_planar_flow, build_pseudo_inputs)
 from pipeline_vae.run_config import MNIST_BINARIZE_THRESHOLD, RunConfig
 
-SLOTS: Tuple[str, ...] = ("rescale", "binarize", "encode", "split", "reparameterize", "decode", "prior", "loss")
+SLOTS: Tuple[str, ...] = ("rescale", "binarize", "encode", "split", "reparameterize", "flow", "decode", "prior",
+                          "loss")
 #: What the default Pipeline provides: uint8 images.
 PIPELINE_KEYS: Tuple[str, ...] = ("x", )
 #: The modes the graph is checked in (the modes `get_estimator` runs).
@@ -50,6 +53,9 @@ class ModelSettings:
             (the losses' own N(0, I)); "mixture" and "vamp" put a `MixturePrior` or `VampPrior` there, with a model
             of their parameters.
         prior_components: Its mixture components or pseudo-inputs.
+        upper_latent_dim: The size of z2 for prior "hierarchical".
+        flow: The posterior flow: "none" leaves the `flow` slot empty; "planar" puts a `PlanarFlow` there.
+        flow_steps: Its steps.
     """
     latent_dim: int = run_settings.default("latent_dim")
     learning_rate: float = run_settings.default("learning_rate")
@@ -62,6 +68,9 @@ class ModelSettings:
     dynamic_binarization: bool = False
     prior: str = run_settings.default("prior")
     prior_components: int = run_settings.default("prior_components")
+    upper_latent_dim: int = run_settings.default("upper_latent_dim")
+    flow: str = run_settings.default("flow")
+    flow_steps: int = run_settings.default("flow_steps")
 
 
 def float32_output(model: tf.keras.Model) -> tf.keras.Model:
@@ -80,6 +89,11 @@ def make_model(kind: str, settings: ModelSettings) -> tf.keras.Model:
     Raises:
         KeyError: If the model family is unknown (`build_model` checks names first).
     """
+    if kind == "flow":
+        model = build_planar_flow(settings.flow_steps, settings.latent_dim)
+        return float32_output(model) if settings.mixed_precision else model
+    if kind == "prior" and settings.prior == "hierarchical":  # two outputs: the op casts them to float32
+        return build_hierarchical_prior(settings.latent_dim, settings.upper_latent_dim)
     if kind == "prior":
         model = (build_mixture_prior(settings.prior_components, settings.latent_dim) if settings.prior == "mixture"
                  else build_pseudo_inputs(settings.prior_components, settings.image_shape))
@@ -99,7 +113,7 @@ def model_settings(config: RunConfig) -> ModelSettings:
     return ModelSettings(config.latent_dim, config.learning_rate, config.model, config.widths,
                          tuple(config.image_shape), config.likelihood, config.binarize_threshold,
                          config.mixed_precision, config.protocol == "dynamic_mnist", config.prior,
-                         config.prior_components)
+                         config.prior_components, config.upper_latent_dim, config.flow, config.flow_steps)
 
 
 def build_model(kind: str, settings: ModelSettings) -> tf.keras.Model:
@@ -116,8 +130,8 @@ def build_model(kind: str, settings: ModelSettings) -> tf.keras.Model:
     Raises:
         ValueError: If `kind`, the model or the likelihood is unknown, or a setting is invalid for the images.
     """
-    if kind not in ("encoder", "decoder", "prior"):
-        raise ValueError(f"kind must be 'encoder', 'decoder' or 'prior', got {kind!r}")
+    if kind not in ("encoder", "decoder", "prior", "flow"):
+        raise ValueError(f"kind must be 'encoder', 'decoder', 'prior' or 'flow', got {kind!r}")
     if settings.model not in MODELS:
         raise ValueError(f"unknown model {settings.model!r}; expected one of {', '.join(sorted(MODELS))}")
     lr = run_settings.check("learning_rate", settings.learning_rate)
@@ -148,9 +162,16 @@ DEFAULT_OPS: Dict[str, Callable[[ModelSettings], Optional[TensorOp]]] = {
     "encode": lambda s: ModelOp(model=build_model("encoder", s), inputs="x", outputs="meanlogvar"),
     "split": lambda s: SplitOp(inputs="meanlogvar", outputs=("mean", "logvar")),
     "reparameterize": lambda s: ReparameterizeOp(inputs=("mean", "logvar"), outputs="z"),
+    "flow": lambda s: None if s.flow == "none" else flow_op(s, build_model("flow", s)),
     "decode": lambda s: ModelOp(model=build_model("decoder", s), inputs="z", outputs="x_logit"),
     "prior": lambda s: None if s.prior == "standard_normal" else prior_op(s, build_model("prior", s)),
 }
+
+
+def flow_op(settings: ModelSettings, model: tf.keras.Model) -> TensorOp:
+    """The `flow` slot's op for `settings.flow` over `model` (its parameters, trained or loaded): (mean, logvar, z)
+    -> (z, log_qz)."""
+    return PlanarFlow(model, settings.flow_steps, inputs=("mean", "logvar", "z"), outputs=("z", "log_qz"))
 
 
 def prior_op(settings: ModelSettings, model: Optional[tf.keras.Model] = None,
@@ -162,6 +183,8 @@ def prior_op(settings: ModelSettings, model: Optional[tf.keras.Model] = None,
         return StandardNormalPrior(inputs="z", outputs="log_pz")
     if settings.prior == "mixture":
         return MixturePrior(model, settings.prior_components, inputs="z", outputs="log_pz")
+    if settings.prior == "hierarchical":
+        return HierarchicalPrior(model, settings.upper_latent_dim, inputs="z", outputs="log_pz")
     return VampPrior(model, settings.prior_components, settings.image_shape, encoder=encoder, inputs="z",
                      outputs="log_pz")
 
@@ -200,6 +223,12 @@ class Graph:
         """The model of the "decode" slot's ModelOp (None if that slot holds no ModelOp)."""
         models = [op.model for name, op in self.named_ops if name == "decode" and isinstance(op, ModelOp)]
         return models[-1] if models else None
+
+    @property
+    def flow(self) -> Optional[TensorOp]:
+        """The "flow" slot's op (None if the slot is empty)."""
+        flows = [op for name, op in self.named_ops if name == "flow"]
+        return flows[-1] if flows else None
 
     @property
     def prior(self) -> Optional[TensorOp]:
@@ -284,7 +313,10 @@ def build_graph(latent_dim: int = run_settings.default("latent_dim"),
                 mixed_precision: bool = False,
                 dynamic_binarization: bool = False,
                 prior: str = run_settings.default("prior"),
-                prior_components: int = run_settings.default("prior_components")) -> Graph:
+                prior_components: int = run_settings.default("prior_components"),
+                upper_latent_dim: int = run_settings.default("upper_latent_dim"),
+                flow: str = run_settings.default("flow"),
+                flow_steps: int = run_settings.default("flow_steps")) -> Graph:
     """Assemble the slots (defaults, replaced or dropped as `ops` says) plus one UpdateOp per model, and check it.
 
     Args:
@@ -312,6 +344,10 @@ def build_graph(latent_dim: int = run_settings.default("latent_dim"),
             prior op's output (log p(z)) is given to the loss ops (`bind_prior`), and a `VampPrior` given no encoder
             gets the encode slot's.
         prior_components: Its components or pseudo-inputs.
+        upper_latent_dim: The size of z2 for prior "hierarchical".
+        flow: The default `flow` slot: "none" (empty) or "planar" (`PlanarFlow`, whose log q(z|x) the loss ops read:
+            `bind_posterior`).
+        flow_steps: Its steps.
 
     Returns:
         The checked graph.
@@ -337,7 +373,7 @@ def build_graph(latent_dim: int = run_settings.default("latent_dim"),
                                    likelihood=likelihood)
     settings = ModelSettings(latent_dim, learning_rate, model, None if widths is None else tuple(widths),
                              tuple(image_shape), likelihood, binarize_threshold, mixed_precision, dynamic_binarization,
-                             prior, prior_components)
+                             prior, prior_components, upper_latent_dim, flow, flow_steps)
     named_ops: List[Tuple[str, TensorOp]] = []
     for name in SLOTS:
         value = ops[name] if name in ops else DEFAULT_OPS[name](settings)
@@ -369,7 +405,12 @@ def build_graph(latent_dim: int = run_settings.default("latent_dim"),
 
 
 def _bind_prior(named_ops: List[Tuple[str, TensorOp]]) -> None:
-    """Give the loss ops the `prior` slot's log p(z) key, and a VampPrior without an encoder the encode slot's."""
+    """Give the loss ops the `prior` slot's log p(z) key and the `flow` slot's log q(z|x) key, and a VampPrior without
+    an encoder the encode slot's."""
+    flows = [op for name, op in named_ops if name == "flow" and len(op.outputs) == 2]
+    for name, op in named_ops:
+        if flows and name == "loss" and hasattr(op, "bind_posterior"):
+            op.bind_posterior(flows[-1].outputs[1])
     priors = [op for name, op in named_ops if name == "prior"]
     if not priors:
         return
@@ -395,4 +436,5 @@ def graph_for(config: RunConfig, ops: Optional[Mapping[str, SlotValue]] = None,
                        image_shape=config.image_shape, likelihood=config.likelihood,
                        binarize_threshold=config.binarize_threshold, mixed_precision=config.mixed_precision,
                        dynamic_binarization=config.protocol == "dynamic_mnist", prior=config.prior,
-                       prior_components=config.prior_components)
+                       prior_components=config.prior_components, upper_latent_dim=config.upper_latent_dim,
+                       flow=config.flow, flow_steps=config.flow_steps)

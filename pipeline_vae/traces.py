@@ -189,7 +189,8 @@ class SampleGrid(Trace):
             raise ValueError(f"SampleGrid: n must be a positive integer, got {n!r}")
         self.decoder, self.save_dir, self.n, self.seed = decoder, save_dir, n, seed
         rng = np.random.default_rng(seed)
-        self.z = rng.standard_normal((n, decoder.input_shape[-1])).astype(np.float32)
+        latent = decoder.input_shape[-1]
+        self.z = rng.standard_normal((n, latent if prior is None else prior.noise_size(latent))).astype(np.float32)
         self.u, self.prior = rng.random(n).astype(np.float32), prior
         self.last_epoch = 0
 

@@ -48,9 +48,9 @@ if TYPE_CHECKING:
     from fastestimator.op.tensorop.tensorop import TensorOp
 
 
-#: Ops a spec cannot name: they hold models the graph builds (a learned prior: set `prior` instead) or are the graph's
+#: Ops a spec cannot name: they hold models the graph builds (set `prior` or `flow` instead) or are the graph's
 #: own (`JointGradientOp`).
-BUILT_BY_THE_GRAPH = ("JointGradientOp", "MixturePrior", "VampPrior")
+BUILT_BY_THE_GRAPH = ("HierarchicalPrior", "JointGradientOp", "MixturePrior", "PlanarFlow", "VampPrior")
 
 
 @functools.lru_cache(maxsize=None)

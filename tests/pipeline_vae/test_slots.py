@@ -33,9 +33,9 @@ def test_default_graph_is_the_seed_op_list():
     assert [(u.model.model_name, u.gradients) for u in updates] == [("encoder", "gradient_encoder"),
                                                                     ("decoder", "gradient_decoder")]
     assert graph.loss_key == "loss"
-    # Every slot in order; the prior slot is empty by default (the losses' own N(0, I), the seed's).
+    # Every slot in order; the flow and prior slots are empty by default (the seed's Gaussian posterior and N(0, I)).
     assert [name for name in dict.fromkeys(n for n, _ in graph.named_ops) if name != "update"] == [
-        name for name in SLOTS if name != "prior"]
+        name for name in SLOTS if name not in ("flow", "prior")]
 
 
 def test_replace_and_drop_slots():
