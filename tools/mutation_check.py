@@ -428,6 +428,11 @@ MUTATIONS: Tuple[Mutation, ...] = (
              "        eps, extra = eps[:, :self.vae.latent_dim], eps[:, self.vae.latent_dim:]\n        z = reparameterize",
              "        eps, extra = eps[:, :self.vae.latent_dim], eps[:, :self.vae.noise_dim - self.vae.latent_dim]\n"
              "        z = reparameterize", ("tests/ops/test_hierarchical_prior.py", )),
+    Mutation("new_settings_change_published_keys", "ablation: settings added later change every published record's key",
+             "pipeline_vae/ablation/trial.py",
+             'LATER_SETTINGS = ("lr_schedule", "protocol", "prior", "prior_components", "upper_latent_dim", "flow",',
+             'LATER_SETTINGS = ("lr_schedule", ) or ("protocol", "prior", "prior_components", "upper_latent_dim", "flow",',
+             ("tests/pipeline_vae/ablation/test_runner.py", )),
     Mutation("bpd_without_channels", "metrics: RGB bits/dim 3x too high (channels left out of the dimensions)",
              "pipeline_vae/metrics.py", "    dims = int(np.prod(vae.image_shape))",
              "    dims = int(np.prod(vae.image_shape[:2]))", ("tests/pipeline_vae/test_own_data.py", )),

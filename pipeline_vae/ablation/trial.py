@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from pipeline_vae import settings as run_settings
 from pipeline_vae.atomic import write_json_atomic
 from pipeline_vae.run_lock import LOCK_FILE, RunLock, RunLockedError
 
@@ -67,7 +68,8 @@ class Trial:
 
 #: Settings added after records were first published: left out of a trial's key while at their default, so the records
 #: made before them still name the same definition.
-LATER_SETTINGS = ("lr_schedule", )
+LATER_SETTINGS = ("lr_schedule", "protocol", "prior", "prior_components", "upper_latent_dim", "flow",
+                  "flow_steps")
 
 
 def run_key(spec: Any, variant: Any, data: Optional[str] = None) -> str:
@@ -75,7 +77,7 @@ def run_key(spec: Any, variant: Any, data: Optional[str] = None) -> str:
     when set), so editing any of them re-runs the variant while untouched variants keep their results."""
     definition = variant.to_json()
     definition["settings"] = {name: value for name, value in definition["settings"].items()
-                              if not (name in LATER_SETTINGS and value is None)}
+                              if not (name in LATER_SETTINGS and value == run_settings.default(name))}
     from pipeline_vae.resolve import TINY_ENV
     what = {"variant": definition, "budget": spec.budget, "eval": spec.eval, "data": spec.data_source(data).to_json()}
     if os.environ.get(TINY_ENV) == "1":  # a tiny trial's record never stands for the spec's own budget
