@@ -75,7 +75,8 @@ class CVAE:
         binarize_threshold: Images are cut at this grey level after scaling, as in training; None: not cut.
         batch_size: Images (or latent vectors) per model call.
         config: The run's configuration, when loaded from a run folder.
-        prior: The run's `prior` slot op (`ops.StandardNormalPrior`, `MixturePrior`, `VampPrior`): its `log_prob` is
+        prior: The run's `prior` slot op (`ops.StandardNormalPrior`, `MixturePrior`, `VampPrior`, `HierarchicalPrior`):
+            its `log_prob` is
             log p(z) in the bounds, its `sample` what `generate` decodes. None: the standard normal.
         flow: The run's `flow` slot op (`ops.PlanarFlow`), or None: `encode` gives the Gaussian q_0(z|x) it starts
             from, `sample_latent` and `reconstruct` push z through it, and the bounds use its log q(z|x).
@@ -263,7 +264,8 @@ class CVAE:
         return self.decode(z.numpy())
 
     def interpolate(self, a: np.ndarray, b: np.ndarray, steps: int = 10) -> np.ndarray:
-        """Decode `steps` points on the straight line between the posterior means of images `a` and `b`.
+        """Decode `steps` points on the straight line between the posterior means of images `a` and `b` (with a
+        posterior flow, each point pushed through it, as `reconstruct` does).
 
         Returns:
             Mean images, shaped as `decode`; the first decodes `a`'s mean, the last `b`'s.
@@ -279,7 +281,7 @@ class CVAE:
                 raise ValueError(f"{name}: expected one image, got {np.shape(image)}")
             means.append(self.encode(image)[0][0])
         t = np.linspace(0.0, 1.0, int(steps), dtype=np.float32)[:, None]
-        return self.decode((1 - t) * means[0] + t * means[1])
+        return self.decode(self._through_flow(tf.constant((1 - t) * means[0] + t * means[1])).numpy())
     def _check_latent(self, z: np.ndarray, name: str) -> np.ndarray:
         z = np.asarray(z)
         if z.dtype.kind not in "fiu":

@@ -99,12 +99,13 @@ def rebuild(config: RunConfig, kind: str) -> tf.keras.Model:
 
 
 def load_run_model(save_dir: str, config: RunConfig, kind: str, trust_code: bool = False) -> tf.keras.Model:
-    """Load the run's `kind` model ("encoder" or "decoder") from its `.h5` file without running code from the file.
+    """Load the run's `kind` model ("encoder", "decoder", or a learned "prior" or "flow") from its `.h5` file without
+    running code from the file.
 
     Args:
         save_dir: The run folder.
         config: Its configuration (`RunConfig.read(save_dir)`): what the model is rebuilt from.
-        kind: "encoder" or "decoder".
+        kind: "encoder", "decoder", "prior" or "flow".
         trust_code: Load the file's own architecture with `tf.keras.models.load_model` (which runs any code in it).
 
     Returns:

@@ -16,8 +16,7 @@ from fastestimator.op.tensorop.model import ModelOp, UpdateOp
 from fastestimator.op.tensorop.tensorop import TensorOp
 
 from ops import (AnalyticKLLoss, Binarize, CVAELoss, DynamicBinarize, HierarchicalPrior, JointGradientOp, MixturePrior,
-                 PlanarFlow,
-                 ReparameterizeOp, Rescale, SplitOp, StandardNormalPrior, VampPrior)
+                 PlanarFlow, ReparameterizeOp, Rescale, SplitOp, StandardNormalPrior, VampPrior)
 from ops.densities import get_likelihood
 from ops.names import DEFAULT_LIKELIHOOD
 from pipeline_vae import settings as run_settings
@@ -81,8 +80,8 @@ def float32_output(model: tf.keras.Model) -> tf.keras.Model:
 
 
 def make_model(kind: str, settings: ModelSettings) -> tf.keras.Model:
-    """The plain Keras encoder, decoder or prior (a learned prior's parameters) `settings` describe (no optimizer):
-    what `build_model` compiles, and what
+    """The plain Keras model of `kind` that `settings` describe (no optimizer): "encoder", "decoder", or the
+    parameters of a learned "prior" or a posterior "flow". What `build_model` compiles, and what
     `pipeline_vae.model_files` rebuilds to read a saved model's weights into. Call it under the dtype policy the
     models train with (`fe.build` sets mixed_float16 for mixed precision).
 
@@ -177,7 +176,8 @@ def flow_op(settings: ModelSettings, model: tf.keras.Model) -> TensorOp:
 def prior_op(settings: ModelSettings, model: Optional[tf.keras.Model] = None,
              encoder: Optional[tf.keras.Model] = None) -> TensorOp:
     """The `prior` slot's op for `settings.prior` (z -> log_pz): `StandardNormalPrior`, or a `MixturePrior` /
-    `VampPrior` over `model` (its parameters: `make_model("prior", settings)`, trained or loaded), the VampPrior with
+    `VampPrior` / `HierarchicalPrior` over `model` (its parameters: `make_model("prior", settings)`, trained or
+    loaded), the VampPrior with
     `encoder` (None: `build_graph` binds the encode slot's). What training runs and what evaluation loads."""
     if settings.prior == "standard_normal":
         return StandardNormalPrior(inputs="z", outputs="log_pz")

@@ -78,6 +78,9 @@ def test_the_bounds_of_evaluate_use_the_flow():
     # Reconstructions decode the mean of q_0 pushed through the flow.
     np.testing.assert_allclose(vae.reconstruct(x), vae.decode(flow.transform(tf.constant(out[:, :2]))[0].numpy()),
                                rtol=1e-5)
+    # ... and so do the points of an interpolation (its ends are the two images' reconstructions).
+    path = vae.interpolate(x[:1], x[1:2], steps=3)
+    np.testing.assert_allclose(path[[0, 2]], vae.reconstruct(x[:2]), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.slow
