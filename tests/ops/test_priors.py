@@ -8,19 +8,7 @@ import tensorflow as tf
 from ops import MixturePrior, StandardNormalPrior, VampPrior
 from ops.densities import gaussian_negative_entropy, log_normal_mixture
 from pipeline_vae.models import build_mixture_prior, build_pseudo_inputs
-
-
-def np_log_normal(z, mean, logvar):
-    """log N(z; mean, diag(exp(logvar))) in float64, summed over the last axis."""
-    z, mean, logvar = (np.asarray(v, np.float64) for v in (z, mean, logvar))
-    return np.sum(-0.5 * (math.log(2 * math.pi) + logvar + (z - mean)**2 / np.exp(logvar)), axis=-1)
-
-
-def np_mixture(z, means, logvars):
-    """log (1/C sum_c N(z; means_c, logvars_c)) by a max-shifted sum in float64, for z [N, L]."""
-    per = np.stack([np_log_normal(z, m, v) for m, v in zip(means, logvars)], axis=-1)  # [N, C]
-    top = per.max(axis=-1, keepdims=True)
-    return (top + np.log(np.mean(np.exp(per - top), axis=-1, keepdims=True)))[:, 0]
+from tests.numpy_reference import np_log_normal, np_mixture
 
 
 def test_the_mixture_density_matches_numpy_even_for_far_components():

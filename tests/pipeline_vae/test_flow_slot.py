@@ -1,6 +1,5 @@
 """The flow slot in a run: the graph feeds the flow's sample to the decoder and its log q(z|x) to the loss, and the
 bounds of `evaluate` use it (checked against NumPy written here)."""
-import math
 import os
 
 import numpy as np
@@ -13,16 +12,7 @@ from pipeline_vae.inference import CVAE
 from pipeline_vae.metrics import _Evaluator
 from pipeline_vae.models import build_planar_flow
 from pipeline_vae.slots import build_graph
-
-
-def np_log_normal(z, mean, logvar):
-    z, mean, logvar = (np.asarray(v, np.float64) for v in (z, mean, logvar))
-    return np.sum(-0.5 * (math.log(2 * math.pi) + logvar + (z - mean)**2 / np.exp(logvar)), axis=-1)
-
-
-def np_bernoulli(x, logits):
-    x, logits = np.asarray(x, np.float64), np.asarray(logits, np.float64)
-    return np.sum((x * logits - np.logaddexp(0, logits)).reshape(len(x), -1), axis=1)
+from tests.numpy_reference import np_bernoulli, np_log_normal
 
 
 def test_the_flow_slot_feeds_the_decoder_and_the_loss():

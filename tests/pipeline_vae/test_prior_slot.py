@@ -14,22 +14,7 @@ from pipeline_vae.inference import CVAE
 from pipeline_vae.metrics import _Evaluator
 from pipeline_vae.models import build_mixture_prior
 from pipeline_vae.slots import build_graph
-
-
-def np_log_normal(z, mean, logvar):
-    z, mean, logvar = (np.asarray(v, np.float64) for v in (z, mean, logvar))
-    return np.sum(-0.5 * (math.log(2 * math.pi) + logvar + (z - mean)**2 / np.exp(logvar)), axis=-1)
-
-
-def np_bernoulli(x, logits):
-    x, logits = np.asarray(x, np.float64), np.asarray(logits, np.float64)
-    return np.sum((x * logits - np.logaddexp(0, logits)).reshape(len(x), -1), axis=1)
-
-
-def np_mixture(z, means, logvars):
-    per = np.stack([np_log_normal(z, m, v) for m, v in zip(means, logvars)], axis=-1)
-    top = per.max(axis=-1, keepdims=True)
-    return (top + np.log(np.mean(np.exp(per - top), axis=-1, keepdims=True)))[..., 0]
+from tests.numpy_reference import np_bernoulli, np_log_normal, np_mixture
 
 
 @pytest.mark.parametrize("prior, cls", [("mixture", MixturePrior), ("vamp", VampPrior)])
