@@ -4,6 +4,17 @@ from typing import Optional, Tuple, Union
 import tensorflow as tf
 
 
+def positive_int(op_name: str, name: str, value: object) -> int:
+    """Return `value` if it is a positive integer (not a bool).
+
+    Raises:
+        ValueError: "OP: NAME must be a positive integer, got VALUE".
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{op_name}: {name} must be a positive integer, got {value!r}")
+    return value
+
+
 def require_tf(op_name: str, framework: str) -> None:
     """Raise if an op that is written in TensorFlow is built for another framework.
 

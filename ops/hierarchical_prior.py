@@ -4,6 +4,7 @@ from typing import Iterable, Optional, Tuple, Union
 import tensorflow as tf
 from fastestimator.util.traceability_util import traceable
 
+from ops._checks import positive_int
 from ops.densities import clamp_logvar, log_normal_pdf, reparameterize
 from ops.standard_normal_prior import StandardNormalPrior
 
@@ -46,10 +47,8 @@ class HierarchicalPrior(StandardNormalPrior):
                  mode: Union[None, str, Iterable[str]] = None,
                  ds_id: Union[None, str, Iterable[str]] = None) -> None:
         super().__init__(inputs=inputs, outputs=outputs, mode=mode, ds_id=ds_id)
-        if isinstance(upper_latent_dim, bool) or not isinstance(upper_latent_dim, int) or upper_latent_dim < 1:
-            raise ValueError(f"{type(self).__name__}: upper_latent_dim must be a positive integer, got "
-                             f"{upper_latent_dim!r}")
-        self.model, self.upper_latent_dim = model, upper_latent_dim
+        self.model = model
+        self.upper_latent_dim = positive_int(type(self).__name__, "upper_latent_dim", upper_latent_dim)
 
     def get_fe_models(self) -> set:
         return {self.model}

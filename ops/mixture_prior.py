@@ -4,6 +4,7 @@ from typing import Iterable, Tuple, Union
 import tensorflow as tf
 from fastestimator.util.traceability_util import traceable
 
+from ops._checks import positive_int
 from ops.densities import clamp_logvar, log_normal_mixture, reparameterize
 from ops.standard_normal_prior import StandardNormalPrior
 
@@ -41,9 +42,7 @@ class MixturePrior(StandardNormalPrior):
                  mode: Union[None, str, Iterable[str]] = None,
                  ds_id: Union[None, str, Iterable[str]] = None) -> None:
         super().__init__(inputs=inputs, outputs=outputs, mode=mode, ds_id=ds_id)
-        if isinstance(components, bool) or not isinstance(components, int) or components < 1:
-            raise ValueError(f"{type(self).__name__}: components must be a positive integer, got {components!r}")
-        self.model, self.components = model, components
+        self.model, self.components = model, positive_int(type(self).__name__, "components", components)
 
     def get_fe_models(self) -> set:
         return {self.model}

@@ -6,7 +6,7 @@ import torch
 from fastestimator.op.tensorop.tensorop import TensorOp
 from fastestimator.util.traceability_util import traceable
 
-from ops._checks import require_tf
+from ops._checks import positive_int, require_tf
 from ops.densities import log_normal_pdf
 
 
@@ -48,8 +48,7 @@ class PlanarFlow(TensorOp):
                  mode: Union[None, str, Iterable[str]] = None,
                  ds_id: Union[None, str, Iterable[str]] = None) -> None:
         super().__init__(inputs=inputs, outputs=outputs, mode=mode, ds_id=ds_id)
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"{type(self).__name__}: steps must be a positive integer, got {steps!r}")
+        positive_int(type(self).__name__, "steps", steps)
         if len(self.inputs) != 3 or len(self.outputs) != 2:
             raise ValueError(f"{type(self).__name__}: needs 3 inputs (mean, logvar, z) and 2 outputs (z, log_qz), got "
                              f"inputs={self.inputs}, outputs={self.outputs}")

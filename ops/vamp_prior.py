@@ -4,6 +4,7 @@ from typing import Iterable, Optional, Tuple, Union
 import tensorflow as tf
 from fastestimator.util.traceability_util import traceable
 
+from ops._checks import positive_int
 from ops.densities import clamp_logvar, log_normal_mixture, reparameterize
 from ops.standard_normal_prior import StandardNormalPrior
 
@@ -46,8 +47,7 @@ class VampPrior(StandardNormalPrior):
                  mode: Union[None, str, Iterable[str]] = None,
                  ds_id: Union[None, str, Iterable[str]] = None) -> None:
         super().__init__(inputs=inputs, outputs=outputs, mode=mode, ds_id=ds_id)
-        if isinstance(components, bool) or not isinstance(components, int) or components < 1:
-            raise ValueError(f"{type(self).__name__}: components must be a positive integer, got {components!r}")
+        positive_int(type(self).__name__, "components", components)
         if not (isinstance(image_shape, (list, tuple)) and len(image_shape) == 3
                 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in image_shape)):
             raise ValueError(f"{type(self).__name__}: image_shape must be three positive integers, got "

@@ -187,6 +187,13 @@ def build_tanh_mlp_decoder(latent_dim: int = LATENT_DIM, widths: Sequence[int] =
     return build_mlp_decoder(latent_dim, widths, image_shape, out_channels, activation="tanh")
 
 
+def _check_count(name: str, value: int) -> int:
+    """`value` if it is a positive integer (a number of components or steps); else ValueError naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
 def build_mixture_prior(components: int, latent_dim: int = LATENT_DIM) -> tf.keras.Model:
     """The parameters of `ops.MixturePrior` as a Keras model of standard layers (so its file loads as weights):
     ones [B, 1] -> [B, 2 * C * L], the C means (initialized N(0, 1), spread over the prior's region) then the C
@@ -195,9 +202,7 @@ def build_mixture_prior(components: int, latent_dim: int = LATENT_DIM) -> tf.ker
     Raises:
         ValueError: If `components` or `latent_dim` is not a positive integer.
     """
-    latent_dim = _check_latent_dim(latent_dim)
-    if isinstance(components, bool) or not isinstance(components, int) or components < 1:
-        raise ValueError(f"components must be a positive integer, got {components!r}")
+    latent_dim, components = _check_latent_dim(latent_dim), _check_count("components", components)
     ones = tf.keras.Input(shape=(1, ))
     means = tf.keras.layers.Dense(components * latent_dim, use_bias=False, name="means",
                                   kernel_initializer=tf.keras.initializers.RandomNormal(0.0, 1.0, seed=None))(ones)
@@ -213,9 +218,7 @@ def build_pseudo_inputs(components: int, image_shape: Sequence[int] = IMAGE_SHAP
     Raises:
         ValueError: If `components` is not a positive integer or `image_shape` not three positive integers.
     """
-    image_shape = check_image_shape(image_shape)
-    if isinstance(components, bool) or not isinstance(components, int) or components < 1:
-        raise ValueError(f"components must be a positive integer, got {components!r}")
+    image_shape, components = check_image_shape(image_shape), _check_count("components", components)
     ones = tf.keras.Input(shape=(1, ))
     size = components * image_shape[0] * image_shape[1] * image_shape[2]
     values = tf.keras.layers.Dense(size, use_bias=False, activation="sigmoid", name="pseudo_inputs",
@@ -250,9 +253,7 @@ def build_planar_flow(steps: int, latent_dim: int = LATENT_DIM) -> tf.keras.Mode
     Raises:
         ValueError: If `steps` or `latent_dim` is not a positive integer.
     """
-    latent_dim = _check_latent_dim(latent_dim)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    latent_dim, steps = _check_latent_dim(latent_dim), _check_count("steps", steps)
     ones = tf.keras.Input(shape=(1, ))
     parts = [tf.keras.layers.Dense(steps * latent_dim, use_bias=False, name=name,
                                    kernel_initializer=tf.keras.initializers.RandomNormal(0.0, 0.01))(ones)
