@@ -1,4 +1,4 @@
-"""The `pipeline-vae` command line: `data`, `train`, `evaluate`, `plot` and `ablate`.
+"""The `pipeline-vae` command line: `data`, `train`, `evaluate`, `plot`, `explore` and `ablate`.
 
 Errors in user input print one line, `pipeline-vae: error: ...`, and exit non-zero; `--debug` shows the traceback.
 """
@@ -15,7 +15,7 @@ from typing import Any, Callable, List, NoReturn, Optional
 
 from pipeline_vae import settings
 from pipeline_vae.ablation import RunFailed
-from pipeline_vae.run_config import CONFIG_FILE, FILES, iw_progress_file
+from pipeline_vae.run_config import CONFIG_FILE, FIGURE_DPI, FIGURE_FORMATS, FILES, iw_progress_file
 from pipeline_vae.run_lock import RunLockedError
 
 #: Exit codes: bad usage or input (argparse uses 2 too), failure while running, interrupted.
@@ -252,7 +252,21 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from pipeline_vae.plots import plot_run
     data = _run_images(args, CVAE.load(args.save_dir, trust_code=args.trust_run_code))
     images, labels = data.test_images(args.n_images), data.test_labels(args.n_images)
-    for path in plot_run(args.save_dir, images, labels, log=sys.stderr, trust_code=args.trust_run_code):
+    for path in plot_run(args.save_dir, images, labels, log=sys.stderr, trust_code=args.trust_run_code, fmt=args.fmt,
+                         dpi=args.dpi):
+        print(f"Saved: {path}")
+    return 0
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    _check_run_folder(args.save_dir)
+    _quiet_tensorflow()
+    from pipeline_vae.explore import explore_run
+    from pipeline_vae.inference import CVAE
+    data = _run_images(args, CVAE.load(args.save_dir, trust_code=args.trust_run_code))
+    summary = explore_run(args.save_dir, data.test_images(args.n_images), seed=args.seed, units=args.units,
+                          fmt=args.fmt, dpi=args.dpi, trust_code=args.trust_run_code, log=sys.stdout)
+    for path in summary["written"]:
         print(f"Saved: {path}")
     return 0
 
@@ -305,6 +319,13 @@ def _add_tracking_flags(parser: argparse.ArgumentParser) -> None:
                         "sqlite:///mlruns.db in the working directory)")
     parser.add_argument("--experiment", default="pipeline-vae", metavar="NAME",
                         help="MLflow experiment / W&B project (default pipeline-vae)")
+
+
+def _add_figure_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=FIGURE_FORMATS, default="png", dest="fmt",
+                        help="figure format: png (default), or pdf / svg vector files for papers")
+    parser.add_argument("--dpi", type=_count(10), default=FIGURE_DPI,
+                        help=f"pixels per inch of PNG figures (default {FIGURE_DPI}: the sizes the docs state)")
 
 
 def _non_negative_float(text: str) -> float:
@@ -444,8 +465,24 @@ def build_parser() -> argparse.ArgumentParser:
                       help="use only the first N test images for the latent scatter (default: the whole test split)")
     plot.add_argument("--data", metavar="DATA", default=None,
                       help="use these images instead of the run's own test split (read with the run's settings)")
+    _add_figure_flags(plot)
     _add_trust_flag(plot)
     plot.set_defaults(func=cmd_plot)
+
+    explore = sub.add_parser("explore", parents=[common],
+                             help="interpolations, latent traversals, per-unit KL, best- and worst-modelled images")
+    explore.add_argument("--save-dir", required=True, help="a folder written by `pipeline-vae train`")
+    explore.add_argument("--n-images", type=_count(2), default=1000,
+                         help="explore with the first N test images (default 1000)")
+    explore.add_argument("--data", metavar="DATA", default=None,
+                         help="use these images instead of the run's own test split (read with the run's settings)")
+    explore.add_argument("--units", type=_count(1), default=10,
+                         help="latent units to traverse, largest KL first (default 10)")
+    explore.add_argument("--seed", type=_count(0), default=0,
+                         help="chooses the images interpolated and traversed; seeds the per-image ELBO (default 0)")
+    _add_figure_flags(explore)
+    _add_trust_flag(explore)
+    explore.set_defaults(func=cmd_explore)
 
     ablate = sub.add_parser("ablate", parents=[common],
                             help="train and evaluate the variants of an ablation spec; table and plot of results")

@@ -1,4 +1,5 @@
-"""Inference over a trained pair of `.h5` files: encode, sample, decode, reconstruct, generate, interpolate.
+"""Inference over a trained pair of `.h5` files: encode, sample, decode, reconstruct, generate, interpolate (straight
+or spherical), traverse one latent unit.
 
     vae = CVAE.load("runs/default")            # the two .h5 files + the run's configuration (cvae_config.json)
     mean, logvar = vae.encode(x_test[:10])     # uint8 0..255 or float 0..1; [N, H, W, C] (or [N, H, W] for grey)
@@ -10,7 +11,7 @@ decoder's output is read with the run's likelihood. Grey images come back as
 [N, H, W] (as the seed's code expects), colour images as [N, H, W, 3]. Work is batched, so 10k images at once are fine.
 """
 import os
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -63,6 +64,19 @@ def to_unit_images(images: np.ndarray, image_shape: Tuple[int, int, int] = MNIST
     if x.shape[0] == 0:
         raise ValueError(f"{name}: is empty; expected at least one image")
     return x.astype(np.float32) / np.float32(scale)
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Spherical linear interpolation between vectors `a` and `b` [L] at fractions `t` [T] (Shoemake 1985; as White
+    2016 uses it for latent spaces): sin((1 - t) W) / sin W * a + sin(t W) / sin W * b, W the angle between them.
+    Vectors at (nearly) the same or opposite directions, or a zero vector, fall back to the straight line. Returns
+    [T, L] float32; t = 0 gives `a`, t = 1 gives `b`."""
+    a, b, t = np.asarray(a, np.float64), np.asarray(b, np.float64), np.asarray(t, np.float64)[:, None]
+    norm_a, norm_b = np.linalg.norm(a), np.linalg.norm(b)
+    omega = np.arccos(np.clip(np.dot(a, b) / (norm_a * norm_b), -1.0, 1.0)) if norm_a and norm_b else 0.0
+    if np.sin(omega) < 1e-6:
+        return ((1 - t) * a + t * b).astype(np.float32)
+    return ((np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)).astype(np.float32)
 
 
 class CVAE:
@@ -263,9 +277,11 @@ class CVAE:
         z = self.prior.sample(tf.constant(eps), tf.constant(rng.random(int(n)), tf.float32))
         return self.decode(z.numpy())
 
-    def interpolate(self, a: np.ndarray, b: np.ndarray, steps: int = 10) -> np.ndarray:
-        """Decode `steps` points on the straight line between the posterior means of images `a` and `b` (with a
-        posterior flow, each point pushed through it, as `reconstruct` does).
+    def interpolate(self, a: np.ndarray, b: np.ndarray, steps: int = 10, spherical: bool = False) -> np.ndarray:
+        """Decode `steps` points between the posterior means of images `a` and `b`: on the straight line, or with
+        `spherical=True` on the great circle between them (`slerp`, which keeps the points' norms near the prior's
+        typical radius instead of cutting through its low-density centre). With a posterior flow, each point is
+        pushed through it, as `reconstruct` does.
 
         Returns:
             Mean images, shaped as `decode`; the first decodes `a`'s mean, the last `b`'s.
@@ -280,8 +296,34 @@ class CVAE:
             if to_unit_images(image, self.image_shape, name).shape[0] != 1:
                 raise ValueError(f"{name}: expected one image, got {np.shape(image)}")
             means.append(self.encode(image)[0][0])
-        t = np.linspace(0.0, 1.0, int(steps), dtype=np.float32)[:, None]
-        return self.decode(self._through_flow(tf.constant((1 - t) * means[0] + t * means[1])).numpy())
+        t = np.linspace(0.0, 1.0, int(steps), dtype=np.float32)
+        points = slerp(means[0], means[1], t) if spherical else (1 - t[:, None]) * means[0] + t[:, None] * means[1]
+        return self.decode(self._through_flow(tf.constant(points, tf.float32)).numpy())
+
+    def traverse(self, image: np.ndarray, unit: int, values: Sequence[float]) -> np.ndarray:
+        """Decode the posterior mean of one image with latent unit `unit` set to each of `values` in turn (the other
+        units held at the mean): how the decoded image changes along one latent axis. With a posterior flow, the
+        mean is pushed through it first and `unit` is a coordinate of the decoder's input.
+
+        Returns:
+            Mean images, one per value, shaped as `decode`.
+
+        Raises:
+            ValueError: If `image` is not one valid image, `unit` is not in [0, latent_dim), or `values` are not
+                finite numbers.
+        """
+        if to_unit_images(image, self.image_shape, "image").shape[0] != 1:
+            raise ValueError(f"image: expected one image, got {np.shape(image)}")
+        if isinstance(unit, bool) or not isinstance(unit, (int, np.integer)) or not 0 <= unit < self.latent_dim:
+            raise ValueError(f"unit: expected an integer in [0, {self.latent_dim}), got {unit!r}")
+        values = np.asarray(values, np.float64)
+        if values.ndim != 1 or values.size == 0 or not np.all(np.isfinite(values)):
+            raise ValueError("values: expected a non-empty list of finite numbers")
+        base = self._through_flow(tf.constant(self.encode(image)[0])).numpy()[0]
+        z = np.repeat(base[None], len(values), axis=0)
+        z[:, unit] = values
+        return self.decode(z)
+
     def _check_latent(self, z: np.ndarray, name: str) -> np.ndarray:
         z = np.asarray(z)
         if z.dtype.kind not in "fiu":

@@ -1,4 +1,5 @@
-"""The pictures people expect from a VAE run, as PNG (and one GIF), written atomically into the run's save_dir.
+"""The pictures people expect from a VAE run, as PNG (or PDF or SVG) and one GIF, written atomically into the run's
+save_dir.
 
 Figures use matplotlib's object API (`matplotlib.figure.Figure`), so no pyplot state or GUI backend is touched.
 
@@ -10,7 +11,10 @@ Figures use matplotlib's object API (`matplotlib.figure.Figure`), so no pyplot s
 
 Grey images are drawn dark-on-white (ink, the "gray_r" map) for the Bernoulli likelihood (binarized digits) and
 light-on-dark ("gray") otherwise; colour images as they are.
-    training_curves.png      train loss and test ELBO from the run's `train_log.csv`
+    training_curves.png      train loss and the selection split's ELBO from the run's `train_log.csv`
+
+`plot_run(..., fmt="pdf" | "svg", dpi=300)` writes the figures as vector files (or PNG at another resolution) for
+papers; the GIF stays a GIF.
 """
 import glob
 import io
@@ -24,19 +28,44 @@ from PIL import Image
 
 from pipeline_vae.atomic import atomic_path
 from pipeline_vae.train_log import read_log
-from pipeline_vae.run_config import FILES
+from pipeline_vae.run_config import FIGURE_DPI, FIGURE_FORMATS, FILES
 
 if TYPE_CHECKING:  # the models' plots import it when they run: tables and sample grids need no TensorFlow
     from pipeline_vae.inference import CVAE
 
 SAMPLES_DIR, GIF_FILE, LOG_FILE = FILES["samples"], FILES["gif"], FILES["log"]
-DPI = 100
+#: The figure formats `plot` writes (`--format`): raster PNG, or vector PDF and SVG for papers; PNG pixels per inch.
+FORMATS, DPI = FIGURE_FORMATS, FIGURE_DPI
 
 
-def save_figure(fig: Figure, path: str) -> str:
-    """Write `fig` as PNG to `path` through a temporary file and a rename. Returns `path`."""
+def check_format(fmt: str, dpi: int = DPI) -> None:
+    """Refuse a figure format outside `FORMATS` or a resolution that is not a positive integer.
+
+    Raises:
+        ValueError: Naming `--format` or `--dpi` and what was expected.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    if isinstance(dpi, bool) or not isinstance(dpi, int) or not 10 <= dpi <= 2400:
+        raise ValueError(f"--dpi: expected an integer from 10 to 2400, got {dpi!r}")
+
+
+def with_format(name: str, fmt: str) -> str:
+    """`name` with its extension replaced by `fmt`'s ("manifold.png", "pdf" -> "manifold.pdf")."""
+    return f"{os.path.splitext(name)[0]}.{fmt}"
+
+
+def save_figure(fig: Figure, path: str, dpi: int = DPI) -> str:
+    """Write `fig` to `path` in the format its extension names (png, pdf or svg; `dpi` sets a PNG's pixels per inch)
+    through a temporary file and a rename. Returns `path`.
+
+    Raises:
+        ValueError: If the extension is not one of `FORMATS`, or `dpi` is not a positive integer.
+    """
+    fmt = os.path.splitext(path)[1].lstrip(".").lower()
+    check_format(fmt, dpi)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI)
+        fig.savefig(tmp, format=fmt, dpi=dpi)
     return path
 
 
@@ -112,7 +141,7 @@ def manifold_figure(vae: "CVAE", n: int = 20) -> Figure:
     z = np.array([[z1, z2] for z2 in values[::-1] for z1 in values], np.float32)  # rows top to bottom: z2 falling
     canvas = tile(vae.decode(z), n, n, pad=0)
     fig = Figure(figsize=(8, 8))
-    ax = fig.add_axes((0.1, 0.08, 0.86, 0.86))
+    ax = fig.add_axes((0.1, 0.1, 0.86, 0.84))
     show(ax, canvas, is_ink(vae))
     h, w = vae.image_shape[:2]
     centres_x, centres_y = np.arange(n) * w + (w - 1) / 2, np.arange(n) * h + (h - 1) / 2
@@ -125,9 +154,9 @@ def manifold_figure(vae: "CVAE", n: int = 20) -> Figure:
     return fig
 
 
-def plot_manifold(vae: "CVAE", path: str, n: int = 20) -> str:
-    """Write `manifold_figure(vae, n)` as PNG to `path`. Returns `path`."""
-    return save_figure(manifold_figure(vae, n), path)
+def plot_manifold(vae: "CVAE", path: str, n: int = 20, dpi: int = DPI) -> str:
+    """Write `manifold_figure(vae, n)` to `path` (png, pdf or svg by its extension). Returns `path`."""
+    return save_figure(manifold_figure(vae, n), path, dpi)
 
 
 def principal_components(points: np.ndarray, k: int = 2) -> Tuple[np.ndarray, np.ndarray]:
@@ -171,9 +200,10 @@ def latent_scatter_figure(vae: "CVAE", images: np.ndarray, labels: np.ndarray) -
     return fig
 
 
-def plot_latent_scatter(vae: "CVAE", images: np.ndarray, labels: np.ndarray, path: str) -> str:
-    """Write `latent_scatter_figure(vae, images, labels)` as PNG to `path`. Returns `path`."""
-    return save_figure(latent_scatter_figure(vae, images, labels), path)
+def plot_latent_scatter(vae: "CVAE", images: np.ndarray, labels: np.ndarray, path: str, dpi: int = DPI) -> str:
+    """Write `latent_scatter_figure(vae, images, labels)` to `path` (png, pdf or svg by its extension). Returns
+    `path`."""
+    return save_figure(latent_scatter_figure(vae, images, labels), path, dpi)
 
 
 def reconstructions_figure(vae: "CVAE", images: np.ndarray) -> Figure:
@@ -204,41 +234,81 @@ def reconstructions_figure(vae: "CVAE", images: np.ndarray) -> Figure:
     return fig
 
 
-def plot_reconstructions(vae: "CVAE", images: np.ndarray, path: str) -> str:
-    """Write `reconstructions_figure(vae, images)` as PNG to `path`. Returns `path`."""
-    return save_figure(reconstructions_figure(vae, images), path)
+def plot_reconstructions(vae: "CVAE", images: np.ndarray, path: str, dpi: int = DPI) -> str:
+    """Write `reconstructions_figure(vae, images)` to `path` (png, pdf or svg by its extension). Returns `path`."""
+    return save_figure(reconstructions_figure(vae, images), path, dpi)
 
 
-def plot_training_curves(log_path: str, path: str) -> str:
-    """Train loss (per logged step) and test ELBO (per epoch) against the training step. 1000 x 400 px.
+def _single_point_window(ax, values: Sequence[float], log_scale: bool = False) -> None:
+    """Give a panel whose values are all equal (one logged point) a y range a reader can read the value off: 1 nat
+    either side (a factor of 1.05 on a log axis), not matplotlib's default of a few per cent of the value."""
+    if len(set(values)) != 1:
+        return
+    value = values[0]
+    if log_scale and value > 0:
+        ax.set_ylim(value / 1.05, value * 1.05)
+    else:
+        ax.set_ylim(value - 1, value + 1)
+
+
+def _empty_panel(ax, reason: str) -> None:
+    """Say in the middle of an empty panel why it is empty."""
+    ax.text(0.5, 0.5, reason, transform=ax.transAxes, ha="center", va="center", fontsize=9, wrap=True,
+            color="0.35")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def training_curves_figure(log_path: str, split: str = "test") -> Figure:
+    """Train loss (per logged step, up to the last step of every epoch) and the `split` ELBO (per epoch) against the
+    training step, every logged point drawn (markers when there are few). A panel with nothing logged says why.
+    1000 x 400 px at the default dpi; labels are laid out inside the canvas (constrained layout).
 
     Raises:
         FileNotFoundError: If the log does not exist.
-        ValueError: If it holds neither train loss nor test ELBO values.
+        ValueError: If it holds neither train loss nor ELBO values.
     """
     log = read_log(log_path)
     if not log["loss"] and not log["elbo"]:
-        raise ValueError(f"{log_path}: no train loss or test ELBO rows to plot")
-    fig = Figure(figsize=(10, 4))
-    left, right = fig.add_axes((0.07, 0.13, 0.4, 0.77)), fig.add_axes((0.57, 0.13, 0.4, 0.77))
+        raise ValueError(f"{log_path}: no train loss or {split} ELBO rows to plot")
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    left, right = fig.subplots(1, 2)
     if log["loss"]:
         steps, _, values = zip(*log["loss"])
-        left.plot(steps, values, lw=1)
+        left.plot(steps, values, lw=1, marker="o" if len(values) < 30 else None, ms=3)
         left.set_yscale("log")  # the untrained first steps are ~3x the rest
-    left.set(xlabel="training step", ylabel="train loss (nats, batch mean, log scale)", title="Training loss")
+        _single_point_window(left, values, log_scale=True)
+        left.set(xlabel="training step", ylabel="train loss (nats, batch mean, log scale)")
+    else:
+        _empty_panel(left, "no train loss was logged\n(`--log-steps 0` turns step logging off)")
+    left.set_title("Training loss")
     if log["elbo"]:
         steps, epochs, values = zip(*log["elbo"])
-        right.plot(steps, values, marker="o")
-        for step, epoch, value in zip(steps, epochs, values):
-            right.annotate(f"{epoch}", (step, value), textcoords="offset points", xytext=(0, 6), fontsize=7)
-    right.set(xlabel="training step (labels: epoch)", ylabel="test ELBO (nats)", title="Test ELBO")
+        right.plot(steps, values, marker="o", ms=4)
+        _single_point_window(right, values)
+        label_every = max(1, len(epochs) // 15)  # at most ~15 epoch labels, the last always
+        for i, (step, epoch, value) in enumerate(zip(steps, epochs, values)):
+            if i % label_every == 0 or i == len(epochs) - 1:
+                right.annotate(f"{epoch}", (step, value), textcoords="offset points", xytext=(0, 6), fontsize=7,
+                               ha="center", annotation_clip=True)
+        right.set(xlabel="training step (labels: epoch)", ylabel=f"{split} ELBO (nats)")
+    else:
+        _empty_panel(right, f"no {split} ELBO was logged\n(the run had no {split} data, or stopped before the end "
+                            "of its first epoch)")
+    right.set_title(f"{split.capitalize()} ELBO")
     for ax in (left, right):
         ax.grid(alpha=0.3)
-    return save_figure(fig, path)
+    return fig
+
+
+def plot_training_curves(log_path: str, path: str, split: str = "test", dpi: int = DPI) -> str:
+    """Write `training_curves_figure(log_path, split)` to `path` (png, pdf or svg by its extension). Returns `path`."""
+    return save_figure(training_curves_figure(log_path, split), path, dpi)
 
 
 def plot_run(save_dir: str, images: np.ndarray, labels: Optional[np.ndarray] = None, n_reconstructions: int = 12,
-             log: Optional[io.TextIOBase] = None, trust_code: bool = False) -> List[str]:
+             log: Optional[io.TextIOBase] = None, trust_code: bool = False, fmt: str = "png",
+             dpi: int = DPI) -> List[str]:
     """Every picture for a run's save_dir: manifold (latent 2), latent scatter (with labels), reconstructions,
     training curves (if the log exists), and the samples GIF (if per-epoch grids exist).
 
@@ -249,28 +319,38 @@ def plot_run(save_dir: str, images: np.ndarray, labels: Optional[np.ndarray] = N
         n_reconstructions: Columns of the reconstruction figure.
         log: Where to say what was skipped; None for silence.
         trust_code: Load the models' own architectures, running any code they hold (see `CVAE.load`).
+        fmt: The figures' format, one of `FORMATS` (the GIF stays a GIF).
+        dpi: A PNG's pixels per inch (the default gives the sizes the figure functions state).
 
     Returns:
         The paths written.
+
+    Raises:
+        ValueError: For a format outside `FORMATS` or a dpi that is not a positive integer (before anything is read).
     """
     from pipeline_vae.inference import CVAE
+    check_format(fmt, dpi)
     vae = CVAE.load(save_dir, trust_code=trust_code)
+
+    def out(role: str) -> str:
+        return os.path.join(save_dir, with_format(FILES[role], fmt))
+
     written = []
     if vae.latent_dim == 2:
-        written.append(plot_manifold(vae, os.path.join(save_dir, FILES["manifold"])))
+        written.append(plot_manifold(vae, out("manifold"), dpi=dpi))
     elif log:
-        log.write(f"{FILES['manifold']} skipped: latent size is {vae.latent_dim}, not 2\n")
+        log.write(f"{with_format(FILES['manifold'], fmt)} skipped: latent size is {vae.latent_dim}, not 2\n")
     if labels is not None:
-        written.append(plot_latent_scatter(vae, images, labels, os.path.join(save_dir, FILES["latent_scatter"])))
+        written.append(plot_latent_scatter(vae, images, labels, out("latent_scatter"), dpi))
     elif log:
-        log.write(f"{FILES['latent_scatter']} skipped: the data has no labels to colour it by\n")
-    written.append(plot_reconstructions(vae, images[:n_reconstructions],
-                                        os.path.join(save_dir, FILES["reconstructions"])))
+        log.write(f"{with_format(FILES['latent_scatter'], fmt)} skipped: the data has no labels to colour it by\n")
+    written.append(plot_reconstructions(vae, images[:n_reconstructions], out("reconstructions"), dpi))
     log_path = vae.config.path(save_dir, "log") if vae.config else os.path.join(save_dir, LOG_FILE)
     if os.path.isfile(log_path):
-        written.append(plot_training_curves(log_path, os.path.join(save_dir, FILES["training_curves"])))
+        split = vae.config.selection if vae.config else "test"
+        written.append(plot_training_curves(log_path, out("training_curves"), split, dpi))
     elif log:
-        log.write(f"{FILES['training_curves']} skipped: no {os.path.basename(log_path)} in {save_dir}\n")
+        log.write(f"{with_format(FILES['training_curves'], fmt)} skipped: no {os.path.basename(log_path)} in {save_dir}\n")
     frames = sample_frames(save_dir)
     if frames:
         written.append(write_gif(frames, os.path.join(save_dir, GIF_FILE)))

@@ -23,14 +23,19 @@ CONFIG_FILE = "cvae_config.json"
 MNIST_BINARIZE_THRESHOLD = 0.5
 VERSION = 2
 #: The files a run writes into its folder, by role: training writes the first ones, `evaluate` the metrics, `plot` the
-#: pictures; tracking keeps its run ids. Every name of a run folder is here (and `CONFIG_FILE`, `iw_progress_file`).
+#: pictures, `explore` its pictures and numbers; tracking keeps its run ids. Every name of a run folder is here (and `CONFIG_FILE`, `iw_progress_file`).
 FILES: Dict[str, str] = {"encoder": "encoder_best_loss.h5", "decoder": "decoder_best_loss.h5",
                          "prior": "prior_best_loss.h5", "flow": "flow_best_loss.h5",
                          "log": "train_log.csv", "samples": "samples", "gif": "samples.gif",
                          "checkpoint": "checkpoint", "tensorboard": "tensorboard", "metrics": "metrics.json",
                          "tracking": "tracking.json", "manifold": "manifold.png",
                          "latent_scatter": "latent_scatter.png", "reconstructions": "reconstructions.png",
-                         "training_curves": "training_curves.png"}
+                         "training_curves": "training_curves.png", "interpolation": "interpolation.png",
+                         "traversals": "traversals.png", "latent_units": "latent_units.png",
+                         "best_worst": "best_worst.png", "explore": "explore.json"}
+#: The formats `plot` can write its figures in (the pictures' roles above, with the extension swapped), and the
+#: resolution of its PNGs by default.
+FIGURE_FORMATS, FIGURE_DPI = ("png", "pdf", "svg"), 100
 #: The settings that make two runs different models; resuming or reusing a folder with any of them changed is refused.
 RUN_IDENTITY = ("data", "image_shape", "likelihood", "binarize_threshold", "mixed_precision", "latent_dim",
                 "batch_size", "learning_rate", "model", "widths", "slots", "protocol", "prior", "prior_components",

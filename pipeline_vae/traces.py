@@ -8,6 +8,7 @@ import warnings
 from typing import Any, Callable, Iterable, List, Optional, Union
 
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 from fastestimator.trace.io.best_model_saver import BestModelSaver
 from fastestimator.trace.adapt.terminate_on_nan import TerminateOnNaN
@@ -240,6 +241,7 @@ class AtomicCSVLogger(CSVLogger):
 
     def on_epoch_begin(self, data: Data) -> None:
         super().on_epoch_begin(data)
+        self._last_batch: Optional[Data] = None
         # An empty table after training steps means this process resumed a run (RestoreWizard restored the step
         # counter, not this table): take over the rows that run logged. (A flag attribute would not do: FE's
         # RestoreWizard restores simple attributes to their saved values.)
@@ -247,10 +249,32 @@ class AtomicCSVLogger(CSVLogger):
                 self.filename):
             self._keep_previous_rows()
 
+    def on_batch_end(self, data: Data) -> None:
+        super().on_batch_end(data)
+        if self.system.mode == "train":
+            self._last_batch = data  # a reference: read (one host sync) only at the epoch's end
+
+    def on_epoch_end(self, data: Data) -> None:
+        # FE logs the train loss at step 1 and every `log_steps`-th step: also log the epoch's last step, so the
+        # curve reaches the end of training instead of stopping at the last multiple of `log_steps`.
+        step, logged = self.system.global_step, self.system.log_steps
+        last = getattr(self, "_last_batch", None)
+        if self.system.mode == "train" and logged and last is not None and step % logged != 0 and step != 1:
+            losses = {key: self._parse_val(last[key]) for key in sorted(self.system.network.get_loss_keys())
+                      if key in last}
+            if losses:
+                for key in losses:
+                    if key not in self.df_agg.columns:
+                        self.df_agg[key] = ""
+                row = {col: "" for col in self.df_agg.columns}
+                row.update({"mode": "train", "step": step, "epoch": self.system.epoch_idx, **losses})
+                self.df_agg = pd.concat([self.df_agg, pd.DataFrame([row])], ignore_index=True)
+        self._last_batch = None
+        super().on_epoch_end(data)
+
     def _keep_previous_rows(self) -> None:
         """Load the log of the interrupted run up to the checkpoint: train rows up to the restored step, eval rows of
         the epochs before the restored one (FE re-runs that epoch's eval after a restore), so no row is duplicated."""
-        import pandas as pd
         try:
             old = pd.read_csv(self.filename, dtype=str, keep_default_na=False)
             step, epoch = pd.to_numeric(old["step"]), pd.to_numeric(old["epoch"])

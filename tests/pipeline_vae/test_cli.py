@@ -108,6 +108,43 @@ def test_plot_writes_the_pictures(trained_dir, mnist_path, capsys):
     assert all(os.path.getsize(p) > 1000 for p in saved)
 
 
+def test_plot_writes_vector_figures_as_the_docs_show(trained_dir, mnist_path, run_cli, tmp_path):
+    """`pipeline-vae plot --save-dir DIR --format pdf` (docs/usage.md) as a user types it; a format it cannot write
+    is one line naming the flag, and nothing is written."""
+    import shutil
+    run = str(tmp_path / "run")
+    shutil.copytree(trained_dir, run)
+    result = run_cli(["plot", "--save-dir", run, "--format", "pdf", "--n-images", "200", "--data", mnist_path])
+    assert result.returncode == 0, result.stderr
+    saved = [line.split("Saved: ")[1] for line in result.stdout.splitlines() if line.startswith("Saved: ")]
+    assert {os.path.basename(p) for p in saved} == {"manifold.pdf", "latent_scatter.pdf", "reconstructions.pdf",
+                                                   "training_curves.pdf", "samples.gif"}
+    for path in saved:
+        with open(path, "rb") as file:
+            assert file.read(5) == (b"GIF89" if path.endswith(".gif") else b"%PDF-")
+    before = sorted(os.listdir(run))
+    bad = run_cli(["plot", "--save-dir", run, "--format", "jpg"])
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--format" in bad.stderr and "'jpg'" in bad.stderr
+    assert sorted(os.listdir(run)) == before
+
+
+def test_explore_as_the_docs_show(trained_dir, mnist_path, run_cli, tmp_path):
+    """`pipeline-vae explore --save-dir DIR` (docs/usage.md) in a subprocess: the pictures and explore.json; a count it
+    cannot use is one line naming the flag."""
+    import shutil
+    run = str(tmp_path / "run")
+    shutil.copytree(trained_dir, run)
+    result = run_cli(["explore", "--save-dir", run, "--n-images", "300", "--data", mnist_path, "--format", "svg"])
+    assert result.returncode == 0, result.stderr
+    saved = {os.path.basename(line.split("Saved: ")[1]) for line in result.stdout.splitlines()
+             if line.startswith("Saved: ")}
+    assert saved == {"interpolation.svg", "traversals.svg", "latent_units.svg", "best_worst.svg", "explore.json"}
+    summary = json.load(open(os.path.join(run, "explore.json")))
+    assert summary["n_images"] == 300 and f"{summary['active_units']} of 2 units active" in result.stdout
+    bad = run_cli(["explore", "--save-dir", run, "--units", "0"])
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--units" in bad.stderr
+
+
 @pytest.mark.slow
 def test_two_seeded_runs_give_bit_identical_models(tmp_path, run_cli):
     import h5py

@@ -16,6 +16,7 @@ from ops.densities import bernoulli_log_likelihood, kl_to_standard_normal
 from pipeline_vae import get_estimator
 from pipeline_vae.ablation.runner import run_ablation
 from pipeline_vae.ablation.spec import parse_spec
+from pipeline_vae.explore import explore_run
 from pipeline_vae.inference import CVAE
 from pipeline_vae.metrics import evaluate
 from pipeline_vae.plots import plot_run, plot_sample_grid
@@ -54,6 +55,13 @@ def test_digits_folder_trains_evaluates_plots_and_ablates_from_the_cli(digits_di
     assert done.returncode == 0, done.stderr
     for name in ("manifold.png", "latent_scatter.png", "reconstructions.png", "training_curves.png", "samples.gif"):
         assert os.path.isfile(os.path.join(run, name)), name
+
+    done = run_cli(["explore", "--save-dir", run, "--n-images", "60", "--units", "2"])
+    assert done.returncode == 0, done.stderr
+    explored = json.load(open(os.path.join(run, "explore.json")))
+    assert explored["n_images"] == 60 and len(explored["kl_per_unit"]) == explored["latent_dim"] == 2
+    for name in ("interpolation.png", "traversals.png", "latent_units.png", "best_worst.png"):
+        assert f"Saved: {os.path.join(run, name)}" in done.stdout
 
     spec = tmp_path / "likelihoods.yaml"
     spec.write_text(f"""name: digits_likelihoods
@@ -136,6 +144,11 @@ def test_an_rgb_folder_trains_and_every_picture_adapts(tmp_path):
     assert written == ["reconstructions.png", "training_curves.png", "samples.gif"]
     assert "latent_scatter.png skipped: the data has no labels" in notes.text
     assert "manifold.png skipped: latent size is 3, not 2" in notes.text
+    summary = explore_run(save_dir, images, units=3, extremes=2, samples=2)
+    assert len(summary["written"]) == 5 and summary["latent_dim"] == 3
+    assert vae.traverse(images[0], 2, [-1.0, 1.0]).shape == (2, 12, 10, 3)  # colour traversals
+    traversals = np.asarray(Image.open(os.path.join(save_dir, "traversals.png")).convert("RGB")).astype(int)
+    assert np.abs(traversals[..., 0] - traversals[..., 2]).max() > 0  # drawn in colour
     with pytest.raises(ValueError, match=r"images: shape \(8, 12, 10\) not supported; expected uint8 images .* "
                        r"\[N, 12, 10, 3\]"):
         vae.encode(images[..., 0])

@@ -7,6 +7,7 @@ from PIL import Image
 
 from pipeline_vae import plots
 from pipeline_vae.inference import CVAE
+from tests.figure_checks import texts_outside_the_canvas
 
 
 def png_size(path):
@@ -177,3 +178,77 @@ def test_principal_components_of_points_far_from_the_origin():
         np.testing.assert_allclose(projected[:, i], sign * expected[:, i], atol=1e-8)
     np.testing.assert_allclose(share, values[::-1][:2] / values.sum(), rtol=1e-8)
     np.testing.assert_allclose(projected.mean(axis=0), 0.0, atol=1e-9)
+
+
+def _write_log(path, rows):
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["mode", "step", "epoch", "loss", "elbo"])
+        writer.writerows(rows)
+    return str(path)
+
+
+def test_the_curves_reach_every_logged_step_and_keep_their_labels_inside(tmp_path):
+    """Every train row is on the loss curve (up to the epoch's last step, 7, which is no multiple of log_steps 3), every
+    eval row on the ELBO curve, and no label is clipped: the y labels of the seed's layout left the canvas."""
+    log = _write_log(tmp_path / "log.csv", [["train", 1, 1, 540.0, ""], ["train", 3, 1, 300.0, ""],
+                                            ["train", 6, 1, 200.0, ""], ["train", 7, 1, 190.0, ""],
+                                            ["eval", 7, 1, 185.0, -185.0], ["train", 9, 2, 170.0, ""],
+                                            ["train", 14, 2, 150.0, ""], ["eval", 14, 2, 160.0, -160.0]])
+    fig = plots.training_curves_figure(log, split="validation")
+    loss_ax, elbo_ax = fig.axes
+    assert list(loss_ax.lines[0].get_xdata()) == [1, 3, 6, 7, 9, 14]
+    assert list(loss_ax.lines[0].get_ydata()) == [540.0, 300.0, 200.0, 190.0, 170.0, 150.0]
+    assert list(elbo_ax.lines[0].get_xdata()) == [7, 14] and list(elbo_ax.lines[0].get_ydata()) == [-185.0, -160.0]
+    assert elbo_ax.get_ylabel() == "validation ELBO (nats)" and elbo_ax.get_title() == "Validation ELBO"
+    assert texts_outside_the_canvas(fig) == []
+
+
+def test_a_single_logged_point_is_a_marker_on_a_readable_axis(tmp_path):
+    log = _write_log(tmp_path / "log.csv", [["train", 1, 1, 540.0, ""], ["eval", 1, 1, 530.0, -530.0]])
+    fig = plots.training_curves_figure(log)
+    loss_ax, elbo_ax = fig.axes
+    for ax, value in ((loss_ax, 540.0), (elbo_ax, -530.0)):
+        assert ax.lines[0].get_marker() == "o"
+        low, high = ax.get_ylim()
+        assert low < value < high
+    assert elbo_ax.get_ylim() == pytest.approx((-531.0, -529.0))  # 1 nat either side, not ~60
+    assert loss_ax.get_ylim() == pytest.approx((540.0 / 1.05, 540.0 * 1.05))
+
+
+def test_an_empty_panel_says_why(tmp_path):
+    only_eval = _write_log(tmp_path / "eval.csv", [["eval", 5, 1, 200.0, -200.0]])
+    loss_ax, elbo_ax = plots.training_curves_figure(only_eval).axes
+    assert not loss_ax.lines and "no train loss was logged" in " ".join(t.get_text() for t in loss_ax.texts)
+    assert len(elbo_ax.lines) == 1
+    only_train = _write_log(tmp_path / "train.csv", [["train", 1, 1, 540.0, ""], ["train", 2, 1, 500.0, ""]])
+    loss_ax, elbo_ax = plots.training_curves_figure(only_train, split="test").axes
+    assert not elbo_ax.lines and "no test ELBO was logged" in " ".join(t.get_text() for t in elbo_ax.texts)
+
+
+@pytest.mark.parametrize("figure", ["manifold", "scatter", "reconstructions"])
+def test_the_run_figures_keep_their_labels_inside(vae, mnist, figure):
+    fig = {"manifold": lambda: plots.manifold_figure(vae, n=10),
+           "scatter": lambda: plots.latent_scatter_figure(vae, mnist.x_test[:200], mnist.y_test[:200]),
+           "reconstructions": lambda: plots.reconstructions_figure(vae, mnist.x_test[:6])}[figure]()
+    assert texts_outside_the_canvas(fig) == []
+
+
+def test_plot_run_writes_vector_files_or_pngs_at_the_dpi_asked(trained_dir, mnist, tmp_path):
+    import shutil
+    run = str(tmp_path / "run")
+    shutil.copytree(trained_dir, run)
+    written = plots.plot_run(run, mnist.x_test[:200], mnist.y_test[:200], fmt="pdf")
+    pdfs = sorted(os.path.basename(p) for p in written if p.endswith(".pdf"))
+    assert pdfs == ["latent_scatter.pdf", "manifold.pdf", "reconstructions.pdf", "training_curves.pdf"]
+    for name in pdfs:
+        with open(os.path.join(run, name), "rb") as file:
+            assert file.read(5) == b"%PDF-"
+    svg = plots.plot_run(run, mnist.x_test[:200], None, fmt="svg")
+    with open([p for p in svg if p.endswith("training_curves.svg")][0]) as file:
+        assert "<svg" in file.read(2000)
+    pngs = plots.plot_run(run, mnist.x_test[:200], None, dpi=200)
+    assert png_size([p for p in pngs if p.endswith("training_curves.png")][0]) == (2000, 800)
+    for fmt, dpi, flag in (("jpg", 100, "--format"), ("png", 0, "--dpi"), ("png", 72.0, "--dpi")):
+        with pytest.raises(ValueError, match=f"^{flag}: expected"):
+            plots.plot_run(run, mnist.x_test[:10], None, fmt=fmt, dpi=dpi)

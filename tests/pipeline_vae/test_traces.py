@@ -3,6 +3,7 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from fastestimator.trace.trace import Trace
 from fastestimator.util.data import Data
 
 from pipeline_vae import build_encoder
@@ -75,3 +76,28 @@ def test_a_full_disk_mid_save_keeps_the_old_model(tmp_path, monkeypatch):
     x = tf.random.uniform([2, 28, 28, 1])
     np.testing.assert_array_equal(tf.keras.models.load_model(path, compile=False)(x).numpy(), old(x).numpy())
     assert os.listdir(tmp_path) == ["enc.h5"]  # the temporary file is gone
+
+
+class _LossAtEveryStep(Trace):
+    """An observer of FE's own per-step loss: every training step's batch loss, read from the batch."""
+    def __init__(self):
+        super().__init__(inputs="loss", mode="train")
+        self.seen = {}
+
+    def on_batch_end(self, data):
+        self.seen[self.system.global_step] = float(data["loss"])
+
+
+@pytest.mark.slow
+def test_the_log_holds_each_epochs_last_step_beside_the_log_steps(mnist, tmp_path):
+    """7 steps an epoch, log_steps 3: FE logs steps 1, 3, 6 | 9, 12; the log also holds each epoch's last step (7, 14),
+    with the loss FE computed at that step, so the curve reaches the end of training."""
+    from pipeline_vae import get_estimator
+    from pipeline_vae.train_log import read_log
+    observer = _LossAtEveryStep()
+    get_estimator(epochs=2, batch_size=50, latent_dim=2, train_steps_per_epoch=7, eval_steps_per_epoch=2, seed=3,
+                  save_dir=str(tmp_path), data=mnist, log_steps=3, traces=[observer]).fit()
+    rows = read_log(os.path.join(tmp_path, "train_log.csv"))["loss"]
+    assert [(step, epoch) for step, epoch, _ in rows] == [(1, 1), (3, 1), (6, 1), (7, 1), (9, 2), (12, 2), (14, 2)]
+    for step, _, value in rows:
+        assert value == pytest.approx(observer.seen[step], rel=1e-5)
