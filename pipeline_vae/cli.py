@@ -1,4 +1,4 @@
-"""The `pipeline-vae` command line: `data`, `train`, `evaluate`, `plot`, `explore` and `ablate`.
+"""The `pipeline-vae` command line: `data`, `train`, `evaluate`, `plot`, `explore`, `export` and `ablate`.
 
 Errors in user input print one line, `pipeline-vae: error: ...`, and exit non-zero; `--debug` shows the traceback.
 """
@@ -271,6 +271,21 @@ def cmd_explore(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    _check_run_folder(args.save_dir)
+    _quiet_tensorflow()
+    from pipeline_vae.export import export_run
+    from pipeline_vae.inference import CVAE
+    data = _run_images(args, CVAE.load(args.save_dir, trust_code=args.trust_run_code))
+    formats = list(dict.fromkeys(args.formats or ["savedmodel"]))
+    for done in export_run(args.save_dir, formats, data.test_images(args.n_images), out_dir=args.out,
+                           trust_code=args.trust_run_code):
+        worst = max(done["max_abs_diff"].values())
+        print(f"Saved: {done['path']} ({done['format']}; checked on {args.n_images} test images: largest difference "
+              f"from the .h5 pair {worst:.1g})")
+    return 0
+
+
 def _check_executor_flags(args: argparse.Namespace) -> None:
     """Ray-only flags need --executor ray."""
     if args.executor != "ray":
@@ -483,6 +498,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_figure_flags(explore)
     _add_trust_flag(explore)
     explore.set_defaults(func=cmd_explore)
+
+    export = sub.add_parser("export", parents=[common],
+                            help="a SavedModel with serving signatures, a TFLite file or an MLflow model; each checked")
+    export.add_argument("--save-dir", required=True, help="a folder written by `pipeline-vae train`")
+    export.add_argument("--format", action="append", choices=("savedmodel", "tflite", "mlflow"), dest="formats",
+                        help="what to write (repeat for several; default savedmodel): savedmodel (encode, decode, "
+                        "sample, elbo signatures), tflite (encode, decode), mlflow (a pyfunc model serving encode)")
+    export.add_argument("--out", default=None, help="where to write (default SAVE_DIR/export)")
+    export.add_argument("--n-images", type=_count(1), default=100,
+                        help="test images each export is checked on against the .h5 pair (default 100)")
+    export.add_argument("--data", metavar="DATA", default=None,
+                        help="check on these images instead of the run's own test split")
+    _add_trust_flag(export)
+    export.set_defaults(func=cmd_export)
 
     ablate = sub.add_parser("ablate", parents=[common],
                             help="train and evaluate the variants of an ablation spec; table and plot of results")

@@ -227,22 +227,29 @@ def _save_partial(path: str, key: str, out: np.ndarray, done: int, rng: tf.rando
         np.savez(file, key=np.array(key), done=np.array(done), values=out[:done], rng_state=rng.state.numpy())
 
 
-def per_image_elbo(vae: CVAE, images: np.ndarray, samples: int = 16, seed: int = 0,
-                   max_decodes: int = 5000) -> np.ndarray:
+def per_image_elbo(vae: CVAE, images: np.ndarray, samples: int = 16, seed: int = 0, max_decodes: int = 5000,
+                   noise: Optional[np.ndarray] = None) -> np.ndarray:
     """Each image's ELBO, estimated with `samples` draws of z ~ q(z|x): the mean over the draws of the log weights
     log p(x, z) - log q(z|x) that the IW bound uses (the run's prior and flow included). The noise is
-    `numpy.random.default_rng(seed).standard_normal((samples, N, vae.noise_dim))`, so the numbers can be recomputed.
+    `numpy.random.default_rng(seed).standard_normal((samples, N, vae.noise_dim))`, so the numbers can be recomputed,
+    or `noise` itself when given ([S, N, noise_dim]; it sets `samples`).
 
     Returns:
         float64 [N], nats per image (higher: the model explains the image better).
 
     Raises:
-        ValueError: If `images` are not valid or `samples` is not a positive integer.
+        ValueError: If `images` are not valid, `samples` is not a positive integer, or `noise` has the wrong shape.
     """
-    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
-        raise ValueError(f"samples must be a positive integer, got {samples!r}")
     x = vae.prepare(images)
-    eps = np.random.default_rng(seed).standard_normal((int(samples), len(x), vae.noise_dim)).astype(np.float32)
+    if noise is not None:
+        eps = np.asarray(noise, np.float32)
+        if eps.ndim != 3 or eps.shape[1:] != (len(x), vae.noise_dim) or eps.shape[0] < 1:
+            raise ValueError(f"noise: expected shape [S, {len(x)}, {vae.noise_dim}], got {eps.shape}")
+        samples = eps.shape[0]
+    elif isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+        raise ValueError(f"samples must be a positive integer, got {samples!r}")
+    else:
+        eps = np.random.default_rng(seed).standard_normal((int(samples), len(x), vae.noise_dim)).astype(np.float32)
     evaluator, per_call = _Evaluator(vae), max(1, max_decodes // int(samples))
     out = [evaluator.log_weights(tf.constant(x[i:i + per_call]), tf.constant(eps[:, i:i + per_call])).numpy()
            for i in range(0, len(x), per_call)]

@@ -483,6 +483,22 @@ MUTATIONS: Tuple[Mutation, ...] = (
     Mutation("format_ignored", "plots: every figure written as PNG whatever --format says",
              "pipeline_vae/plots.py", "        fig.savefig(tmp, format=fmt, dpi=dpi)",
              "        fig.savefig(tmp, format=\"png\", dpi=dpi)", ("tests/pipeline_vae/test_plots.py", )),
+    Mutation("export_skips_the_preprocessing", "export: the SavedModel encodes grey images the run binarized",
+             "pipeline_vae/export.py", "            if not isinstance(op, Rescale):  # the inputs are scaled already",
+             "            if False:", ("tests/pipeline_vae/test_export.py", )),
+    Mutation("export_sample_noise_reseeded", "export: `sample` draws its noise at another seed than documented",
+             "pipeline_vae/export.py",
+             "        eps = tf.random.stateless_normal(tf.stack([n, self._vae.noise_dim]), seed=tf.stack([seed, 0]))",
+             "        eps = tf.random.stateless_normal(tf.stack([n, self._vae.noise_dim]), seed=tf.stack([seed, 1]))",
+             ("tests/pipeline_vae/test_export.py", )),
+    Mutation("export_elbo_best_draw", "export: the `elbo` signature keeps the best draw, not the mean",
+             "pipeline_vae/export.py", '        return {"elbo": tf.reduce_mean(self._evaluator.log_weights(x, eps), axis=0)}',
+             '        return {"elbo": tf.reduce_max(self._evaluator.log_weights(x, eps), axis=0)}',
+             ("tests/pipeline_vae/test_export.py", )),
+    Mutation("served_mean_and_logvar_swapped", "serving: the MLflow model answers logvar as the mean",
+             "pipeline_vae/serving.py", '        return {"mean": out["mean"].numpy(), "logvar": out["logvar"].numpy()}',
+             '        return {"mean": out["logvar"].numpy(), "logvar": out["mean"].numpy()}',
+             ("tests/pipeline_vae/test_export.py", )),
 )
 
 

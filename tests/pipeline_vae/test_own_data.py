@@ -17,6 +17,7 @@ from pipeline_vae import get_estimator
 from pipeline_vae.ablation.runner import run_ablation
 from pipeline_vae.ablation.spec import parse_spec
 from pipeline_vae.explore import explore_run
+from pipeline_vae.export import export_run
 from pipeline_vae.inference import CVAE
 from pipeline_vae.metrics import evaluate
 from pipeline_vae.plots import plot_run, plot_sample_grid
@@ -62,6 +63,10 @@ def test_digits_folder_trains_evaluates_plots_and_ablates_from_the_cli(digits_di
     assert explored["n_images"] == 60 and len(explored["kl_per_unit"]) == explored["latent_dim"] == 2
     for name in ("interpolation.png", "traversals.png", "latent_units.png", "best_worst.png"):
         assert f"Saved: {os.path.join(run, name)}" in done.stdout
+
+    done = run_cli(["export", "--save-dir", run, "--format", "savedmodel", "--format", "tflite"])  # checked inside
+    assert done.returncode == 0, done.stderr
+    assert os.path.isfile(os.path.join(run, "export", "model.tflite"))
 
     spec = tmp_path / "likelihoods.yaml"
     spec.write_text(f"""name: digits_likelihoods
@@ -144,6 +149,9 @@ def test_an_rgb_folder_trains_and_every_picture_adapts(tmp_path):
     assert written == ["reconstructions.png", "training_curves.png", "samples.gif"]
     assert "latent_scatter.png skipped: the data has no labels" in notes.text
     assert "manifold.png skipped: latent size is 3, not 2" in notes.text
+    exported = export_run(save_dir, ["savedmodel", "tflite"], images)  # each checked against CVAE within 1e-4
+    assert [e["format"] for e in exported] == ["savedmodel", "tflite"]
+    assert max(exported[1]["max_abs_diff"].values()) < 1e-4
     summary = explore_run(save_dir, images, units=3, extremes=2, samples=2)
     assert len(summary["written"]) == 5 and summary["latent_dim"] == 3
     assert vae.traverse(images[0], 2, [-1.0, 1.0]).shape == (2, 12, 10, 3)  # colour traversals
