@@ -242,7 +242,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     path = vae.config.path(args.save_dir, "metrics")
     write_json_atomic(path, metrics)
     print(f"Saved: {path}")
+    _follow_up(args, "evaluate", metrics, [path])
     return 0
+
+
+def _follow_up(args: argparse.Namespace, command: str, metrics: Optional[dict], files: List[str]) -> None:
+    """Add a command's numbers and files to the run's tracked runs (`tracking.json`), unless --no-track; a tracked
+    run that cannot be reached is one line on stderr, not a failure (the files are written already)."""
+    if args.no_track:
+        return
+    from pipeline_vae.tracking import follow_up
+    try:
+        for line in follow_up(args.save_dir, command, metrics, files):
+            print(line)
+    except Exception as err:  # the tool's own errors: the command's work is done and saved
+        if getattr(args, "debug", False):
+            raise
+        print(f"pipeline-vae: warning: not added to the tracked run: {_one_line(err)}", file=sys.stderr)
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -252,9 +268,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from pipeline_vae.plots import plot_run
     data = _run_images(args, CVAE.load(args.save_dir, trust_code=args.trust_run_code))
     images, labels = data.test_images(args.n_images), data.test_labels(args.n_images)
-    for path in plot_run(args.save_dir, images, labels, log=sys.stderr, trust_code=args.trust_run_code, fmt=args.fmt,
-                         dpi=args.dpi):
+    written = plot_run(args.save_dir, images, labels, log=sys.stderr, trust_code=args.trust_run_code, fmt=args.fmt,
+                       dpi=args.dpi)
+    for path in written:
         print(f"Saved: {path}")
+    _follow_up(args, "plot", None, written)
     return 0
 
 
@@ -268,6 +286,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
                           fmt=args.fmt, dpi=args.dpi, trust_code=args.trust_run_code, log=sys.stdout)
     for path in summary["written"]:
         print(f"Saved: {path}")
+    _follow_up(args, "explore", {"active_units": summary["active_units"], "elbo_mean": summary["elbo_mean"],
+                                 "kl_total": sum(summary["kl_per_unit"])}, summary["written"])
     return 0
 
 
@@ -334,6 +354,11 @@ def _add_tracking_flags(parser: argparse.ArgumentParser) -> None:
                         "sqlite:///mlruns.db in the working directory)")
     parser.add_argument("--experiment", default="pipeline-vae", metavar="NAME",
                         help="MLflow experiment / W&B project (default pipeline-vae)")
+
+
+def _add_no_track_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-track", action="store_true",
+                        help="do not add the results to the run's tracked MLflow / W&B runs (tracking.json)")
 
 
 def _add_figure_flags(parser: argparse.ArgumentParser) -> None:
@@ -472,6 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="evaluate on these images instead of the run's own test split (read with the run's "
                           "size, channels and split)")
     _add_trust_flag(evaluate)
+    _add_no_track_flag(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 
     plot = sub.add_parser("plot", parents=[common], help="manifold, latent scatter, reconstructions, curves, GIF")
@@ -482,6 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="use these images instead of the run's own test split (read with the run's settings)")
     _add_figure_flags(plot)
     _add_trust_flag(plot)
+    _add_no_track_flag(plot)
     plot.set_defaults(func=cmd_plot)
 
     explore = sub.add_parser("explore", parents=[common],
@@ -497,6 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="chooses the images interpolated and traversed; seeds the per-image ELBO (default 0)")
     _add_figure_flags(explore)
     _add_trust_flag(explore)
+    _add_no_track_flag(explore)
     explore.set_defaults(func=cmd_explore)
 
     export = sub.add_parser("export", parents=[common],

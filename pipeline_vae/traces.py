@@ -223,7 +223,7 @@ class SampleGrid(Trace):
         print(f"FastEstimator-SampleGrid: Saved {len(frames)} frames to {path}")
 
 
-@traceable()
+@traceable(blacklist=("_last_batch", ))  # a batch's data is not part of the trace's saved state
 class AtomicCSVLogger(CSVLogger):
     """FE's CSVLogger (per-epoch and per-`log_steps` rows), writing each update through a temporary file and a rename.
 

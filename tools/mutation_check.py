@@ -499,6 +499,13 @@ MUTATIONS: Tuple[Mutation, ...] = (
              "pipeline_vae/serving.py", '        return {"mean": out["mean"].numpy(), "logvar": out["logvar"].numpy()}',
              '        return {"mean": out["logvar"].numpy(), "logvar": out["mean"].numpy()}',
              ("tests/pipeline_vae/test_export.py", )),
+    Mutation("follow_up_at_step_0", "tracking: a later command's numbers logged at step 0, not the run's last step",
+             "pipeline_vae/tracking/base.py", "        tracker._last_step = step", "        tracker._last_step = 0",
+             ("tests/pipeline_vae/tracking/test_trackers.py", )),
+    Mutation("follow_up_skips_mlflow", "tracking: the later commands leave the training run's MLflow run out",
+             "pipeline_vae/tracking/base.py", '    if isinstance(ids.get("mlflow"), dict) and ids["mlflow"].get("run_id"):',
+             '    if isinstance(ids.get("mlflow"), list) and ids["mlflow"].get("run_id"):',
+             ("tests/pipeline_vae/tracking/test_trackers.py", )),
 )
 
 

@@ -5,7 +5,8 @@
 
 Each logs the run's configuration as parameters, every logged training step's values and every epoch's train and eval
 values, the best `.h5` models, the sample grid, the GIF and the log as artifacts, and (`log_summary`) final metrics.
-A resumed run continues the same tracked run (its id is kept in `save_dir/tracking.json`).
+A resumed run continues the same tracked run (its id is kept in `save_dir/tracking.json`), and `follow_up` adds what
+later commands (`evaluate`, `plot`, `explore`) make of the run to it.
 
 MLflow and W&B are optional extras (`pip install "pipeline-vae[mlflow]"`, `"pipeline-vae[wandb]"`): they are imported
 only when a logger starts, with a message naming the extra when one is missing. This package loads its loggers (and
@@ -17,9 +18,9 @@ from pipeline_vae.tracking.uri import DEFAULT_EXPERIMENT, DEFAULT_URI, check_tra
 
 #: `--track` values.
 TRACKERS = ("mlflow", "wandb")
-_LAZY = {"RunTracker": "base", "require": "base", "MLflowLogger": "mlflow_logger", "WandbLogger": "wandb_logger"}
+_LAZY = {"RunTracker": "base", "require": "base", "follow_up": "base", "trackers_of": "base", "MLflowLogger": "mlflow_logger", "WandbLogger": "wandb_logger"}
 
-__all__ = ["RunTracker", "MLflowLogger", "WandbLogger", "logger_for", "TRACKERS", "DEFAULT_EXPERIMENT",
+__all__ = ["RunTracker", "MLflowLogger", "WandbLogger", "logger_for", "follow_up", "trackers_of", "TRACKERS", "DEFAULT_EXPERIMENT",
            "DEFAULT_URI", "check_tracking_uri", "require"]
 
 

@@ -3,7 +3,7 @@ import importlib
 import json
 import math
 import os
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 from fastestimator.trace.trace import Trace
@@ -73,7 +73,7 @@ def remember_ids(save_dir: Optional[str], tool: str, ids: Dict[str, Any]) -> Non
     write_json_atomic(os.path.join(save_dir, FILES["tracking"]), found)
 
 
-@traceable(blacklist=("run_id", "_started", "_last_step"))  # a resume (RestoreWizard) must not bring back old ids
+@traceable(blacklist=("run_id", "_started", "_last_step", "_last_batch"))  # a resume must not bring back old ids
 class RunTracker(Trace):
     """Log a run to a tracking tool: parameters at the start, values as FE logs them, files and status at the end.
 
@@ -120,9 +120,17 @@ class RunTracker(Trace):
         log_steps, step = self.system.log_steps, self.system.global_step
         if self.system.mode == "train" and log_steps and (step % log_steps == 0 or step == 1):
             self._log(data.read_logs(), "train", step)
+        if self.system.mode == "train":
+            self._last_batch = data  # a reference: read only at the epoch's end
 
     def on_epoch_end(self, data: Data) -> None:
-        self._log(data.read_logs(), self.system.mode, self.system.global_step)
+        log_steps, step = self.system.log_steps, self.system.global_step
+        last = getattr(self, "_last_batch", None)
+        if self.system.mode == "train" and log_steps and last is not None and step % log_steps != 0 and step != 1:
+            # the epoch's last step, as the CSV log keeps it (`traces.AtomicCSVLogger`): the curve reaches the end
+            self._log({key: last[key] for key in self.system.network.get_loss_keys() if key in last}, "train", step)
+        self._last_batch = None
+        self._log(data.read_logs(), self.system.mode, step)
 
     def on_end(self, data: Data) -> None:
         if self.save_dir:
@@ -130,11 +138,12 @@ class RunTracker(Trace):
         if self.finish:
             self.close()
 
-    def log_files(self, paths: List[str]) -> None:
-        """Attach files to the tracked run (`.h5` models under `models/`, pictures under `samples/` in MLflow)."""
+    def log_files(self, paths: List[str], folder: Optional[str] = None) -> None:
+        """Attach files to the tracked run (in MLflow under `folder`, else `.h5` models under `models/` and pictures
+        under `samples/`)."""
         self.start()
         if paths:
-            self._log_files(paths)
+            self._log_files(paths, folder)
 
     def _log(self, values: Mapping[str, Any], mode: str, step: int) -> None:
         found = numbers(values)
@@ -160,6 +169,13 @@ class RunTracker(Trace):
         if found:
             self._log_summary({f"final/{key}": value for key, value in found.items()})
 
+    def log_numbers(self, metrics: Mapping[str, Any], prefix: str) -> None:
+        """Log a later command's numbers as `<prefix>/<key>` (MLflow: at the run's last step; W&B: its summary)."""
+        self.start()
+        found = numbers(metrics)
+        if found:
+            self._log_summary({f"{prefix}/{key}": value for key, value in found.items()})
+
     def close(self, failed: bool = False) -> None:
         """End the tracked run (FINISHED, or FAILED)."""
         if self._started:
@@ -179,7 +195,7 @@ class RunTracker(Trace):
     def _log_metrics(self, metrics: Dict[str, float], step: int) -> None:
         raise NotImplementedError
 
-    def _log_files(self, paths: List[str]) -> None:
+    def _log_files(self, paths: List[str], folder: Optional[str]) -> None:
         raise NotImplementedError
 
     def _log_summary(self, metrics: Dict[str, float]) -> None:
@@ -187,3 +203,49 @@ class RunTracker(Trace):
 
     def _close(self, failed: bool) -> None:
         raise NotImplementedError
+
+
+def trackers_of(save_dir: str) -> List[RunTracker]:
+    """Loggers that reopen the tracked runs `save_dir/tracking.json` names (the training run's own), left open."""
+    ids, found = read_ids(save_dir), []
+    if isinstance(ids.get("mlflow"), dict) and ids["mlflow"].get("run_id"):
+        from pipeline_vae.tracking.mlflow_logger import MLflowLogger
+        found.append(MLflowLogger(save_dir, tracking_uri=ids["mlflow"].get("tracking_uri"),
+                                  run_id=ids["mlflow"]["run_id"], finish=False))
+    if isinstance(ids.get("wandb"), dict) and ids["wandb"].get("id"):
+        from pipeline_vae.tracking.wandb_logger import DEFAULT_PROJECT, WandbLogger
+        found.append(WandbLogger(save_dir, project=ids["wandb"].get("project") or DEFAULT_PROJECT, finish=False))
+    return found
+
+
+def follow_up(save_dir: str, command: str, metrics: Optional[Mapping[str, Any]] = None,
+              files: Sequence[str] = ()) -> List[str]:
+    """Add what a later command made of a run (`evaluate`'s numbers, `plot`'s and `explore`'s pictures) to the run's
+    tracked runs: numbers as `<command>/<key>` at the last training step the run logged, files under `<command>/`.
+
+    Returns:
+        One line per tracked run, saying where the numbers went (none if the run was not tracked).
+
+    Raises:
+        ImportError, ValueError, OSError, or the tool's own errors: if a tracked run cannot be reached.
+    """
+    from pipeline_vae.train_log import read_log
+    step = 0
+    log_path = os.path.join(save_dir, FILES["log"])
+    if os.path.isfile(log_path):
+        rows = read_log(log_path)
+        step = max([s for s, _, _ in rows["loss"] + rows["elbo"]], default=0)
+    said = []
+    for tracker in trackers_of(save_dir):
+        tracker.start()
+        tracker._last_step = step
+        try:
+            if metrics:
+                tracker.log_numbers(metrics, command)
+            if files:
+                tracker.log_files(list(files), folder=command)
+        finally:
+            tracker.close()
+        said.append(f"Logged to {tracker.tool} run {tracker.run_id} ({command}" +
+                    (f", {len(files)} file(s)" if files else "") + ")")
+    return said

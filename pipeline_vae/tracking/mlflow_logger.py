@@ -59,7 +59,7 @@ def metric_name(key: str) -> str:
     return re.sub(r"[^\w\-. :/]", "_", key).rstrip("_") or "_"
 
 
-@traceable(blacklist=("run_id", "_started", "_last_step"))
+@traceable(blacklist=("run_id", "_started", "_last_step", "_last_batch"))
 class MLflowLogger(RunTracker):
     """Follow a run in MLflow (see `RunTracker` for what is logged).
 
@@ -124,10 +124,11 @@ class MLflowLogger(RunTracker):
         self._client.log_batch(self.run_id, metrics=[Metric(metric_name(key), value, now, step)
                                                      for key, value in metrics.items()])
 
-    def _log_files(self, paths: List[str]) -> None:
+    def _log_files(self, paths: List[str], folder: Optional[str]) -> None:
         for path in paths:
-            folder = "models" if path.endswith(".h5") else "samples" if path.endswith((".png", ".gif")) else None
-            self._client.log_artifact(self.run_id, path, artifact_path=folder)
+            where = folder or ("models" if path.endswith(".h5") else
+                               "samples" if path.endswith((".png", ".gif")) else None)
+            self._client.log_artifact(self.run_id, path, artifact_path=where)
 
     def _log_summary(self, metrics: Dict[str, float]) -> None:
         self._log_metrics(metrics, self._last_step)

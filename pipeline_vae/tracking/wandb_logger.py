@@ -19,7 +19,7 @@ def _wandb() -> Any:
     return require("wandb")
 
 
-@traceable(blacklist=("run_id", "_started", "_last_step"))
+@traceable(blacklist=("run_id", "_started", "_last_step", "_last_batch"))
 class WandbLogger(RunTracker):
     """Follow a run in Weights & Biases (see `RunTracker` for what is logged).
 
@@ -79,9 +79,10 @@ class WandbLogger(RunTracker):
     def _log_metrics(self, metrics: Dict[str, float], step: int) -> None:
         self._run.log(metrics, step=step)
 
-    def _log_files(self, paths: List[str]) -> None:
+    def _log_files(self, paths: List[str], folder: Optional[str]) -> None:
         wandb = _wandb()
-        artifact = wandb.Artifact(f"run-{self.run_id}", type="model")
+        artifact = wandb.Artifact(f"run-{self.run_id}" + (f"-{folder}" if folder else ""),
+                                  type="model" if folder is None else folder)
         for path in paths:
             artifact.add_file(path)
         self._run.log_artifact(artifact)

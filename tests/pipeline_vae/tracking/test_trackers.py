@@ -60,7 +60,7 @@ def test_a_tracked_training_run_matches_its_csv_log_and_resumes_into_the_same_ru
     assert "resuming from the checkpoint after epoch 1" in second.stdout
     assert json.loads((save_dir / "tracking.json").read_text()) == ids
     train_loss, eval_elbo = _csv(save_dir, "train", "loss"), _csv(save_dir, "eval", "elbo")
-    assert sorted(train_loss) == [1, 3, 6] and sorted(eval_elbo) == [4, 8]
+    assert sorted(train_loss) == [1, 3, 4, 6, 8] and sorted(eval_elbo) == [4, 8]  # log steps and each epoch's end
 
     mlflow.set_tracking_uri(uri)
     try:
@@ -112,3 +112,47 @@ def test_a_bad_tracking_uri_is_one_line_before_anything_runs(tmp_path, run_cli):
     assert not (tmp_path / "run").exists()
     alone = run_cli(["train", "--tracking-uri", "sqlite:///m.db"])
     assert alone.returncode == 2 and alone.stderr == "pipeline-vae: error: --tracking-uri is for --track mlflow\n"
+
+
+@pytest.mark.slow
+def test_evaluate_plot_and_explore_add_to_the_training_runs_tracked_runs(tmp_path, run_cli, mnist_path):
+    """After `train --track mlflow --track wandb`, the later commands as users type them add their numbers and
+    pictures to the same tracked runs (tracking.json), at the run's last training step; `--no-track` does not."""
+    from mlflow.tracking import MlflowClient
+    save_dir, uri = tmp_path / "run", f"sqlite:///{tmp_path}/mlruns.db"
+    done = run_cli(["train", "--batch-size", "50", "--train-steps-per-epoch", "4", "--eval-steps-per-epoch", "2",
+                    "--epochs", "1", "--log-steps", "3", "--save-dir", str(save_dir), "--track", "mlflow",
+                    "--track", "wandb", "--tracking-uri", uri])
+    assert done.returncode == 0, done.stderr
+    ids = json.loads((save_dir / "tracking.json").read_text())
+    run_id = ids["mlflow"]["run_id"]
+    evaluated = run_cli(["evaluate", "--save-dir", str(save_dir), "--iw-samples", "3", "--n-images", "40"])
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert f"Logged to mlflow run {run_id} (evaluate, 1 file(s))" in evaluated.stdout
+    assert f"Logged to wandb run {ids['wandb']['id']} (evaluate, 1 file(s))" in evaluated.stdout
+    explored = run_cli(["explore", "--save-dir", str(save_dir), "--n-images", "30", "--data", mnist_path])
+    assert explored.returncode == 0, explored.stderr
+    plotted = run_cli(["plot", "--save-dir", str(save_dir), "--n-images", "100", "--no-track"])
+    assert plotted.returncode == 0, plotted.stderr and "Logged to" not in plotted.stdout
+
+    metrics = json.loads((save_dir / "metrics.json").read_text())
+    explore = json.loads((save_dir / "explore.json").read_text())
+    client = MlflowClient(uri)
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    last_step = max(_csv(save_dir, "train", "loss"))
+    for key, value in (("evaluate/iw_bound", metrics["iw_bound"]), ("evaluate/elbo_analytic", metrics["elbo_analytic"]),
+                       ("explore/active_units", explore["active_units"]), ("explore/elbo_mean", explore["elbo_mean"])):
+        (point, ) = client.get_metric_history(run_id, key)
+        assert point.value == pytest.approx(value, rel=1e-6) and point.step == last_step == 4, key
+    artifacts = client.download_artifacts(run_id, "", str(tmp_path / "artifacts"))
+    names = {os.path.relpath(os.path.join(d, f), artifacts) for d, _, fs in os.walk(artifacts) for f in fs}
+    assert {"evaluate/metrics.json", "explore/explore.json", "explore/traversals.png",
+            "explore/interpolation.png", "explore/latent_units.png", "explore/best_worst.png"} <= names
+    assert not any(name.startswith("plot/") for name in names)  # --no-track
+
+    wandb_run = read_wandb_offline(str(save_dir))
+    assert wandb_run["ids"] == {ids["wandb"]["id"]}  # the same W&B run, reopened
+    assert wandb_run["summary"]["evaluate/iw_bound"] == pytest.approx(metrics["iw_bound"], rel=1e-6)
+    assert wandb_run["summary"]["explore/active_units"] == explore["active_units"]
+    assert {"metrics.json", "traversals.png"} <= set(wandb_run["artifacts"])
