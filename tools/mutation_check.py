@@ -506,6 +506,12 @@ MUTATIONS: Tuple[Mutation, ...] = (
              "pipeline_vae/tracking/base.py", '    if isinstance(ids.get("mlflow"), dict) and ids["mlflow"].get("run_id"):',
              '    if isinstance(ids.get("mlflow"), list) and ids["mlflow"].get("run_id"):',
              ("tests/pipeline_vae/tracking/test_trackers.py", )),
+    Mutation("tracked_lr_only_with_a_schedule", "tracking: the learning rate logged only when a schedule logs it",
+             "pipeline_vae/tracking/base.py", '        if self.system.mode == "train":  # each model\'s learning rate',
+             '        if False:  # each model\'s learning rate', ("tests/pipeline_vae/tracking/test_trackers.py", )),
+    Mutation("wandb_pictures_only_in_artifacts", "W&B: pictures kept only in artifacts, never shown as images",
+             "pipeline_vae/tracking/wandb_logger.py", "        if pictures:  # W&B shows pictures",
+             "        if False:  # W&B shows pictures", ("tests/pipeline_vae/tracking/test_trackers.py", )),
 )
 
 

@@ -52,6 +52,22 @@ def run_params(save_dir: Optional[str]) -> Dict[str, Any]:
             for key, value in sorted(config.items())}
 
 
+def run_tags(later: Optional[str] = None) -> Dict[str, str]:
+    """Where a tracked run comes from: the command line and the toolkit's git commit (`<sha>`, `+dirty` with local
+    changes; absent when not run from a checkout). For a `later` command (`follow_up`) the keys name it
+    (`pipeline_vae.command.evaluate`, `pipeline_vae.commit.evaluate`), so the training run's own tags stay."""
+    import sys
+    from pipeline_vae.ablation.trial import code_version
+    suffix = f".{later}" if later else ""
+    tags = {f"pipeline_vae.command{suffix}": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:])[:500]}
+    commit = code_version()
+    if commit:
+        tags[f"pipeline_vae.commit{suffix}"] = commit
+        if not later:
+            tags["mlflow.source.git.commit"] = commit.split("+")[0]
+    return tags
+
+
 def read_ids(save_dir: Optional[str]) -> Dict[str, Any]:
     """What `save_dir/tracking.json` remembers of the tracked runs ({} if nothing)."""
     if save_dir is None:
@@ -101,6 +117,7 @@ class RunTracker(Trace):
         self.params = dict(params or {})
         self.finish = finish
         self.run_id: Optional[str] = None
+        self.later: Optional[str] = None  # the later command (`follow_up`) this tracker logs for, if any
         self._started = False
         self._last_step = 0
 
@@ -114,6 +131,7 @@ class RunTracker(Trace):
             self._started = True
             remember_ids(self.save_dir, self.tool, self._ids())
             self._log_params({**run_params(self.save_dir), **self.params})
+            self._log_tags(run_tags(self.later))
         return self.run_id
 
     def on_batch_end(self, data: Data) -> None:
@@ -130,7 +148,15 @@ class RunTracker(Trace):
             # the epoch's last step, as the CSV log keeps it (`traces.AtomicCSVLogger`): the curve reaches the end
             self._log({key: last[key] for key in self.system.network.get_loss_keys() if key in last}, "train", step)
         self._last_batch = None
-        self._log(data.read_logs(), self.system.mode, step)
+        values = dict(data.read_logs())
+        if self.system.mode == "train":  # each model's learning rate, every epoch (FE logs it only with a schedule)
+            for model in self.system.network.models:
+                optimizer = getattr(model, "current_optimizer", None)
+                try:
+                    values[f"{model.model_name}_lr"] = float(np.asarray(optimizer.learning_rate))
+                except (AttributeError, TypeError, ValueError):  # no optimizer, or a schedule object
+                    pass
+        self._log(values, self.system.mode, step)
 
     def on_end(self, data: Data) -> None:
         if self.save_dir:
@@ -201,6 +227,9 @@ class RunTracker(Trace):
     def _log_summary(self, metrics: Dict[str, float]) -> None:
         raise NotImplementedError
 
+    def _log_tags(self, tags: Dict[str, str]) -> None:
+        raise NotImplementedError
+
     def _close(self, failed: bool) -> None:
         raise NotImplementedError
 
@@ -237,6 +266,7 @@ def follow_up(save_dir: str, command: str, metrics: Optional[Mapping[str, Any]] 
         step = max([s for s, _, _ in rows["loss"] + rows["elbo"]], default=0)
     said = []
     for tracker in trackers_of(save_dir):
+        tracker.later = command
         tracker.start()
         tracker._last_step = step
         try:

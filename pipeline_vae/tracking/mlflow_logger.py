@@ -130,6 +130,10 @@ class MLflowLogger(RunTracker):
                                "samples" if path.endswith((".png", ".gif")) else None)
             self._client.log_artifact(self.run_id, path, artifact_path=where)
 
+    def _log_tags(self, tags: Dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+        self._client.log_batch(self.run_id, tags=[RunTag(key, value) for key, value in tags.items()])
+
     def _log_summary(self, metrics: Dict[str, float]) -> None:
         self._log_metrics(metrics, self._last_step)
 

@@ -86,9 +86,21 @@ class WandbLogger(RunTracker):
         for path in paths:
             artifact.add_file(path)
         self._run.log_artifact(artifact)
+        pictures = {f"{folder or 'samples'}/{os.path.splitext(os.path.basename(p))[0]}": wandb.Image(p)
+                    for p in paths if p.endswith(".png")}
+        if pictures:  # W&B shows pictures from the history, not from artifacts
+            self._run.log(pictures)
 
     def _log_summary(self, metrics: Dict[str, float]) -> None:
         self._run.summary.update(metrics)
 
+    def _log_tags(self, tags: Dict[str, str]) -> None:
+        self._run.config.update({"_tags": tags}, allow_val_change=True)
+        if tags.get("mlflow.source.git.commit"):
+            self._run.tags = tuple(self._run.tags or ()) + (f"commit:{tags['mlflow.source.git.commit'][:12]}", )
+
     def _close(self, failed: bool) -> None:
+        folder = getattr(self._run, "dir", None)
         self._run.finish(exit_code=1 if failed else 0)
+        if self.wandb_mode == "offline" and folder:
+            print(f"W&B run {self.run_id} is offline; upload it with: wandb sync {os.path.dirname(folder)}")

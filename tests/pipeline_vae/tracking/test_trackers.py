@@ -126,6 +126,8 @@ def test_evaluate_plot_and_explore_add_to_the_training_runs_tracked_runs(tmp_pat
     assert done.returncode == 0, done.stderr
     ids = json.loads((save_dir / "tracking.json").read_text())
     run_id = ids["mlflow"]["run_id"]
+    assert f"W&B run {ids['wandb']['id']} is offline; upload it with: wandb sync {save_dir}/wandb/offline-run-" in \
+        done.stdout
     evaluated = run_cli(["evaluate", "--save-dir", str(save_dir), "--iw-samples", "3", "--n-images", "40"])
     assert evaluated.returncode == 0, evaluated.stderr
     assert f"Logged to mlflow run {run_id} (evaluate, 1 file(s))" in evaluated.stdout
@@ -145,6 +147,14 @@ def test_evaluate_plot_and_explore_add_to_the_training_runs_tracked_runs(tmp_pat
                        ("explore/active_units", explore["active_units"]), ("explore/elbo_mean", explore["elbo_mean"])):
         (point, ) = client.get_metric_history(run_id, key)
         assert point.value == pytest.approx(value, rel=1e-6) and point.step == last_step == 4, key
+    from pipeline_vae.ablation.trial import code_version
+    commit = code_version()  # None where the code is not a git checkout (the mutation check's copy)
+    assert run.data.tags.get("mlflow.source.git.commit") == (commit.split("+")[0] if commit else None)
+    assert run.data.tags.get("pipeline_vae.commit") == commit
+    assert run.data.tags["pipeline_vae.command"].startswith("pipeline-vae train --batch-size 50")
+    assert run.data.tags["pipeline_vae.command.evaluate"].startswith("pipeline-vae evaluate --save-dir")
+    (lr, ) = client.get_metric_history(run_id, "train/encoder_lr")  # every epoch, with no schedule too
+    assert (lr.step, lr.value) == (4, pytest.approx(1e-3))
     artifacts = client.download_artifacts(run_id, "", str(tmp_path / "artifacts"))
     names = {os.path.relpath(os.path.join(d, f), artifacts) for d, _, fs in os.walk(artifacts) for f in fs}
     assert {"evaluate/metrics.json", "explore/explore.json", "explore/traversals.png",
@@ -156,3 +166,6 @@ def test_evaluate_plot_and_explore_add_to_the_training_runs_tracked_runs(tmp_pat
     assert wandb_run["summary"]["evaluate/iw_bound"] == pytest.approx(metrics["iw_bound"], rel=1e-6)
     assert wandb_run["summary"]["explore/active_units"] == explore["active_units"]
     assert {"metrics.json", "traversals.png"} <= set(wandb_run["artifacts"])
+    images = {key[:-len("/_type")]: value for row in wandb_run["history"] for key, value in row.items()
+              if key.endswith("/_type")}  # (the record's nested keys, flattened)
+    assert images.get("explore/traversals") == "image-file" and images.get("samples/epoch_001") == "image-file"
