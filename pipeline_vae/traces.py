@@ -369,10 +369,11 @@ class EpochCallback(Trace):
         self.callback(int(self.system.epoch_idx), float(data[self.inputs[0]]))
 
 
-@traceable()
+@traceable(blacklist=("_last_batch", ))  # a batch's data is not part of the saved state
 class LoggedStepsTensorBoard(TensorBoard):
     """FE's TensorBoard trace, writing the training values at the steps FE logs them (step 1 and every `log_steps`-th,
-    as the console and `train_log.csv` show them). FE's own writes every `update_freq`-th step only, and with
+    as the console and `train_log.csv` show them), and the loss at each epoch's last step (as `train_log.csv` keeps
+    it). FE's own writes every `update_freq`-th step only, and with
     `update_freq="epoch"` nothing but `epoch_time` for training.
 
     Args:
@@ -387,6 +388,18 @@ class LoggedStepsTensorBoard(TensorBoard):
         if (self.system.mode == "train" and self.update_freq.is_step and self.update_freq.freq
                 and self.system.global_step == 1 and self.update_freq.freq != 1):
             self.writer.write_scalars(mode="train", step=1, scalars=[(k, v) for k, v in data.items() if is_number(v)])
+        if self.system.mode == "train":
+            self._last_batch = data  # a reference: read only at the epoch's end
+
+    def on_epoch_end(self, data: Data) -> None:
+        # the epoch's last step's loss, as `AtomicCSVLogger` keeps it, when it is no multiple of `log_steps`
+        step, freq, last = self.system.global_step, self.update_freq.freq, getattr(self, "_last_batch", None)
+        if (self.system.mode == "train" and self.update_freq.is_step and freq and last is not None and step % freq
+                and step != 1):
+            self.writer.write_scalars(mode="train", step=step, scalars=[
+                (key, last[key]) for key in sorted(self.system.network.get_loss_keys()) if key in last])
+        self._last_batch = None
+        super().on_epoch_end(data)
 
 
 @traceable()

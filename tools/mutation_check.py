@@ -512,6 +512,15 @@ MUTATIONS: Tuple[Mutation, ...] = (
     Mutation("wandb_pictures_only_in_artifacts", "W&B: pictures kept only in artifacts, never shown as images",
              "pipeline_vae/tracking/wandb_logger.py", "        if pictures:  # W&B shows pictures",
              "        if False:  # W&B shows pictures", ("tests/pipeline_vae/tracking/test_trackers.py", )),
+    Mutation("runner_drops_the_learned_prior", "ablation: MNIST trials scored without their learned prior and flow",
+             "pipeline_vae/ablation/trial.py",
+             "                       config=vae.config, prior=vae.prior, flow=vae.flow)  # (the run's own prior and flow)",
+             "                       config=vae.config)",
+             ("tests/pipeline_vae/ablation/test_runner.py::test_a_trial_is_evaluated_with_its_own_prior_and_flow", )),
+    Mutation("tensorboard_misses_the_epochs_last_step", "TensorBoard: the loss curve stops at the last log step",
+             "pipeline_vae/traces.py", "        if (self.system.mode == \"train\" and self.update_freq.is_step and freq and last is not None and step % freq",
+             "        if (False and self.update_freq.is_step and freq and last is not None and step % freq",
+             ("tests/pipeline_vae/test_cli.py::test_tensorboard_events_hold_the_logged_elbo_and_no_resume_writes_no_checkpoint", )),
 )
 
 

@@ -288,7 +288,7 @@ def train_and_evaluate(spec: Any, variant: Any, seed: int, save_dir: str, data: 
         vae = CVAE.load(save_dir)
         if vae.likelihood.name == DEFAULT_LIKELIHOOD and images.kind == "mnist":  # one evaluation for every
             vae = CVAE(vae.encoder, vae.decoder, DEFAULT_LIKELIHOOD, MNIST_BINARIZE_THRESHOLD,  # binarization
-                       config=vae.config)
+                       config=vae.config, prior=vae.prior, flow=vae.flow)  # (the run's own prior and flow)
         metrics = evaluate(vae, images.test_images(n_images), iw_samples=config.iw_samples, seed=0,
                            show_progress=False)
         metrics.update(train_seconds=round(train_seconds, 1), eval_seconds=metrics.pop("seconds"),

@@ -243,7 +243,7 @@ def test_tensorboard_events_hold_the_logged_elbo_and_no_resume_writes_no_checkpo
     train_events = EventAccumulator(str(train_dir), size_guidance={"scalars": 0})
     train_events.Reload()
     losses = {int(r["step"]): float(r["loss"]) for r in _log_rows(save_dir) if r["mode"] == "train" and r["loss"]}
-    assert sorted(losses) == [1, 2, 4, 6]  # FE logs step 1 and every log_steps-th step
+    assert sorted(losses) == [1, 2, 3, 4, 6]  # FE logs step 1 and every log_steps-th step; and each epoch's last
     assert {e.step: e.value for e in train_events.Scalars("loss")} == pytest.approx(losses, rel=1e-5)
     again = run_cli(args)
     assert again.returncode == 0, again.stderr
