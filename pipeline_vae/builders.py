@@ -22,6 +22,7 @@ from pipeline_vae.resolve import DataArg, resolve
 from pipeline_vae.run_config import CONFIG_FILE, FILES, MNIST_BINARIZE_THRESHOLD, RUN_IDENTITY, RunConfig
 from pipeline_vae.slots import DEFAULT_LOSS, Graph, SlotValue, build_graph, graph_for
 from pipeline_vae.resume import ExtendableRestoreWizard
+from pipeline_vae.tracking.base import config_params
 from pipeline_vae.traces import (AtomicCSVLogger, ExampleMean, FullModelSaver, LoggedStepsTensorBoard, SampleGrid,
                                  SaysWhere, StopOnNaN)
 
@@ -165,7 +166,7 @@ def get_traces(graph: Graph, save_dir: str, config: Optional[RunConfig] = None) 
                                  prior=graph.prior))
     if config.tensorboard:
         traces.append(LoggedStepsTensorBoard(log_dir=os.path.join(save_dir, "tensorboard"),
-                                             log_steps=config.log_steps))
+                                             log_steps=config.log_steps, hparams=config_params(config), metric=METRIC))
     if config.early_stop is not None:
         traces.append(EarlyStopping(monitor=METRIC, patience=config.early_stop, compare="max"))
     if config.lr_schedule is not None:

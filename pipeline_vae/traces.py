@@ -5,7 +5,7 @@ at the logged steps, and a per-epoch callback (a trial's progress for Ray Tune).
 import io
 import os
 import warnings
-from typing import Any, Callable, Iterable, List, Optional, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Union
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,7 @@ from ops.densities import get_likelihood
 from ops.names import DEFAULT_LIKELIHOOD
 from pipeline_vae import plots
 from pipeline_vae.atomic import atomic_path
+from pipeline_vae.tracking.base import learning_rates
 from pipeline_vae.train_log import damaged
 from pipeline_vae.run_config import RunConfig, stamp_model
 
@@ -163,12 +164,26 @@ class ExampleMean(Trace):
         data.write_with_log(self.outputs[0], self.scale * self.total / self.count)
 
 
+#: The key under which `SampleGrid` leaves each eval epoch's grid for later traces (`LoggedStepsTensorBoard`).
+GRID_KEY = "sample_grid"
+
+
+def grid_image(images: np.ndarray, ink: bool = True) -> np.ndarray:
+    """Images [N, H, W, C] in [0, 1] as one square grid image [1, rows*(H+2)+2, cols*(W+2)+2, C] in [0, 1] (grey
+    ink-on-white, as the PNG grids draw them, when `ink`)."""
+    side = int(np.ceil(np.sqrt(len(images))))
+    grid = np.clip(plots.tile(np.asarray(images, np.float32), side, side), 0.0, 1.0)
+    return (1.0 - grid if ink else grid)[None]
+
+
 @traceable()
 class SampleGrid(Trace):
     """Decode the same latent vectors after every evaluation and save the grid, then an animated GIF at the end.
 
     Writes `save_dir/samples/epoch_000.png` before training (the untrained decoder), one `epoch_NNN.png` per eval
     epoch, and `save_dir/samples.gif` of epochs 0..last at the end of training: the TensorFlow tutorial's `cvae.gif`.
+    Each eval epoch's grid is also left in the data, unlogged, as `GRID_KEY` ([1, H', W', C] in [0, 1], see
+    `grid_image`) for `LoggedStepsTensorBoard`.
 
     Args:
         decoder: The decoder model (fe.build), [B, latent_dim] -> the likelihood's parameters [B, H, W, C * params].
@@ -184,7 +199,7 @@ class SampleGrid(Trace):
     """
     def __init__(self, decoder: tf.keras.Model, save_dir: str, n: int = 16, seed: int = 0,
                  likelihood: str = DEFAULT_LIKELIHOOD, prior: Optional[Any] = None) -> None:
-        super().__init__(mode="eval")
+        super().__init__(mode="eval", outputs=GRID_KEY)
         self.likelihood = get_likelihood(likelihood)
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"SampleGrid: n must be a positive integer, got {n!r}")
@@ -193,6 +208,7 @@ class SampleGrid(Trace):
         latent = decoder.input_shape[-1]
         self.z = rng.standard_normal((n, latent if prior is None else prior.noise_size(latent))).astype(np.float32)
         self.u, self.prior = rng.random(n).astype(np.float32), prior
+        self.ink = self.likelihood.name == "bernoulli"  # binarized digits: drawn dark on white
         self.last_epoch = 0
 
     def latents(self) -> tf.Tensor:
@@ -205,17 +221,19 @@ class SampleGrid(Trace):
         """Where the grid of `epoch` goes (0: before training)."""
         return os.path.join(self.save_dir, plots.SAMPLES_DIR, f"epoch_{epoch:03d}.png")
 
-    def _save(self, epoch: int) -> None:
+    def _save(self, epoch: int) -> np.ndarray:
         images = self.likelihood.mean(self.decoder(self.latents(), training=False)).numpy()
         plots.plot_sample_grid(images, self.frame_path(epoch), f"epoch {epoch}" if epoch else "before training",
-                               ink=self.likelihood.name == "bernoulli")
+                               ink=self.ink)
         self.last_epoch = epoch
+        return images
 
     def on_begin(self, data: Data) -> None:
         self._save(0)
 
     def on_epoch_end(self, data: Data) -> None:
-        self._save(self.system.epoch_idx)
+        images = self._save(self.system.epoch_idx)
+        data.write_without_log(GRID_KEY, grid_image(images, ink=self.ink))
 
     def on_end(self, data: Data) -> None:
         frames = [self.frame_path(e) for e in range(self.last_epoch + 1) if os.path.exists(self.frame_path(e))]
@@ -373,15 +391,23 @@ class EpochCallback(Trace):
 class LoggedStepsTensorBoard(TensorBoard):
     """FE's TensorBoard trace, writing the training values at the steps FE logs them (step 1 and every `log_steps`-th,
     as the console and `train_log.csv` show them), and the loss at each epoch's last step (as `train_log.csv` keeps
-    it). FE's own writes every `update_freq`-th step only, and with
-    `update_freq="epoch"` nothing but `epoch_time` for training.
+    it). FE's own writes every `update_freq`-th step only, and with `update_freq="epoch"` nothing but `epoch_time` for
+    training. Also, per epoch, each model's learning rate (`<model>_lr`, under train) and `SampleGrid`'s grid (image
+    `samples`, under eval); at the end, the run's settings and its best and last ELBO for TensorBoard's HParams
+    dashboard (in the `hparams` folder beside `train` and `eval`).
 
     Args:
         log_dir: Where the event files go.
         log_steps: The Estimator's `log_steps` (0 or None: per epoch only).
+        hparams: The run's settings (numbers, strings, booleans; None is written as "None"), e.g.
+            `tracking.base.config_params(config)`; None: no HParams record.
+        metric: The eval metric whose best and last values the HParams record holds.
     """
-    def __init__(self, log_dir: str, log_steps: Optional[int]) -> None:
+    def __init__(self, log_dir: str, log_steps: Optional[int], hparams: Optional[Dict[str, Any]] = None,
+                 metric: str = "elbo") -> None:
         super().__init__(log_dir=log_dir, update_freq=log_steps or "epoch", write_graph=False)
+        self.hparams, self.metric = hparams, metric
+        self.history: Dict[int, float] = {}
 
     def on_batch_end(self, data: Data) -> None:
         super().on_batch_end(data)
@@ -400,6 +426,31 @@ class LoggedStepsTensorBoard(TensorBoard):
                 (key, last[key]) for key in sorted(self.system.network.get_loss_keys()) if key in last])
         self._last_batch = None
         super().on_epoch_end(data)
+        if self.system.mode == "train":
+            rates = [(key, value) for key, value in learning_rates(self.system.network).items() if key not in data]
+            self.writer.write_scalars(mode="train", step=step, scalars=rates)
+        if self.system.mode == "eval":
+            if data.get(GRID_KEY) is not None:
+                self.writer.write_images(mode="eval", step=step, images=[("samples", data[GRID_KEY])])
+            if is_number(data.get(self.metric)):
+                self.history[step] = float(data[self.metric])
+
+    def on_end(self, data: Data) -> None:
+        if self.hparams is not None and self.history:
+            from torch.utils.tensorboard import SummaryWriter
+            from torch.utils.tensorboard.summary import hparams
+            values = {key: "None" if value is None else value for key, value in self.hparams.items()}
+            best, last = max(self.history.values()), self.history[max(self.history)]
+            metrics = {f"hparams/best_{self.metric}": best, f"hparams/last_{self.metric}": last}
+            writer = SummaryWriter(log_dir=os.path.join(self.root_log_dir, self.system.experiment_time, "hparams"))
+            try:
+                for summary in hparams(values, metrics):
+                    writer.file_writer.add_summary(summary)
+                for key, value in metrics.items():
+                    writer.add_scalar(key, value, global_step=self.system.global_step)
+            finally:
+                writer.close()
+        super().on_end(data)
 
 
 @traceable()

@@ -44,12 +44,30 @@ def run_params(save_dir: Optional[str]) -> Dict[str, Any]:
     """The run's configuration (`cvae_config.json`) as flat parameters: nested values become JSON strings."""
     if save_dir is None or not os.path.isfile(os.path.join(save_dir, CONFIG_FILE)):
         return {}
-    config = RunConfig.read(save_dir).to_json()
+    return config_params(RunConfig.read(save_dir))
+
+
+def config_params(run_config: RunConfig) -> Dict[str, Any]:
+    """A run configuration as flat parameters (`data.<key>` for the data's): nested values become JSON strings."""
+    config = run_config.to_json()
     data = config.pop("data")
     config.pop("files", None)
     config.update({f"data.{key}": value for key, value in data.items()})
     return {key: value if isinstance(value, (str, int, float, bool)) or value is None else json.dumps(value)
             for key, value in sorted(config.items())}
+
+
+def learning_rates(network: Any) -> Dict[str, float]:
+    """`<model name>_lr`: the learning rate of each model of an FE `network` that has an optimizer with a plain rate
+    (FE writes these values only with a schedule)."""
+    rates = {}
+    for model in network.models:
+        optimizer = getattr(model, "current_optimizer", None)
+        try:
+            rates[f"{model.model_name}_lr"] = float(np.asarray(optimizer.learning_rate))
+        except (AttributeError, TypeError, ValueError):  # no optimizer, or a schedule object
+            pass
+    return rates
 
 
 def run_tags(later: Optional[str] = None) -> Dict[str, str]:
@@ -150,12 +168,7 @@ class RunTracker(Trace):
         self._last_batch = None
         values = dict(data.read_logs())
         if self.system.mode == "train":  # each model's learning rate, every epoch (FE logs it only with a schedule)
-            for model in self.system.network.models:
-                optimizer = getattr(model, "current_optimizer", None)
-                try:
-                    values[f"{model.model_name}_lr"] = float(np.asarray(optimizer.learning_rate))
-                except (AttributeError, TypeError, ValueError):  # no optimizer, or a schedule object
-                    pass
+            values.update(learning_rates(self.system.network))
         self._log(values, self.system.mode, step)
 
     def on_end(self, data: Data) -> None:

@@ -1,4 +1,5 @@
 import csv
+import io
 import json
 import os
 
@@ -224,12 +225,19 @@ def _log_rows(save_dir):
 @pytest.mark.slow
 def test_tensorboard_events_hold_the_logged_elbo_and_no_resume_writes_no_checkpoint(tmp_path, run_cli):
     """--tensorboard: the event files, read with TensorBoard's own reader, hold every epoch's test ELBO and every
-    logged training step's loss as logged in the CSV (FE's update_freq="epoch" wrote only epoch_time for training).
+    logged training step's loss as logged in the CSV (FE's update_freq="epoch" wrote only epoch_time for training),
+    each epoch's learning rate, each eval epoch's sample grid (the last one is the best decoder's, decoded here from
+    the grid's seeded latents), and an HParams record with the run's settings and best ELBO.
     --no-resume: no checkpoint is written, and the same command again trains from step 1."""
+    from PIL import Image
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+    import numpy as np
+    import tensorflow as tf
     save_dir = tmp_path / "run"
     args = ["train", "--epochs", "2", "--batch-size", "50", "--train-steps-per-epoch", "3", "--eval-steps-per-epoch",
-            "2", "--log-steps", "2", "--tensorboard", "--no-resume", "--save-dir", str(save_dir)]
+            "2", "--log-steps", "2", "--tensorboard", "--no-resume", "--seed", "0", "--lr", "0.002", "--save-dir",
+            str(save_dir)]
     first = run_cli(args)
     assert first.returncode == 0, first.stderr
     assert not (save_dir / "checkpoint").exists()
@@ -245,6 +253,27 @@ def test_tensorboard_events_hold_the_logged_elbo_and_no_resume_writes_no_checkpo
     losses = {int(r["step"]): float(r["loss"]) for r in _log_rows(save_dir) if r["mode"] == "train" and r["loss"]}
     assert sorted(losses) == [1, 2, 3, 4, 6]  # FE logs step 1 and every log_steps-th step; and each epoch's last
     assert {e.step: e.value for e in train_events.Scalars("loss")} == pytest.approx(losses, rel=1e-5)
+    for model in ("encoder", "decoder"):
+        assert {e.step: e.value for e in train_events.Scalars(f"{model}_lr")} == pytest.approx({3: 0.002, 6: 0.002})
+    assert [e.step for e in events.Images("samples")] == [3, 6]
+    assert logged[6] > logged[3]  # so the saved decoder is the last epoch's, whose grid is the last image
+    grid = np.asarray(Image.open(io.BytesIO(events.Images("samples")[-1].encoded_image_string)), np.float64)
+    decoder = tf.keras.models.load_model(str(save_dir / "decoder_best_loss.h5"), compile=False)
+    z = np.random.default_rng(0).standard_normal((16, 2)).astype(np.float32)  # SampleGrid's seed-0 latents
+    digits = 1.0 / (1.0 + np.exp(-decoder(z).numpy()[..., 0]))
+    expected = np.ones((4 * 30 + 2, 4 * 30 + 2))  # a 4 x 4 grid, 2 px apart, ink on white
+    for i in range(16):
+        r, c = divmod(i, 4)
+        expected[2 + 30 * r:30 * r + 30, 2 + 30 * c:30 * c + 30] = 1.0 - digits[i]
+    assert grid.shape[:2] == expected.shape
+    assert np.max(np.abs(grid[..., 0] / 255.0 - expected)) < 1.5 / 255
+    (hparams_dir, ) = list((save_dir / "tensorboard").glob("*/hparams"))
+    record = EventAccumulator(str(hparams_dir), size_guidance={"scalars": 0})
+    record.Reload()
+    start = HParamsPluginData.FromString(record.PluginTagToContent("hparams")["_hparams_/session_start_info"])
+    chosen = {key: value.number_value or value.string_value for key, value in start.session_start_info.hparams.items()}
+    assert chosen["latent_dim"] == 2 and chosen["batch_size"] == 50 and chosen["learning_rate"] == pytest.approx(0.002)
+    assert [e.value for e in record.Scalars("hparams/best_elbo")] == pytest.approx([max(logged.values())], abs=1e-3)
     again = run_cli(args)
     assert again.returncode == 0, again.stderr
     assert "FastEstimator-Start: step: 1;" in again.stdout and "resuming" not in again.stdout
