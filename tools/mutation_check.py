@@ -46,6 +46,8 @@ class Mutation:
 
 
 METRICS_TESTS = ("tests/pipeline_vae/test_metrics_reference.py", )
+#: The test that reads a run's TensorBoard events back.
+TB_TEST = "tests/pipeline_vae/test_cli.py::test_tensorboard_events_hold_the_logged_elbo_and_no_resume_writes_no_checkpoint"
 MUTATIONS: Tuple[Mutation, ...] = (
     # The five breaks of issue 11's table.
     Mutation("iw_log_sum_exp", "IW bound: log-sum-exp instead of log-mean-exp (+log K)", "ops/densities.py",
@@ -521,6 +523,19 @@ MUTATIONS: Tuple[Mutation, ...] = (
              "pipeline_vae/traces.py", "        if (self.system.mode == \"train\" and self.update_freq.is_step and freq and last is not None and step % freq",
              "        if (False and self.update_freq.is_step and freq and last is not None and step % freq",
              ("tests/pipeline_vae/test_cli.py::test_tensorboard_events_hold_the_logged_elbo_and_no_resume_writes_no_checkpoint", )),
+    Mutation("tensorboard_without_lr", "TensorBoard: no learning rate without a schedule", "pipeline_vae/traces.py",
+             "            rates = [(key, value) for key, value in learning_rates(self.system.network).items() if key not in data]",
+             "            rates = []", (TB_TEST, )),
+    Mutation("tensorboard_without_sample_grid", "TensorBoard: the sample grids never reach it", "pipeline_vae/traces.py",
+             "            if data.get(GRID_KEY) is not None:", "            if False:", (TB_TEST, )),
+    Mutation("tensorboard_grid_without_ink", "TensorBoard: the digits' grid drawn white on black, unlike the PNGs",
+             "pipeline_vae/traces.py", "    return (1.0 - grid if ink else grid)[None]", "    return grid[None]", (TB_TEST, )),
+    Mutation("tensorboard_without_hparams", "TensorBoard: no HParams record of the run's settings and best ELBO",
+             "pipeline_vae/traces.py", "        if self.hparams is not None and self.history:", "        if False:",
+             (TB_TEST, )),
+    Mutation("mlflow_model_not_logged", "MLflow: the best model is not logged as an MLflow model at the end of training",
+             "pipeline_vae/tracking/base.py", "            self.log_model()\n", "",
+             ("tests/pipeline_vae/tracking/test_trackers.py", )),
 )
 
 

@@ -174,6 +174,7 @@ class RunTracker(Trace):
     def on_end(self, data: Data) -> None:
         if self.save_dir:
             self.log_files(self.files())
+            self.log_model()
         if self.finish:
             self.close()
 
@@ -200,6 +201,9 @@ class RunTracker(Trace):
             grids = sorted(name for name in os.listdir(samples) if name.endswith(".png"))
             paths += [os.path.join(samples, grids[-1])] if grids else []
         return [path for path in paths if os.path.isfile(path)]
+
+    def log_model(self) -> None:
+        """Log the run's best models as the tool's model format, where it has one (the backends decide: MLflow)."""
 
     def log_summary(self, metrics: Mapping[str, Any]) -> None:
         """Log final numbers (e.g. the evaluation: ELBO, IW bound, KL, active units, seconds) as `final/<key>`."""
