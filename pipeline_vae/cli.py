@@ -528,11 +528,13 @@ def build_parser() -> argparse.ArgumentParser:
     explore.set_defaults(func=cmd_explore)
 
     export = sub.add_parser("export", parents=[common],
-                            help="a SavedModel with serving signatures, a TFLite file or an MLflow model; each checked")
+                            help="a SavedModel with serving signatures, a TFLite file, ONNX files or an MLflow model; "
+                            "each checked")
     export.add_argument("--save-dir", required=True, help="a folder written by `pipeline-vae train`")
-    export.add_argument("--format", action="append", choices=("savedmodel", "tflite", "mlflow"), dest="formats",
-                        help="what to write (repeat for several; default savedmodel): savedmodel (encode, decode, "
-                        "sample, elbo signatures), tflite (encode, decode), mlflow (a pyfunc model serving encode)")
+    export.add_argument("--format", action="append", choices=("savedmodel", "tflite", "onnx", "mlflow"),
+                        dest="formats", help="what to write (repeat for several; default savedmodel): savedmodel "
+                        "(encode, decode, sample, elbo signatures), tflite (encode, decode), onnx (encode.onnx, "
+                        "decode.onnx), mlflow (a pyfunc model serving encode)")
     export.add_argument("--out", default=None, help="where to write (default SAVE_DIR/export)")
     export.add_argument("--n-images", type=_count(1), default=100,
                         help="test images each export is checked on against the .h5 pair (default 100)")

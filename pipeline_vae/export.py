@@ -1,5 +1,5 @@
-"""A trained model in the forms other tools load: a TensorFlow SavedModel with serving signatures, a TFLite file, and
-an MLflow model that `mlflow models serve` serves. `pipeline-vae export --save-dir DIR --format F` writes them into
+"""A trained model in the forms other tools load: a TensorFlow SavedModel with serving signatures, a TFLite file, ONNX
+files, and an MLflow model that `mlflow models serve` serves. `pipeline-vae export --save-dir DIR --format F` writes them into
 DIR/export/ and checks each against `CVAE` on the run's own test images before it says it is done.
 
     savedmodel/     signatures (float32 images in 0..1, [N, H, W, C]; the run's preprocessing is inside):
@@ -8,6 +8,7 @@ DIR/export/ and checks each against `CVAE` on the run's own test images before i
                       sample(n, seed)             -> images, z                  n draws from the run's prior, decoded
                       elbo(images, samples, seed) -> elbo                       per-image ELBO, `samples` draws each
     model.tflite    the encode and decode signatures, for TensorFlow Lite's interpreter (signature runners)
+    onnx/           encode.onnx (images -> mean, logvar) and decode.onnx (z -> images), for onnxruntime (tf2onnx)
     mlflow/         an MLflow pyfunc model (encode: images -> mean, logvar) with a tensor signature and an input example
 
     import tensorflow as tf
@@ -32,7 +33,9 @@ from pipeline_vae.inference import CVAE
 from pipeline_vae.metrics import _Evaluator, per_image_elbo
 
 #: The formats `export` writes, and the folder or file name of each under DIR/export/.
-FORMATS: Dict[str, str] = {"savedmodel": "savedmodel", "tflite": "model.tflite", "mlflow": "mlflow"}
+FORMATS: Dict[str, str] = {"savedmodel": "savedmodel", "tflite": "model.tflite", "onnx": "onnx", "mlflow": "mlflow"}
+#: The ONNX opset of `export_onnx` (onnxruntime 1.20 runs up to 21).
+ONNX_OPSET = 17
 EXPORT_DIR = "export"
 #: How far an export's numbers may be from `CVAE`'s (float32 through a different runtime): absolute for latents and
 #: images, relative for the ELBO.
@@ -126,6 +129,33 @@ def export_tflite(savedmodel: str, path: str) -> str:
     return path
 
 
+def export_onnx(vae: CVAE, path: str) -> str:
+    """Write `encode.onnx` (images -> mean, logvar, the run's preprocessing inside) and `decode.onnx` (z -> images) to
+    the folder `path` (replaced whole once both are written), converted by tf2onnx from the SavedModel's functions.
+    Returns `path`.
+
+    Raises:
+        ValueError: If tf2onnx is not installed.
+    """
+    try:
+        import tf2onnx
+    except ImportError:
+        raise ValueError("--format onnx: tf2onnx is not installed; pip install -e '.[onnx]' and then pip install "
+                         "--no-deps tf2onnx==1.16.1 (docs/usage.md says why)") from None
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    build = tempfile.mkdtemp(prefix=".onnx-", dir=parent)
+    try:
+        served = _Served(vae)
+        for name, function in (("encode", served.encode), ("decode", served.decode)):
+            tf2onnx.convert.from_function(function, input_signature=function.input_signature, opset=ONNX_OPSET,
+                                          output_path=os.path.join(build, f"{name}.onnx"))
+        _replace_dir(build, path)
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
+    return path
+
+
 def export_mlflow(vae: CVAE, savedmodel: str, path: str, example: np.ndarray) -> str:
     """An MLflow pyfunc model at `path` serving `encode` (images -> mean, logvar) from a copy of the SavedModel,
     loaded by `pipeline_vae.serving` (no pickled code), with a tensor signature and `example` as its input example."""
@@ -184,6 +214,20 @@ def check_tflite(vae: CVAE, path: str, images: np.ndarray) -> Dict[str, float]:
             "decode": float(np.max(np.abs(decoded.reshape(expected.shape) - expected)))}
 
 
+def check_onnx(vae: CVAE, path: str, images: np.ndarray) -> Dict[str, float]:
+    """The largest absolute differences between the ONNX files (run by onnxruntime) and `vae`'s encode and decode."""
+    import onnxruntime
+    encode = onnxruntime.InferenceSession(os.path.join(path, "encode.onnx"), providers=["CPUExecutionProvider"])
+    decode = onnxruntime.InferenceSession(os.path.join(path, "decode.onnx"), providers=["CPUExecutionProvider"])
+    x = vae.prepare(images)
+    mean, logvar = vae.encode(x)
+    out = dict(zip([o.name for o in encode.get_outputs()], encode.run(None, {"images": x})))
+    decoded = decode.run(["images"], {"z": mean.astype(np.float32)})[0]
+    expected = vae.decode(mean)
+    return {"mean": float(np.max(np.abs(out["mean"] - mean))), "logvar": float(np.max(np.abs(out["logvar"] - logvar))),
+            "decode": float(np.max(np.abs(decoded.reshape(expected.shape) - expected)))}
+
+
 def check_mlflow(vae: CVAE, path: str, images: np.ndarray) -> Dict[str, float]:
     """The largest absolute differences between the MLflow model's predictions (loaded with `mlflow.pyfunc`) and
     `vae.encode`."""
@@ -200,8 +244,8 @@ def export_run(save_dir: str, formats: Sequence[str], images: np.ndarray, out_di
 
     Args:
         save_dir: A folder written by `pipeline-vae train`.
-        formats: Some of `FORMATS` ("savedmodel", "tflite", "mlflow"); the SavedModel is written for the other two
-            in any case (they are made from it).
+        formats: Some of `FORMATS` ("savedmodel", "tflite", "onnx", "mlflow"); the SavedModel is written in any
+            case (the TFLite file and the MLflow model are made from it).
         images: Images to check the exports on (e.g. the run's first test images).
         out_dir: Where to write (default `save_dir/export`).
         trust_code: Load the models' own architectures, running any code they hold (see `CVAE.load`).
@@ -228,6 +272,9 @@ def export_run(save_dir: str, formats: Sequence[str], images: np.ndarray, out_di
         elif fmt == "tflite":
             path = export_tflite(savedmodel, os.path.join(out_dir, FORMATS["tflite"]))
             diffs = check_tflite(vae, path, images)
+        elif fmt == "onnx":
+            path = export_onnx(vae, os.path.join(out_dir, FORMATS["onnx"]))
+            diffs = check_onnx(vae, path, images)
         else:
             path = export_mlflow(vae, savedmodel, os.path.join(out_dir, FORMATS["mlflow"]), vae.prepare(images[:2]))
             diffs = check_mlflow(vae, path, images)
