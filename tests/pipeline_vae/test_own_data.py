@@ -64,9 +64,12 @@ def test_digits_folder_trains_evaluates_plots_and_ablates_from_the_cli(digits_di
     for name in ("interpolation.png", "traversals.png", "latent_units.png", "best_worst.png"):
         assert f"Saved: {os.path.join(run, name)}" in done.stdout
 
-    done = run_cli(["export", "--save-dir", run, "--format", "savedmodel", "--format", "tflite"])  # checked inside
+    done = run_cli(["export", "--save-dir", run, "--format", "savedmodel", "--format", "tflite", "--format", "onnx",
+                    "--format", "mlflow"])  # each checked inside against CVAE
     assert done.returncode == 0, done.stderr
-    assert os.path.isfile(os.path.join(run, "export", "model.tflite"))
+    for name in ("model.tflite", os.path.join("onnx", "encode.onnx"), os.path.join("onnx", "decode.onnx"),
+                 os.path.join("mlflow", "MLmodel")):
+        assert os.path.isfile(os.path.join(run, "export", name)), name
 
     spec = tmp_path / "likelihoods.yaml"
     spec.write_text(f"""name: digits_likelihoods
@@ -149,9 +152,10 @@ def test_an_rgb_folder_trains_and_every_picture_adapts(tmp_path):
     assert written == ["reconstructions.png", "training_curves.png", "samples.gif"]
     assert "latent_scatter.png skipped: the data has no labels" in notes.text
     assert "manifold.png skipped: latent size is 3, not 2" in notes.text
-    exported = export_run(save_dir, ["savedmodel", "tflite"], images)  # each checked against CVAE within 1e-4
-    assert [e["format"] for e in exported] == ["savedmodel", "tflite"]
-    assert max(exported[1]["max_abs_diff"].values()) < 1e-4
+    formats = ["savedmodel", "tflite", "onnx", "mlflow"]
+    exported = export_run(save_dir, formats, images)  # each checked against CVAE within 1e-4
+    assert [e["format"] for e in exported] == formats
+    assert all(max(e["max_abs_diff"].values()) < 1e-4 for e in exported)
     summary = explore_run(save_dir, images, units=3, extremes=2, samples=2)
     assert len(summary["written"]) == 5 and summary["latent_dim"] == 3
     assert vae.traverse(images[0], 2, [-1.0, 1.0]).shape == (2, 12, 10, 3)  # colour traversals
