@@ -295,4 +295,35 @@ def follow_up(save_dir: str, command: str, metrics: Optional[Mapping[str, Any]] 
             tracker.close()
         said.append(f"Logged to {tracker.tool} run {tracker.run_id} ({command}" +
                     (f", {len(files)} file(s)" if files else "") + ")")
+    board = tensorboard_follow_up(save_dir, command, metrics or {}, files, step)
+    if board:
+        said.append(f"Logged to TensorBoard {board} ({command}" + (f", {len(files)} file(s)" if files else "") + ")")
     return said
+
+
+def tensorboard_follow_up(save_dir: str, command: str, metrics: Mapping[str, Any], files: Sequence[str],
+                          step: int) -> Optional[str]:
+    """For a run trained with `--tensorboard`: write a later command's numbers (scalars `<command>/<key>`) and PNG
+    pictures (images `<command>/<name>`) at `step` into `tensorboard/<the newest training's folder>/<command>`, beside
+    its `train` and `eval`. Returns that folder, or None for a run without TensorBoard files."""
+    root = os.path.join(save_dir, "tensorboard")
+    starts = sorted(name for name in os.listdir(root) if os.path.isdir(os.path.join(root, name))) \
+        if os.path.isdir(root) else []
+    if not starts:
+        return None
+    from PIL import Image
+    from torch.utils.tensorboard import SummaryWriter
+    folder = os.path.join(root, starts[-1], command)
+    writer = SummaryWriter(log_dir=folder)
+    try:
+        for key, value in numbers(metrics).items():
+            writer.add_scalar(f"{command}/{key}", value, global_step=step)
+        for path in files:
+            if path.endswith(".png"):
+                with Image.open(path) as picture:
+                    pixels = np.asarray(picture.convert("RGB"))
+                name = os.path.splitext(os.path.basename(path))[0]
+                writer.add_image(f"{command}/{name}", pixels, global_step=step, dataformats="HWC")
+    finally:
+        writer.close()
+    return folder

@@ -1,10 +1,13 @@
 """`train --track mlflow --track wandb`: a real MLflow SQLite store read back with `mlflow.search_runs`, and the real
-W&B offline run files read back record by record, against the run's own `train_log.csv`."""
+W&B offline run files read back record by record, against the run's own `train_log.csv`; the later commands' numbers
+and pictures in those runs and in the run's TensorBoard folder (TensorBoard's EventAccumulator)."""
 import csv
 import glob
+import io
 import json
 import os
 
+import numpy as np
 import pytest
 
 
@@ -52,7 +55,6 @@ def _csv(save_dir, mode, key):
 @pytest.mark.slow
 def test_a_tracked_training_run_matches_its_csv_log_and_resumes_into_the_same_runs(tmp_path, run_cli):
     import mlflow
-    import numpy as np
     import tensorflow as tf
     from pipeline_vae.inference import CVAE
     from mlflow.tracking import MlflowClient
@@ -132,13 +134,15 @@ def test_a_bad_tracking_uri_is_one_line_before_anything_runs(tmp_path, run_cli):
 
 @pytest.mark.slow
 def test_evaluate_plot_and_explore_add_to_the_training_runs_tracked_runs(tmp_path, run_cli, mnist_path):
-    """After `train --track mlflow --track wandb`, the later commands as users type them add their numbers and
-    pictures to the same tracked runs (tracking.json), at the run's last training step; `--no-track` does not."""
+    """After `train --track mlflow --track wandb --tensorboard`, the later commands as users type them add their
+    numbers and pictures to the same tracked runs (tracking.json) and TensorBoard folder, at the run's last training
+    step; `--no-track` does not."""
     from mlflow.tracking import MlflowClient
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     save_dir, uri = tmp_path / "run", f"sqlite:///{tmp_path}/mlruns.db"
     done = run_cli(["train", "--batch-size", "50", "--train-steps-per-epoch", "4", "--eval-steps-per-epoch", "2",
                     "--epochs", "1", "--log-steps", "3", "--save-dir", str(save_dir), "--track", "mlflow",
-                    "--track", "wandb", "--tracking-uri", uri])
+                    "--track", "wandb", "--tracking-uri", uri, "--tensorboard"])
     assert done.returncode == 0, done.stderr
     ids = json.loads((save_dir / "tracking.json").read_text())
     run_id = ids["mlflow"]["run_id"]
@@ -185,3 +189,19 @@ def test_evaluate_plot_and_explore_add_to_the_training_runs_tracked_runs(tmp_pat
     images = {key[:-len("/_type")]: value for row in wandb_run["history"] for key, value in row.items()
               if key.endswith("/_type")}  # (the record's nested keys, flattened)
     assert images.get("explore/traversals") == "image-file" and images.get("samples/epoch_001") == "image-file"
+
+    (start, ) = list((save_dir / "tensorboard").iterdir())
+    assert "Logged to TensorBoard " + str(start / "evaluate") in evaluated.stdout
+    board = {}
+    for command in ("evaluate", "explore"):
+        board[command] = EventAccumulator(str(start / command), size_guidance={"scalars": 0, "images": 0})
+        board[command].Reload()
+    assert not (start / "plot").exists()  # --no-track
+    for command, key, value in (("evaluate", "iw_bound", metrics["iw_bound"]),
+                                ("explore", "active_units", explore["active_units"])):
+        (point, ) = board[command].Scalars(f"{command}/{key}")
+        assert (point.step, point.value) == (4, pytest.approx(value, rel=1e-6))
+    (picture, ) = board["explore"].Images("explore/traversals")
+    from PIL import Image
+    drawn = np.asarray(Image.open(io.BytesIO(picture.encoded_image_string)).convert("RGB"))
+    assert picture.step == 4 and np.array_equal(drawn, np.asarray(Image.open(save_dir / "traversals.png").convert("RGB")))
