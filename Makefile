@@ -17,10 +17,10 @@ ABLATE_ARGS ?=
         reproduce-best_latent2 reproduce-best_latent50 $(addprefix reproduce-,$(SPECS))
 
 # Re-install only when the package definition changed (the stamp is newer than setup.cfg/pyproject.toml). The tests
-# need the optional extras too (Ray, MLflow, W&B, ONNX), resolved with TensorFlow in this one pip call.
+# need the optional extras too (Ray, Optuna, MLflow, W&B, ONNX), resolved with TensorFlow in this one pip call.
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -qq --disable-pip-version-check -e ".[test,ray,mlflow,wandb,onnx]"
+	$(BIN)/python -m pip install -qq --disable-pip-version-check -e ".[test,ray,mlflow,wandb,onnx,tune]"
 	$(BIN)/python -m pip install -qq --disable-pip-version-check --no-deps tf2onnx==1.16.1  # see setup.cfg's onnx extra
 	@touch $(STAMP)
 

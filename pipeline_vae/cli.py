@@ -345,6 +345,39 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    import json
+    uri = _tracking_uri(args)
+    if not os.path.isfile(args.spec):
+        raise FileNotFoundError(f"spec file {args.spec} does not exist")
+    from pipeline_vae.ablation.ray_executor import check_address  # (also: is the ray extra installed?)
+    check_address(args.address)
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise ValueError("tune: Optuna is not installed; pip install -e '.[tune]'") from None
+    _quiet_tensorflow()
+    from pipeline_vae.search.runner import run_search
+    from pipeline_vae.search.spec import load_search
+    search = load_search(args.spec, data=args.data)
+    if args.check:
+        print(f"{args.spec}: OK: {search.trials} trials of up to {search.budget['epochs']} epoch(s) over "
+              f"{', '.join(d.name for d in search.dimensions)}; metric {search.metric}; "
+              f"{'ASHA ' + json.dumps(search.scheduler) if search.scheduler else 'no early stopping'}")
+        return 0
+    out_dir = args.out or os.path.join("runs", "searches", search.name)
+    run_search(search, out_dir, data=args.data, command="pipeline-vae " + " ".join(args.argv), address=args.address,
+               cpus_per_trial=args.cpus_per_trial, max_concurrent=args.max_concurrent,
+               max_failures=args.max_failures, track=args.track or (), tracking_uri=uri, experiment=args.experiment)
+    results = os.path.join(os.path.abspath(out_dir), "results.md")
+    with open(results) as file:
+        print(file.read())
+    best = os.path.join(os.path.abspath(out_dir), "best.yaml")
+    print("Saved: " + results + (f", {best} (re-run it: pipeline-vae ablate {best})" if os.path.isfile(best) else
+                                 " (no trial ran its whole budget: no best configuration)"))
+    return 0
+
+
 def _add_tracking_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--track", action="append", choices=("mlflow", "wandb"), default=None,
                         help="follow the run in MLflow or Weights & Biases (repeat for both; W&B is offline unless "
@@ -568,6 +601,26 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--dashboard", action="store_true", help="start Ray's dashboard with a local instance")
     _add_tracking_flags(ablate)
     ablate.set_defaults(func=cmd_ablate)
+
+    search = sub.add_parser("tune", parents=[common],
+                            help="search run settings and op arguments: Optuna's TPE sampler, ASHA stopping weak "
+                            "trials, on Ray Tune")
+    search.add_argument("spec", help="YAML or JSON search spec (see apphub/searches/)")
+    search.add_argument("--out", default=None, help="results folder (default runs/searches/<spec name>); rerunning "
+                        "with the same folder resumes")
+    search.add_argument("--data", metavar="DATA", default=None,
+                        help="the data every trial trains and is evaluated on (default: the spec's `data`, else mnist)")
+    search.add_argument("--check", action="store_true", help="only validate the spec and print the plan")
+    search.add_argument("--address", metavar="auto|HOST:PORT", default=None,
+                        help="join this Ray cluster (default: a private local instance)")
+    search.add_argument("--cpus-per-trial", type=_count(1), default=1, metavar="N",
+                        help="CPUs (and threads) per trial (default 1)")
+    search.add_argument("--max-concurrent", type=_count(1), default=None, metavar="N",
+                        help="trials at once (default: as many as the resources allow)")
+    search.add_argument("--max-failures", type=_count(0), default=2, metavar="N",
+                        help="restarts of a failed trial, which resumes from its last epoch (default 2)")
+    _add_tracking_flags(search)
+    search.set_defaults(func=cmd_tune)
     return parser
 
 
