@@ -18,9 +18,12 @@ ABLATE_ARGS ?=
 
 # Re-install only when the package definition changed (the stamp is newer than setup.cfg/pyproject.toml). The tests
 # need the optional extras too (Ray, Optuna, MLflow, W&B, ONNX), resolved with TensorFlow in this one pip call.
+# The package is installed from the checkout this Makefile lives in (a folder that links to it, as the docs test
+# makes, would otherwise install an empty editable package over it).
+ROOT := $(patsubst %/,%,$(dir $(realpath $(firstword $(MAKEFILE_LIST)))))
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -qq --disable-pip-version-check -e ".[test,ray,mlflow,wandb,onnx,tune]"
+	$(BIN)/python -m pip install -qq --disable-pip-version-check -e "$(ROOT)[test,ray,mlflow,wandb,onnx,tune]"
 	$(BIN)/python -m pip install -qq --disable-pip-version-check --no-deps tf2onnx==1.16.1  # see setup.cfg's onnx extra
 	@touch $(STAMP)
 

@@ -141,9 +141,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         try:
             summary = estimator.fit(summary="pipeline-vae", warmup=False)  # graph_for checked the graph
-        except BaseException:
+        except BaseException as err:
+            from pipeline_vae.tracking.base import ended_from_outside
             for logger in loggers:
-                logger.close(failed=True)
+                logger.close(failed=True, killed=ended_from_outside(err))
             raise
         train_seconds = time.perf_counter() - start
     history = summary.history["eval"].get(METRIC, {})

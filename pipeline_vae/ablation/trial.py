@@ -261,6 +261,7 @@ def train_and_evaluate(spec: Any, variant: Any, seed: int, save_dir: str, data: 
     from pipeline_vae.resolve import resolve
     from pipeline_vae.run_config import MNIST_BINARIZE_THRESHOLD
     from pipeline_vae.tracking import logger_for
+    from pipeline_vae.tracking.base import ended_from_outside
     from pipeline_vae.traces import EpochCallback
 
     images = load_data(spec.data_source(data))
@@ -294,9 +295,9 @@ def train_and_evaluate(spec: Any, variant: Any, seed: int, save_dir: str, data: 
         metrics.update(train_seconds=round(train_seconds, 1), eval_seconds=metrics.pop("seconds"),
                        best_logged_elbo=max(float(v) for v in history.values()), epochs=config.epochs,
                        parameters=int(vae.encoder.count_params() + vae.decoder.count_params()))
-    except BaseException:
+    except BaseException as err:
         for logger in loggers:
-            logger.close(failed=True)
+            logger.close(failed=True, killed=ended_from_outside(err))
         raise
     for logger in loggers:
         logger.log_summary(metrics)

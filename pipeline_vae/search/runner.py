@@ -195,6 +195,7 @@ def _tune_callback(search: SearchSpec, out_dir: str, data: Optional[str], progre
                 "key": ours.key, "epochs": len(history), "elbo_per_epoch": history,
                 "best_elbo": max(history) if history else None})
             shutil.rmtree(os.path.join(folder, "checkpoint"), ignore_errors=True)  # it stays stopped
+            _end_tracked_run(folder)
             progress.stopped(ours, len(history), max(history) if history else float("nan"))
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -202,6 +203,19 @@ def _tune_callback(search: SearchSpec, out_dir: str, data: Optional[str], progre
             progress.failed_attempt(self._ours(trial), _error(trial), retrying=False)
 
     return _Records()
+
+
+def _end_tracked_run(folder: str) -> None:
+    """Mark a stopped trial's MLflow run KILLED (a trial process Ray ends gracefully does so itself, see
+    `tracking.base.ended_from_outside`; one killed outright leaves its run RUNNING)."""
+    from pipeline_vae.tracking.base import read_ids
+    ids = read_ids(folder).get("mlflow")
+    if isinstance(ids, dict) and ids.get("run_id"):
+        try:
+            from pipeline_vae.tracking.mlflow_logger import _client
+            _client(ids["tracking_uri"]).set_terminated(ids["run_id"], status="KILLED")
+        except Exception as err:  # noqa: BLE001 (the search goes on; the run stays as it was)
+            print(f"pipeline-vae: warning: could not end the tracked run of {folder}: {err}", file=sys.stderr)
 
 
 class SearchProgress(Progress):

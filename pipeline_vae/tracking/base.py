@@ -219,10 +219,11 @@ class RunTracker(Trace):
         if found:
             self._log_summary({f"{prefix}/{key}": value for key, value in found.items()})
 
-    def close(self, failed: bool = False) -> None:
-        """End the tracked run (FINISHED, or FAILED)."""
+    def close(self, failed: bool = False, killed: bool = False) -> None:
+        """End the tracked run: FINISHED, FAILED, or KILLED (`killed`: interrupted or stopped from outside, e.g. by
+        Ctrl-C, a SIGTERM or a scheduler stopping a trial: see `ended_from_outside`)."""
         if self._started:
-            self._close(failed)
+            self._close(failed or killed, killed)
             self._started = False
 
     # The backend.
@@ -247,8 +248,13 @@ class RunTracker(Trace):
     def _log_tags(self, tags: Dict[str, str]) -> None:
         raise NotImplementedError
 
-    def _close(self, failed: bool) -> None:
+    def _close(self, failed: bool, killed: bool = False) -> None:
         raise NotImplementedError
+
+
+def ended_from_outside(err: BaseException) -> bool:
+    """Whether `err` ends a run from outside (Ctrl-C, SIGTERM's SystemExit), not an error of the run itself."""
+    return isinstance(err, (KeyboardInterrupt, SystemExit))
 
 
 def trackers_of(save_dir: str) -> List[RunTracker]:

@@ -156,5 +156,5 @@ class MLflowLogger(RunTracker):
     def _log_summary(self, metrics: Dict[str, float]) -> None:
         self._log_metrics(metrics, self._last_step)
 
-    def _close(self, failed: bool) -> None:
-        self._client.set_terminated(self.run_id, status="FAILED" if failed else "FINISHED")
+    def _close(self, failed: bool, killed: bool = False) -> None:
+        self._client.set_terminated(self.run_id, status="KILLED" if killed else "FAILED" if failed else "FINISHED")

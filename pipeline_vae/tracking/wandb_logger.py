@@ -99,7 +99,7 @@ class WandbLogger(RunTracker):
         if tags.get("mlflow.source.git.commit"):
             self._run.tags = tuple(self._run.tags or ()) + (f"commit:{tags['mlflow.source.git.commit'][:12]}", )
 
-    def _close(self, failed: bool) -> None:
+    def _close(self, failed: bool, killed: bool = False) -> None:
         folder = getattr(self._run, "dir", None)
         self._run.finish(exit_code=1 if failed else 0)
         if self.wandb_mode == "offline" and folder:

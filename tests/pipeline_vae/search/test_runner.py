@@ -39,7 +39,9 @@ def test_a_search_stops_weak_trials_and_writes_a_best_configuration_that_ablate_
     spec = tmp_path / "tiny.yaml"
     spec.write_text(TINY)
     out = tmp_path / "out"
-    proc = cli(["tune", str(spec), "--out", str(out), "--max-concurrent", "1"])
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    proc = cli(["tune", str(spec), "--out", str(out), "--max-concurrent", "1", "--track", "mlflow", "--tracking-uri",
+                uri])
     stdout, stderr = proc.communicate(timeout=900)
     _kill_session(proc.pid)
     assert proc.returncode == 0, stderr
@@ -69,6 +71,16 @@ def test_a_search_stops_weak_trials_and_writes_a_best_configuration_that_ablate_
     assert variant.settings["learning_rate"] == pytest.approx(params["learning_rate"])
     assert variant.settings["latent_dim"] == params["latent_dim"]
     assert variant.ops["loss"][0].args["beta"] == pytest.approx(params["loss.beta"])
+    # tracked: a parent run for the search, a child per trial, ended as the trial ended
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient(uri)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    (parent, ) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = {r.info.run_name.split("/")[0]: r for r in runs if r.data.tags.get("mlflow.parentRunId")
+                == parent.info.run_id}
+    assert parent.info.status == "FINISHED" and sorted(children) == sorted(k["trial"].variant for k in trials)
+    for k in trials:
+        assert children[k["trial"].variant].info.status == ("FINISHED" if k["state"] == "finished" else "KILLED")
     # the same command again: everything is done, nothing trains
     again = cli(["tune", str(spec), "--out", str(out)])
     stdout, stderr = again.communicate(timeout=300)
