@@ -110,3 +110,22 @@ def test_the_shipped_searches_are_valid(mnist_path):
         from pipeline_vae.search.spec import load_search
         search = load_search(path)
         assert search.trials >= 1 and search.dimensions
+
+
+@pytest.mark.slow
+def test_the_cli_checks_a_spec_and_says_a_mistake_in_one_line(tmp_path, run_cli):
+    good = tmp_path / "good.yaml"
+    good.write_text(GOOD)
+    checked = run_cli(["tune", str(good), "--check"])
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.strip().endswith(f"{good}: OK: 4 trials of up to 2 epoch(s) over learning_rate, loss.beta, "
+                                           'latent_dim, widths; metric elbo; ASHA {"grace_period": 1, '
+                                           '"reduction_factor": 3}')
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(GOOD.replace("{uniform: [0.5, 2.0]}", "{uniform: [0.5]}"))
+    refused = run_cli(["tune", str(bad), "--check"])
+    assert refused.returncode == 2 and refused.stderr == (
+        f"pipeline-vae: error: {bad}:9: search.loss.beta.uniform: expected [low, high] with low < high, got [0.5]\n")
+    missing = run_cli(["tune", str(tmp_path / "nothing.yaml")])
+    assert missing.returncode != 0 and missing.stderr.count("\n") == 1 and "nothing.yaml does not exist" in \
+        missing.stderr
