@@ -321,22 +321,7 @@ def _parse(text: str, path: str, deep: bool, data_override: Optional[str] = None
     name = top["name"]
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise reader.fail(("name", ), f"name must be letters, digits, '_', '.' or '-', got {name!r}")
-    budget = {**BUDGET, **reader.mapping(top["budget"], ("budget", ), tuple(BUDGET))}
-    if not _is_int(budget["epochs"], 1):
-        raise reader.fail(("budget", "epochs"), f"epochs must be a positive integer, got {budget['epochs']!r}")
-    for key in ("train_steps_per_epoch", "eval_steps_per_epoch"):
-        if budget[key] is not None and not _is_int(budget[key], 1):
-            raise reader.fail(("budget", key), f"{key} must be a positive integer or null, got {budget[key]!r}")
-    base_overrides = reader.mapping(top.get("base"), ("base", ), tuple(SETTINGS))
-    _check_settings(reader, base_overrides, ("base", ))
-    base = {**SETTINGS, **base_overrides}
-    evaluation = {**EVAL, **reader.mapping(top.get("eval"), ("eval", ), tuple(EVAL))}
-    if not _is_int(evaluation["iw_samples"], 0):
-        raise reader.fail(("eval", "iw_samples"), f"iw_samples must be an integer >= 0, got "
-                          f"{evaluation['iw_samples']!r}")
-    if evaluation["n_images"] is not None and not _is_int(evaluation["n_images"], 2):
-        raise reader.fail(("eval", "n_images"), f"n_images must be an integer >= 2 (at most the test split's size) or "
-                          f"null (the whole test split), got {evaluation['n_images']!r}")
+    budget, base, evaluation = read_budget(reader, top), read_base(reader, top), read_evaluation(reader, top)
     seeds = top.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(_is_int(s, 0) for s in seeds) or len(set(seeds)) != len(
             seeds):
@@ -364,6 +349,36 @@ def _parse(text: str, path: str, deep: bool, data_override: Optional[str] = None
     variants = [_variant(reader, v, ("variants", i), base, images) for i, v in enumerate(top["variants"])]
     return Spec(name=name, description=str(top.get("description", "")), baseline=baseline, seeds=seeds,
                 budget=budget, eval=evaluation, variants=variants, path=path, data=data)
+
+
+def read_budget(reader: _Reader, top: Mapping[str, Any]) -> Dict[str, Any]:
+    """A spec's `budget` (also a search spec's), checked, with the defaults."""
+    budget = {**BUDGET, **reader.mapping(top["budget"], ("budget", ), tuple(BUDGET))}
+    if not _is_int(budget["epochs"], 1):
+        raise reader.fail(("budget", "epochs"), f"epochs must be a positive integer, got {budget['epochs']!r}")
+    for key in ("train_steps_per_epoch", "eval_steps_per_epoch"):
+        if budget[key] is not None and not _is_int(budget[key], 1):
+            raise reader.fail(("budget", key), f"{key} must be a positive integer or null, got {budget[key]!r}")
+    return budget
+
+
+def read_base(reader: _Reader, top: Mapping[str, Any]) -> Dict[str, Any]:
+    """A spec's `base` settings, checked, over every setting's default."""
+    overrides = reader.mapping(top.get("base"), ("base", ), tuple(SETTINGS))
+    _check_settings(reader, overrides, ("base", ))
+    return {**SETTINGS, **overrides}
+
+
+def read_evaluation(reader: _Reader, top: Mapping[str, Any]) -> Dict[str, Any]:
+    """A spec's `eval`, checked, with the defaults."""
+    evaluation = {**EVAL, **reader.mapping(top.get("eval"), ("eval", ), tuple(EVAL))}
+    if not _is_int(evaluation["iw_samples"], 0):
+        raise reader.fail(("eval", "iw_samples"), f"iw_samples must be an integer >= 0, got "
+                          f"{evaluation['iw_samples']!r}")
+    if evaluation["n_images"] is not None and not _is_int(evaluation["n_images"], 2):
+        raise reader.fail(("eval", "n_images"), f"n_images must be an integer >= 2 (at most the test split's size) or "
+                          f"null (the whole test split), got {evaluation['n_images']!r}")
+    return evaluation
 
 
 def _data(reader: _Reader, value: Any) -> Optional[Dict[str, Any]]:

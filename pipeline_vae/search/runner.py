@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Optional, Sequence, TextIO
 from pipeline_vae.ablation.progress import Progress
 from pipeline_vae.ablation.trial import RECORD_FILE, RUN_LOG, Trial, read_record, run_key, thread_env
 from pipeline_vae.atomic import write_json_atomic
-from pipeline_vae.search.spec import SearchSpec, trial_name
+from pipeline_vae.search.spec import SearchSpec
 
 SEARCH_FILE = "search.json"
 TRIALS_DIR = "trials"

@@ -24,12 +24,12 @@ configuration is the same trial, trained once. `pipeline-vae tune --check SPEC` 
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from pipeline_vae import settings as run_settings
-from pipeline_vae.ablation.spec import (BUDGET, EVAL, NAME_PATTERN, SETTINGS, OpSpec, Spec, SpecError, Variant, _data,
-                                        _is_int, _op_spec, _read, _Reader, _variant)
+from pipeline_vae.ablation.spec import (NAME_PATTERN, SETTINGS, OpSpec, Spec, SpecError, Variant, _data, _is_int, _read,
+                                        _Reader, _variant, read_base, read_budget, read_evaluation)
 
 TOP_KEYS = ("name", "description", "trials", "seed", "metric", "budget", "scheduler", "base", "ops", "search", "data",
             "eval")
@@ -198,12 +198,7 @@ def parse_search(text: str, path: str = "<search>", check_runs: bool = True, dat
     metric = top.get("metric", "elbo")
     if metric not in METRICS:
         raise reader.fail(("metric", ), f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
-    budget = {**BUDGET, **reader.mapping(top["budget"], ("budget", ), tuple(BUDGET))}
-    if not _is_int(budget["epochs"], 1):
-        raise reader.fail(("budget", "epochs"), f"epochs must be a positive integer, got {budget['epochs']!r}")
-    for key in ("train_steps_per_epoch", "eval_steps_per_epoch"):
-        if budget[key] is not None and not _is_int(budget[key], 1):
-            raise reader.fail(("budget", key), f"{key} must be a positive integer or null, got {budget[key]!r}")
+    budget = read_budget(reader, top)
     scheduler: Optional[Dict[str, int]] = dict(SCHEDULER)
     if top.get("scheduler") == "none":
         scheduler = None
@@ -214,20 +209,7 @@ def parse_search(text: str, path: str = "<search>", check_runs: bool = True, dat
                 raise reader.fail(("scheduler", key), f"{key} must be an integer >= "
                                   f"{1 if key == 'grace_period' else 2}, got {value!r}")
         scheduler.update(given)
-    base_overrides = reader.mapping(top.get("base"), ("base", ), tuple(SETTINGS))
-    for key, value in base_overrides.items():
-        try:
-            run_settings.check(key, value)
-        except ValueError as err:
-            raise reader.fail(("base", key), str(err)) from None
-    base = {**SETTINGS, **base_overrides}
-    evaluation = {**EVAL, **reader.mapping(top.get("eval"), ("eval", ), tuple(EVAL))}
-    if not _is_int(evaluation["iw_samples"], 0):
-        raise reader.fail(("eval", "iw_samples"), f"iw_samples must be an integer >= 0, got "
-                          f"{evaluation['iw_samples']!r}")
-    if evaluation["n_images"] is not None and not _is_int(evaluation["n_images"], 2):
-        raise reader.fail(("eval", "n_images"), f"n_images must be an integer >= 2 or null, got "
-                          f"{evaluation['n_images']!r}")
+    base, evaluation = read_base(reader, top), read_evaluation(reader, top)
     if metric == "iw_bound" and evaluation["iw_samples"] < 1:
         raise reader.fail(("eval", "iw_samples"), "metric iw_bound needs iw_samples >= 1")
     spec_data = _data(reader, top.get("data"))
