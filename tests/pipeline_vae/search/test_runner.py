@@ -62,7 +62,7 @@ def test_a_search_stops_weak_trials_and_writes_a_best_configuration_that_ablate_
     finished = sorted((k for k in trials if k["state"] == "finished"), key=lambda k: -k["record"]["best_logged_elbo"])
     assert results[0]["trial"] == finished[0]["trial"].variant  # best first, by the metric
     assert results[0]["objective"] == pytest.approx(finished[0]["record"]["best_logged_elbo"])
-    assert f"[6/6]" in stdout and "stopped by ASHA after" in stdout and "re-run it: pipeline-vae ablate" in stdout
+    assert "[6/6]" in stdout and "stopped by ASHA after" in stdout and "re-run it: pipeline-vae ablate" in stdout
     # the best configuration, as an ablation spec that `ablate` accepts: 3 seeds, the whole budget, its values
     best = load_spec(str(out / "best.yaml"), data=mnist_path)
     params = finished[0]["params"]
