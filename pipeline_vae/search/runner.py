@@ -158,7 +158,8 @@ def _tune_callback(search: SearchSpec, out_dir: str, data: Optional[str], progre
     class _Records(tune.Callback):
         """Tune's events as the search's lines and records: a trial that ended without its record was stopped."""
         def __init__(self) -> None:
-            self.history: Dict[str, List[float]] = {}
+            self.history: Dict[str, List[float]] = {}  # the ELBOs this driver saw (a resumed trial's later epochs)
+            self.epochs: Dict[str, int] = {}
             self.started: Dict[str, float] = {}
 
         def _ours(self, trial: Any) -> Trial:
@@ -175,6 +176,7 @@ def _tune_callback(search: SearchSpec, out_dir: str, data: Optional[str], progre
                 return
             if "record" not in result:
                 self.history.setdefault(trial.trial_id, []).append(float(result["elbo"]))
+                self.epochs[trial.trial_id] = int(result["epoch"])
                 progress.epoch(ours, int(result["epoch"]), float(result["elbo"]))
                 return
             record = json.loads(result["record"])
@@ -190,13 +192,13 @@ def _tune_callback(search: SearchSpec, out_dir: str, data: Optional[str], progre
             last = trial.last_result or {}
             if "record" in last or "stopped_before" in last or read_record(folder, ours.key) is not None:
                 return
-            history = self.history.get(trial.trial_id, [])
+            history, epochs = self.history.get(trial.trial_id, []), self.epochs.get(trial.trial_id, 0)
             write_json_atomic(stopped_path(out_dir, ours), {
-                "key": ours.key, "epochs": len(history), "elbo_per_epoch": history,
+                "key": ours.key, "epochs": epochs, "elbo_per_epoch": history,
                 "best_elbo": max(history) if history else None})
             shutil.rmtree(os.path.join(folder, "checkpoint"), ignore_errors=True)  # it stays stopped
             _end_tracked_run(folder)
-            progress.stopped(ours, len(history), max(history) if history else float("nan"))
+            progress.stopped(ours, epochs, max(history) if history else float("nan"))
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             from pipeline_vae.ablation.ray_executor import _error
