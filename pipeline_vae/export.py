@@ -239,7 +239,7 @@ def check_mlflow(vae: CVAE, path: str, images: np.ndarray) -> Dict[str, float]:
 
 
 def export_run(save_dir: str, formats: Sequence[str], images: np.ndarray, out_dir: Optional[str] = None,
-               trust_code: bool = False) -> List[Dict[str, Any]]:
+               trust_code: bool = False, vae: Optional[Any] = None) -> List[Dict[str, Any]]:
     """Export a run folder in each of `formats` and check each against `CVAE` on `images`.
 
     Args:
@@ -249,6 +249,7 @@ def export_run(save_dir: str, formats: Sequence[str], images: np.ndarray, out_di
         images: Images to check the exports on (e.g. the run's first test images).
         out_dir: Where to write (default `save_dir/export`).
         trust_code: Load the models' own architectures, running any code they hold (see `CVAE.load`).
+        vae: The run already loaded with `CVAE.load(save_dir)` (default: load it here).
 
     Returns:
         One dict per format written: `format`, `path`, `max_abs_diff` (per output).
@@ -260,7 +261,7 @@ def export_run(save_dir: str, formats: Sequence[str], images: np.ndarray, out_di
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         raise ValueError(f"--format: expected some of {', '.join(FORMATS)}, got {', '.join(unknown) or 'none'}")
-    vae = CVAE.load(save_dir, trust_code=trust_code)
+    vae = vae or CVAE.load(save_dir, trust_code=trust_code)
     out_dir = out_dir or os.path.join(save_dir, EXPORT_DIR)
     savedmodel = export_savedmodel(vae, os.path.join(out_dir, FORMATS["savedmodel"]))
     done = []

@@ -556,6 +556,18 @@ MUTATIONS: Tuple[Mutation, ...] = (
     Mutation("search_op_argument_ignored", "tune: a searched op argument never reaches the op",
              "pipeline_vae/search/spec.py", "                ops[slot][0].args[arg] = value", "                pass",
              ("tests/pipeline_vae/search/test_spec.py", )),
+    Mutation("search_restore_ignores_the_definition", "publish_search: a published record restored under a changed "
+             "definition", "pipeline_vae/search/publish.py",
+             "        if record is not None and record.get(\"key\") == trial.key and read_record(",
+             "        if record is not None and read_record(", ("tests/pipeline_vae/search/test_publish.py", )),
+    Mutation("search_rerun_on_its_own_seed", "tune: best.yaml re-runs the winner on the search's own seed (its number "
+             "repeated, not checked)", "pipeline_vae/search/report.py",
+             "    return [search.seed + i for i in range(1, RERUN_SEEDS + 1)]",
+             "    return [search.seed + i for i in range(0, RERUN_SEEDS)]", ("tests/pipeline_vae/search/test_publish.py", )),
+    Mutation("search_publish_interrupted", "publish_search: an interrupted trial published as a result",
+             "pipeline_vae/search/publish.py",
+             "    trials = [k for k in known_trials(search, out_dir, data) if k[\"state\"] != \"interrupted\"]",
+             "    trials = [k for k in known_trials(search, out_dir, data)]", ("tests/pipeline_vae/search/test_publish.py", )),
     Mutation("mlflow_model_not_logged", "MLflow: the best model is not logged as an MLflow model at the end of training",
              "pipeline_vae/tracking/base.py", "            self.log_model()\n", "",
              ("tests/pipeline_vae/tracking/test_trackers.py", )),

@@ -1,6 +1,6 @@
 """A search's reports: every trial best first (`results.md`, `.json`, `.csv`), the metric over the trials in the
 order they started with the stopped ones marked (`results.png`), and the best configuration (`best.json`) with an
-ablation spec that re-runs it over 3 seeds on the whole budget (`best.yaml`)."""
+ablation spec that re-runs it over 3 new seeds (not the search's own) on the whole budget (`best.yaml`)."""
 import csv
 import io
 import json
@@ -12,8 +12,14 @@ import yaml
 from pipeline_vae.atomic import atomic_path, write_json_atomic
 from pipeline_vae.search.spec import SearchSpec
 
-#: Seeds the best configuration is re-run with (`best.yaml`).
-RERUN_SEEDS = [0, 1, 2]
+#: How many seeds the best configuration is re-run with (`best.yaml`): the search's seed + 1, + 2, ..., never the
+#: search's own, whose number (the one that won) a seeded re-run would only repeat.
+RERUN_SEEDS = 3
+
+
+def rerun_seeds(search: SearchSpec) -> List[int]:
+    """The seeds `best.yaml` re-runs the best configuration with: the `RERUN_SEEDS` after the search's seed."""
+    return [search.seed + i for i in range(1, RERUN_SEEDS + 1)]
 
 
 def rows_of(search: SearchSpec, trials: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -67,12 +73,12 @@ def markdown(search: SearchSpec, rows: List[Dict[str, Any]], command: str = "") 
         lines.append(f"| {name} | {row['state']} | {_value(row['epochs'])} | {_value(row['objective'])} | " +
                      " | ".join(_value(row["params"].get(n)) for n in names) + " |")
     lines += ["", "The search's best number is optimistically biased (the best of many noisy trials): re-run it "
-              "over 3 seeds with `pipeline-vae ablate best.yaml` for an honest one."]
+              "over 3 new seeds with `pipeline-vae ablate best.yaml` for an honest one."]
     return "\n".join(line for line in lines) + "\n"
 
 
 def best_spec(search: SearchSpec, row: Dict[str, Any]) -> Dict[str, Any]:
-    """An ablation spec (as a dict) that re-runs the best configuration over `RERUN_SEEDS` on the whole budget."""
+    """An ablation spec (as a dict) that re-runs the best configuration over `rerun_seeds` on the whole budget."""
     variant = search.variant(row["params"])
     entry: Dict[str, Any] = {"name": "best", "description": f"trial {row['trial']} of search {search.name}: "
                              f"{variant.description}"}
@@ -82,8 +88,8 @@ def best_spec(search: SearchSpec, row: Dict[str, Any]) -> Dict[str, Any]:
         entry["ops"] = ops
     spec: Dict[str, Any] = {"name": f"{search.name}_best",
                             "description": f"the best configuration of search {search.name} ({search.metric} "
-                                           f"{row['objective']:.2f} in the search), over {len(RERUN_SEEDS)} seeds",
-                            "baseline": "best", "seeds": list(RERUN_SEEDS), "budget": dict(search.budget),
+                                           f"{row['objective']:.2f} in the search), over {RERUN_SEEDS} new seeds",
+                            "baseline": "best", "seeds": rerun_seeds(search), "budget": dict(search.budget),
                             "base": dict(variant.settings), "eval": dict(search.eval), "variants": [entry]}
     if search.data:
         spec["data"] = search.data
@@ -140,7 +146,7 @@ def write_search_reports(search: SearchSpec, trials: List[Dict[str, Any]], out_d
                                           "variant": variant.to_json()})
         paths["best_spec"] = os.path.join(out_dir, "best.yaml")
         with atomic_path(paths["best_spec"]) as tmp, open(tmp, "w") as file:
-            file.write(f"# Re-run the best configuration of search {search.name} over {len(RERUN_SEEDS)} seeds:\n"
+            file.write(f"# Re-run the best configuration of search {search.name} over {RERUN_SEEDS} new seeds:\n"
                        f"#   pipeline-vae ablate {paths['best_spec']}\n")
             yaml.safe_dump(best_spec(search, best), file, sort_keys=False)
     return rows, paths

@@ -12,8 +12,8 @@ In `OUT/`:
     runs/t<digest>/seed_<s>/   the trial's run (an ablation trial's folder): `result.json` once it ran its whole
                                budget and was evaluated
     results.md, .json, .csv    every trial, best first; results.png: the metric over trials, stopped ones marked
-    best.json, best.yaml       the best configuration, and an ablation spec that re-runs it over 3 seeds on the whole
-                               budget: `pipeline-vae ablate OUT/best.yaml`
+    best.json, best.yaml       the best configuration, and an ablation spec that re-runs it over 3 new seeds on the
+                               whole budget: `pipeline-vae ablate OUT/best.yaml`
 
 The records are the truth, as in ablations: a rerun of the same command reads them, tells Optuna the finished and
 stopped trials (with their per-epoch values), proposes first the trials that were running when the driver died (they

@@ -124,7 +124,8 @@ class MLflowLogger(RunTracker):
         self.start()
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                export_run(self.save_dir, ["mlflow"], CVAE.load(self.save_dir).generate(8, seed=0), out_dir=tmp)
+                vae = CVAE.load(self.save_dir)
+                export_run(self.save_dir, ["mlflow"], vae.generate(8, seed=0), out_dir=tmp, vae=vae)
                 self._client.log_artifacts(self.run_id, os.path.join(tmp, FORMATS["mlflow"]), artifact_path=MODEL_PATH)
         except Exception as err:  # noqa: BLE001 (any failure of the export or the store leaves the run as it is)
             print(f"pipeline-vae: warning: the best model was not logged to MLflow as a model: {type(err).__name__}: "

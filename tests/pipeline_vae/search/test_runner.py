@@ -67,7 +67,7 @@ def test_a_search_stops_weak_trials_and_writes_a_best_configuration_that_ablate_
     best = load_spec(str(out / "best.yaml"), data=mnist_path)
     params = finished[0]["params"]
     (variant, ) = best.variants
-    assert best.seeds == [0, 1, 2] and best.budget["epochs"] == 4
+    assert best.seeds == [1, 2, 3] and best.budget["epochs"] == 4  # seeds other than the search's own (0)
     assert variant.settings["learning_rate"] == pytest.approx(params["learning_rate"])
     assert variant.settings["latent_dim"] == params["latent_dim"]
     assert variant.ops["loss"][0].args["beta"] == pytest.approx(params["loss.beta"])
