@@ -12,9 +12,11 @@ BENCH_OUT  ?= benchmarks/results
 # Ablation specs (make reproduce-<spec>) and extra `ablate` flags for them.
 SPECS := $(basename $(notdir $(wildcard apphub/ablations/*.yaml)))
 ABLATE_ARGS ?=
+# Search specs (make search-<spec>).
+SEARCHES := $(basename $(notdir $(wildcard apphub/searches/*.yaml)))
 
 .PHONY: setup data train test test-fast mutation-check chaos-check bench bench-executors bench-smoke clean reproduce-fast_latent2 \
-        reproduce-best_latent2 reproduce-best_latent50 $(addprefix reproduce-,$(SPECS))
+        reproduce-best_latent2 reproduce-best_latent50 $(addprefix reproduce-,$(SPECS)) $(addprefix search-,$(SEARCHES))
 
 # Re-install only when the package definition changed (the stamp is newer than setup.cfg/pyproject.toml). The tests
 # need the optional extras too (Ray, Optuna, MLflow, W&B, ONNX), resolved with TensorFlow in this one pip call.
@@ -84,6 +86,11 @@ runs/data/digits: | setup
 reproduce-likelihoods_digits: runs/data/digits
 $(addprefix reproduce-,$(SPECS)): reproduce-%: data
 	$(BIN)/pipeline-vae ablate apphub/ablations/$*.yaml --out runs/ablations/$* $(ABLATE_ARGS)
+
+# A search spec: `make search-latent50` runs apphub/searches/latent50.yaml into runs/searches/latent50 (its table and
+# best.yaml land there, to compare with docs/searches/latent50/).
+$(addprefix search-,$(SEARCHES)): search-%: data
+	$(BIN)/pipeline-vae tune apphub/searches/$*.yaml --out runs/searches/$*
 
 # The presets (apphub/presets/): train with the preset's own settings, then evaluate on the 10k test set.
 reproduce-fast_latent2: data

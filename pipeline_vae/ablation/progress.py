@@ -55,8 +55,9 @@ class Progress:
         took = "" if seconds is None else f" in {tqdm.format_interval(seconds)}"
         resumed = record.get("resumed_from_epoch") or 0
         note = f" (resumed after epoch {resumed}, {record.get('attempts')} attempts)" if resumed else ""
-        self.say(f"[{self.done}/{self.total}] {trial.name} done{took}{note}: IW bound "
-                 f"{record.get('iw_bound', float('nan')):.2f}, ELBO {record['elbo_analytic']:.2f}, KL "
+        bound = f"IW bound {record['iw_bound']:.2f}, " if record.get("iw_bound") is not None else ""  # (eval K=0)
+        self.say(f"[{self.done}/{self.total}] {trial.name} done{took}{note}: {bound}"
+                 f"ELBO {record['elbo_analytic']:.2f}, KL "
                  f"{record['kl']:.2f}, active units {record['active_units']}; elapsed "
                  f"{tqdm.format_interval(time.perf_counter() - self.started)}, ETA {self.eta()}")
 
