@@ -12,20 +12,26 @@ import argparse
 import sys
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_parser(description: str, command: str) -> argparse.ArgumentParser:
+    """The publish/restore command line, shared with tools/publish_search.py (`command`: "ablate" or "tune")."""
+    parser = argparse.ArgumentParser(description=description)
     sub = parser.add_subparsers(dest="action", required=True)
     pub = sub.add_parser("publish", help="write the reports of OUT's finished trials into DEST")
     pub.add_argument("spec")
     pub.add_argument("out")
     pub.add_argument("dest")
-    pub.add_argument("--command", default="", help="the ablate command, quoted in the table's caption")
+    pub.add_argument("--command", default="", help=f"the {command} command, quoted in the reports")
     res = sub.add_parser("restore", help="write DEST's published records back into OUT")
     res.add_argument("spec")
     res.add_argument("dest")
     res.add_argument("out")
     for p in (pub, res):
-        p.add_argument("--data", default=None, help="the --data the ablation ran with, if any")
+        p.add_argument("--data", default=None, help=f"the --data the {command} ran with, if any")
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser(__doc__.splitlines()[0], "ablate")
     args = parser.parse_args(argv)
     from pipeline_vae.ablation.publish import publish, restore
     from pipeline_vae.ablation.spec import SpecError, load_spec

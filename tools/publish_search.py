@@ -8,24 +8,12 @@
 `publish` writes results.md/.csv/.json/.png, best.json and best.yaml, the trials' values and the finished trials'
 records (JSON only: no weights); `restore` writes them back into a fresh OUT (pipeline_vae.search.publish).
 """
-import argparse
 import sys
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="action", required=True)
-    pub = sub.add_parser("publish", help="write the reports and records of OUT's trials into DEST")
-    pub.add_argument("spec")
-    pub.add_argument("out")
-    pub.add_argument("dest")
-    pub.add_argument("--command", default="", help="the tune command, quoted in the reports")
-    res = sub.add_parser("restore", help="write DEST's published trials back into OUT")
-    res.add_argument("spec")
-    res.add_argument("dest")
-    res.add_argument("out")
-    for p in (pub, res):
-        p.add_argument("--data", default=None, help="the --data the search ran with, if any")
+    from publish_ablation import build_parser  # (tools/ is on the path of a script run from it)
+    parser = build_parser(__doc__.splitlines()[0], "tune")
     args = parser.parse_args(argv)
     from pipeline_vae.ablation.spec import SpecError
     from pipeline_vae.search.publish import publish, restore
