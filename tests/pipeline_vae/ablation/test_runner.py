@@ -150,7 +150,7 @@ def test_a_failing_run_names_the_variant_the_error_and_the_log(tmp_path, mnist_p
     assert read_record(run_dir(out, "beta", 0)) is None
 
 
-@pytest.mark.parametrize("name", ["losses_latent2", "losses_latent50", "models", "likelihoods"])
+@pytest.mark.parametrize("name", ["losses_latent2", "losses_latent50", "models", "likelihoods", "search_latent50"])
 def test_the_published_records_still_name_their_specs_definitions(name):
     """Rerunning a published spec into its folder keeps its finished trials: the key of every published record is the
     key today's code computes for that variant (binarization.yaml's records predate an edit of the spec)."""

@@ -92,3 +92,13 @@ def test_the_tool_publishes_and_says_one_line_for_a_wrong_folder(tmp_path):
     bad = subprocess.run(tool + ["publish", str(spec), str(tmp_path / "nowhere"), str(dest)], capture_output=True,
                          text=True)
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "is not a folder" in bad.stderr
+
+
+def test_the_published_search_restores_whole_under_todays_code(tmp_path):
+    """docs/searches/latent50 names today's definition of every trial: restored, a rerun of `tune` trains none."""
+    from pipeline_vae.search.spec import load_search
+    search = load_search(os.path.join(ROOT, "apphub", "searches", "latent50.yaml"), check_runs=False)
+    dest = os.path.join(ROOT, "docs", "searches", "latent50")
+    assert restore(search, dest, str(tmp_path / "out")) == search.trials == 12
+    states = [k["state"] for k in known_trials(search, str(tmp_path / "out"))]
+    assert states.count("finished") == 1 and states.count("stopped") == 11
