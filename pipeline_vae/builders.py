@@ -246,6 +246,7 @@ def get_estimator(epochs: int = settings.default("epochs"),
                   log_steps: Optional[int] = settings.default("log_steps"),
                   tensorboard: bool = False,
                   loss: str = DEFAULT_LOSS,
+                  kl_warmup: Optional[int] = None,
                   model: str = DEFAULT_MODEL,
                   widths: Optional[Sequence[int]] = None,
                   resume: bool = False,
@@ -303,6 +304,8 @@ def get_estimator(epochs: int = settings.default("epochs"),
         tensorboard: Also write TensorBoard event files to `save_dir/tensorboard`.
         loss: The loss by name: "analytic_kl" (AnalyticKLLoss, closed-form KL; the default, chosen by measurement: see
             docs/results.md) or "mc_kl" (CVAELoss, the seed's one-sample Monte Carlo KL).
+        kl_warmup: KL warm-up over this many epochs (`KLWarmupLoss`: the closed-form KL's weight rises linearly from
+            0 to 1), as learned priors and two stochastic layers need (docs/ablations/README.md); None: none.
         model: The encoder/decoder family: "conv" (the seed's, the default) or "mlp" (the Keras examples' MLP).
         widths: Its layer widths: conv filters (one stride-2 convolution each, default 32, 64) or MLP hidden sizes
             (default 512, 256); the decoder mirrors them. None: the family's default.
@@ -352,7 +355,7 @@ def get_estimator(epochs: int = settings.default("epochs"),
                                   learning_rate=learning_rate, train_steps_per_epoch=train_steps_per_epoch,
                                   eval_steps_per_epoch=eval_steps_per_epoch, seed=seed, early_stop=early_stop,
                                   lr_plateau=lr_plateau, lr_schedule=lr_schedule, log_steps=log_steps,
-                                  tensorboard=tensorboard, loss=loss, model=model, widths=widths, resume=resume,
+                                  tensorboard=tensorboard, loss=loss, kl_warmup=kl_warmup, model=model, widths=widths, resume=resume,
                                   likelihood=likelihood, binarize_threshold=binarize_threshold, image_size=image_size,
                                   channels=channels, test_fraction=test_fraction, split_seed=split_seed,
                                   validation_fraction=validation_fraction, protocol=protocol, prior=prior,

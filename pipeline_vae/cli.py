@@ -500,6 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     setting("--lr-schedule", "lr_schedule", str, metavar="{" + ",".join(settings.LR_SCHEDULES) + "}")
     setting("--log-steps", "log_steps")
     setting("--loss", "loss", str, metavar="{" + ",".join(settings.LOSS_NAMES) + "}")
+    setting("--kl-warmup", "kl_warmup", metavar="EPOCHS")
     setting("--model", "model", str, metavar="{" + ",".join(settings.MODEL_NAMES) + "}")
     setting("--widths", "widths", settings.int_list, metavar="W1,W2,...")
     train.add_argument("--fresh", action="store_true",

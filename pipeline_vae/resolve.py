@@ -128,6 +128,11 @@ def resolve(raw: Optional[Mapping[str, Any]] = None, data: DataArg = None,
     elif threshold is None:
         threshold = default_binarize_threshold(images, likelihood)
     loss = None if ops is not None and "loss" in ops else values["loss"]
+    if values["kl_warmup"] is not None and loss is None:
+        raise ValueError("kl_warmup: the run's loss slot is set directly; give either kl_warmup or a loss op (e.g. "
+                         "KLWarmupLoss), not both")
+    if values["kl_warmup"] is not None and loss != "analytic_kl":
+        raise ValueError(f"kl_warmup: warm-up weighs the closed-form KL; it needs loss analytic_kl, got {loss}")
     widths = values["widths"]
     if not (ops is not None and ("encode" in ops or "decode" in ops)):  # the family's models: do they fit the data?
         check_family(values["model"], values["latent_dim"], widths, images.image_shape)
@@ -136,7 +141,7 @@ def resolve(raw: Optional[Mapping[str, Any]] = None, data: DataArg = None,
                        latent_dim=values["latent_dim"], model=values["model"],
                        widths=None if widths is None else tuple(widths), learning_rate=values["learning_rate"],
                        lr_schedule=values["lr_schedule"], batch_size=values["batch_size"], epochs=values["epochs"],
-                       seed=values["seed"], loss=loss, mixed_precision=values["mixed_precision"], jit=values["jit"],
+                       seed=values["seed"], loss=loss, kl_warmup=values["kl_warmup"], mixed_precision=values["mixed_precision"], jit=values["jit"],
                        protocol=values["protocol"], prior=values["prior"],
                        prior_components=values["prior_components"],
                        upper_latent_dim=values["upper_latent_dim"], flow=values["flow"],

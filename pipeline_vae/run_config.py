@@ -39,7 +39,7 @@ FIGURE_FORMATS, FIGURE_DPI = ("png", "pdf", "svg"), 100
 #: The settings that make two runs different models; resuming or reusing a folder with any of them changed is refused.
 RUN_IDENTITY = ("data", "image_shape", "likelihood", "binarize_threshold", "mixed_precision", "latent_dim",
                 "batch_size", "learning_rate", "model", "widths", "slots", "protocol", "prior", "prior_components",
-                "upper_latent_dim", "flow", "flow_steps")
+                "upper_latent_dim", "flow", "flow_steps", "kl_warmup")
 MNIST_SHAPE = (28, 28, 1)
 #: Settings of how a run was made that do not change the model: the budget, the traces, the evaluation.
 RUN_ONLY = ("train_steps_per_epoch", "eval_steps_per_epoch", "log_steps", "early_stop", "lr_plateau", "tensorboard",
@@ -81,6 +81,7 @@ class RunConfig:
         epochs: Training epochs asked for.
         seed: The run's seed, or None.
         loss: The loss chosen by name, or None when the `loss` slot was set directly.
+        kl_warmup: The epochs of KL warm-up on that loss (`KLWarmupLoss`), or None for none.
         slots: Slot name -> class names of its ops.
         files: What the run writes, by role (see `FILES`).
         metric: The logged test metric the best models are chosen by.
@@ -112,6 +113,7 @@ class RunConfig:
     epochs: int = settings.default("epochs")
     seed: Optional[int] = settings.default("seed")
     loss: Optional[str] = settings.default("loss")
+    kl_warmup: Optional[int] = settings.default("kl_warmup")
     slots: Dict[str, Any] = field(default_factory=dict)
     files: Dict[str, str] = field(default_factory=lambda: dict(FILES))
     metric: str = "elbo"
@@ -241,7 +243,7 @@ def _checked(cls: type, obj: Dict[str, Any]) -> RunConfig:
                  "flow_steps") + RUN_ONLY:
         if name in obj:
             settings.check(name, obj[name])
-    for name in ("loss", "lr_schedule"):
+    for name in ("loss", "lr_schedule", "kl_warmup"):
         if obj.get(name) is not None:
             settings.check(name, obj[name])
     for name, kind in (("slots", dict), ("files", dict), ("metric", str), ("data_description", str),

@@ -105,6 +105,10 @@ SETTINGS: Dict[str, Setting] = {
     "loss": Setting("analytic_kl", _choice(LOSS_NAMES), f"one of {', '.join(LOSS_NAMES)}",
                     "KL term of the loss: closed form (analytic_kl) or the seed's one-sample Monte Carlo estimate "
                     "(mc_kl)"),
+    "kl_warmup": Setting(None, _int(1, True), "a positive integer or None",
+                         "KL warm-up: the KL term's weight rises linearly from 0 to 1 over this many epochs "
+                         "(KLWarmupLoss, closed-form KL; Bowman et al. 2016, Sønderby et al. 2016), as learned priors "
+                         "and hierarchical latents need; default: none"),
     "prior": Setting("standard_normal", _choice(PRIOR_NAMES), f"one of {', '.join(PRIOR_NAMES)}",
                      "the prior p(z): standard_normal (the seed's), mixture (a learned mixture of prior_components "
                      "Gaussians) or vamp (the VampPrior: the mixture of the encoder's posteriors at prior_components "
@@ -165,7 +169,7 @@ SETTINGS: Dict[str, Setting] = {
 
 #: The settings an ablation spec's `base` and a variant's `set` may give (the budget has its own section).
 SPEC_SETTINGS: Tuple[str, ...] = ("latent_dim", "batch_size", "learning_rate", "lr_schedule", "model", "widths",
-                                  "loss", "likelihood", "binarize_threshold", "protocol", "prior",
+                                  "loss", "kl_warmup", "likelihood", "binarize_threshold", "protocol", "prior",
                                   "prior_components", "upper_latent_dim", "flow", "flow_steps")
 
 

@@ -15,8 +15,8 @@ import tensorflow as tf
 from fastestimator.op.tensorop.model import ModelOp, UpdateOp
 from fastestimator.op.tensorop.tensorop import TensorOp
 
-from ops import (AnalyticKLLoss, Binarize, CVAELoss, DynamicBinarize, HierarchicalPrior, JointGradientOp, MixturePrior,
-                 PlanarFlow, ReparameterizeOp, Rescale, SplitOp, StandardNormalPrior, VampPrior)
+from ops import (AnalyticKLLoss, Binarize, CVAELoss, DynamicBinarize, HierarchicalPrior, JointGradientOp,
+                 KLWarmupLoss, MixturePrior, PlanarFlow, ReparameterizeOp, Rescale, SplitOp, StandardNormalPrior, VampPrior)
 from ops.densities import get_likelihood
 from ops.names import DEFAULT_LIKELIHOOD
 from pipeline_vae import settings as run_settings
@@ -304,6 +304,7 @@ def build_graph(latent_dim: int = run_settings.default("latent_dim"),
                 ops: Optional[Mapping[str, SlotValue]] = None,
                 input_keys: Iterable[str] = PIPELINE_KEYS,
                 loss: str = DEFAULT_LOSS,
+                kl_warmup: Optional[int] = None,
                 model: str = DEFAULT_MODEL,
                 widths: Optional[Sequence[int]] = None,
                 joint_update: bool = False,
@@ -326,6 +327,8 @@ def build_graph(latent_dim: int = run_settings.default("latent_dim"),
         input_keys: The keys the Pipeline provides.
         loss: The name of the "loss" slot's op in `LOSSES` ("analytic_kl": AnalyticKLLoss, the default; "mc_kl":
             CVAELoss, the seed's), used unless `ops` sets that slot.
+        kl_warmup: With "analytic_kl", the loss is `KLWarmupLoss(warmup_epochs=kl_warmup)` instead: the KL's weight
+            rises linearly from 0 over that many epochs. None: no warm-up.
         model: The model family of the default encode/decode slots ("conv", the seed's; "mlp").
         widths: Its layer widths (None: the family's default).
         joint_update: Compute all models' gradients in one backward pass (`ops.JointGradientOp`, then one
@@ -365,10 +368,17 @@ def build_graph(latent_dim: int = run_settings.default("latent_dim"),
         raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(sorted(LOSSES))}")
     if "loss" in ops and loss != DEFAULT_LOSS:
         raise ValueError(f"give either loss={loss!r} or ops['loss'], not both")
+    if kl_warmup is not None and "loss" in ops:
+        raise ValueError("give either kl_warmup or ops['loss'], not both")
+    if kl_warmup is not None and loss != "analytic_kl":
+        raise ValueError(f"kl_warmup weighs the closed-form KL; it needs loss 'analytic_kl', got {loss!r}")
     get_likelihood(likelihood)
     if mixed_precision and joint_update:
         raise ValueError("mixed_precision and joint_update cannot be combined: JointGradientOp does not scale the loss")
-    if "loss" not in ops:
+    if "loss" not in ops and kl_warmup is not None:
+        ops["loss"] = KLWarmupLoss(inputs=("x", "x_logit", "mean", "logvar", "z"), outputs="loss",
+                                   warmup_epochs=kl_warmup, likelihood=likelihood)
+    elif "loss" not in ops:
         ops["loss"] = LOSSES[loss](inputs=("x", "x_logit", "mean", "logvar", "z"), outputs="loss",
                                    likelihood=likelihood)
     settings = ModelSettings(latent_dim, learning_rate, model, None if widths is None else tuple(widths),
@@ -432,7 +442,7 @@ def graph_for(config: RunConfig, ops: Optional[Mapping[str, SlotValue]] = None,
         ValueError, TypeError: As `build_graph`.
     """
     return build_graph(config.latent_dim, config.learning_rate, ops, input_keys=input_keys,
-                       loss=config.loss or DEFAULT_LOSS, model=config.model, widths=config.widths,
+                       loss=config.loss or DEFAULT_LOSS, kl_warmup=config.kl_warmup, model=config.model, widths=config.widths,
                        image_shape=config.image_shape, likelihood=config.likelihood,
                        binarize_threshold=config.binarize_threshold, mixed_precision=config.mixed_precision,
                        dynamic_binarization=config.protocol == "dynamic_mnist", prior=config.prior,

@@ -571,6 +571,13 @@ MUTATIONS: Tuple[Mutation, ...] = (
     Mutation("mlflow_model_not_logged", "MLflow: the best model is not logged as an MLflow model at the end of training",
              "pipeline_vae/tracking/base.py", "            self.log_model()\n", "",
              ("tests/pipeline_vae/tracking/test_trackers.py", )),
+    Mutation("kl_warmup_setting_ignored", "kl_warmup: the setting is recorded but the run trains the loss without "
+             "warm-up", "pipeline_vae/slots.py", "    if \"loss\" not in ops and kl_warmup is not None:",
+             "    if \"loss\" not in ops and kl_warmup is None and False:",
+             ("tests/pipeline_vae/test_kl_warmup_setting.py", )),
+    Mutation("literature_preset_drifts", "the literature_vamp preset no longer trains the published vamp variant "
+             "(a 10-epoch warm-up)", "pipeline_vae/presets.py", "\"kl_warmup\": 100,", "\"kl_warmup\": 10,",
+             ("tests/apphub/test_presets.py", )),
 )
 
 

@@ -97,6 +97,16 @@ def _pm(entry: Dict[str, Any], key: str, digits: int = 2) -> str:
     return f"{value:.{digits}f}" + ("" if math.isnan(spread) else f" ± {spread:.{digits}f}")
 
 
+def mnist_binarization(spec: Spec) -> str:
+    """How the spec's MNIST test images are binarized for evaluation, by the variants' protocols."""
+    protocols = {variant.settings.get("protocol", "seed") for variant in spec.variants}
+    fixed = "binarized once by the seeded Bernoulli draw of protocol dynamic_mnist"
+    cut = "statically binarized at 0.5 for the Bernoulli variants"
+    if protocols == {"dynamic_mnist"}:
+        return fixed
+    return cut if protocols == {"seed"} else f"{cut} under the seed's protocol, {fixed} under that protocol"
+
+
 def markdown_table(spec: Spec, summary: Sequence[Dict[str, Any]], command: str = "",
                    rows: Sequence[Dict[str, Any]] = ()) -> str:
     """The summary as a Markdown table with a caption saying how it was made (and, given the records `rows`, by
@@ -107,8 +117,8 @@ def markdown_table(spec: Spec, summary: Sequence[Dict[str, Any]], command: str =
         budget += f" of {spec.budget['train_steps_per_epoch']} steps"
     source = spec.data_source()
     images = "all" if spec.eval["n_images"] is None else f"the first {spec.eval['n_images']}"
-    data = ("MNIST test images (statically binarized at 0.5 for the Bernoulli variants)" if source.data == "mnist"
-            else f"test images of `{source.data}`")
+    data = f"MNIST test images ({mnist_binarization(spec)})" if source.data == "mnist" else \
+        f"test images of `{source.data}`"
     bpd = "iw_bound_bpd" if iw else "elbo_bpd"
     with_bpd = any(not math.isnan(e[f"{bpd}_mean"]) for e in summary)
     lines = [f"**Ablation `{spec.name}`**: {len(spec.variants)} variants x seeds {spec.seeds}, {budget} each; "

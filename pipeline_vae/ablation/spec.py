@@ -4,8 +4,10 @@
     baseline: static                  # the row the others are compared with
     seeds: [0, 1]
     budget: {epochs: 3}               # the same for every variant (also train_steps_per_epoch, eval_steps_per_epoch)
-    base: {latent_dim: 2}             # get_estimator settings: latent_dim, batch_size, learning_rate, lr_schedule,
-                                      # model, widths, loss, likelihood, binarize_threshold
+    base: {latent_dim: 2}             # get_estimator settings (settings.SPEC_SETTINGS): latent_dim, batch_size,
+                                      # learning_rate, lr_schedule, model, widths, loss, kl_warmup, likelihood,
+                                      # binarize_threshold, protocol, prior, prior_components, upper_latent_dim,
+                                      # flow, flow_steps
     data: mnist                       # optional: a name or path, or {data: PATH, image_size: [H, W], channels: 3,
                                       # test_fraction: 0.1, split_seed: 0, validation_fraction: 0.1};
                                       # `ablate --data` overrides it

@@ -69,7 +69,7 @@ class Trial:
 #: Settings added after records were first published: left out of a trial's key while at their default, so the records
 #: made before them still name the same definition.
 LATER_SETTINGS = ("lr_schedule", "protocol", "prior", "prior_components", "upper_latent_dim", "flow",
-                  "flow_steps")
+                  "flow_steps", "kl_warmup")
 
 
 def run_key(spec: Any, variant: Any, data: Optional[str] = None) -> str:
@@ -240,7 +240,8 @@ def train_and_evaluate(spec: Any, variant: Any, seed: int, save_dir: str, data: 
 
     Fairness: the same budget, data order and initial weights (seeded) per seed, and one evaluation for all: the
     first `eval.n_images` test images (MNIST's statically binarized at 0.5 for every Bernoulli variant, whatever it
-    trained on; otherwise as the run's configuration says), ELBO with the closed-form KL, the IW bound with
+    trained on, and under protocol dynamic_mnist its seeded draw of binary images; otherwise as the run's
+    configuration says), ELBO with the closed-form KL, the IW bound with
     `eval.iw_samples`, KL, active units and bits/dim, all with the same noise (seed 0).
 
     Returns:

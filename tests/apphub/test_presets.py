@@ -36,8 +36,33 @@ def test_each_preset_script_builds_the_presets_configuration(name, small_mnist, 
 
 
 def test_an_unknown_preset_is_named_with_the_known_ones():
-    with pytest.raises(ValueError, match="preset: expected one of fast_latent2, best_latent2, best_latent50, got 'fastest'"):
+    with pytest.raises(ValueError, match="preset: expected one of fast_latent2, best_latent2, best_latent50, "
+                                         "literature_vamp, got 'fastest'"):
         presets.settings_of("fastest")
+
+
+def test_the_literature_preset_is_the_literature_tables_vamp_variant(small_mnist):
+    """`make reproduce-literature_vamp` trains what the published table's `vamp` rows trained: the same resolved run
+    (model, data protocol, optimiser, budget, evaluation) and the same op graph, its warm-up given as a setting there
+    and as an op here."""
+    from pipeline_vae.ablation.spec import load_spec
+    from pipeline_vae.resolve import resolve
+    from pipeline_vae.slots import graph_for
+    spec = load_spec(os.path.join(ROOT, "apphub", "ablations", "literature.yaml"), check_runs=False)
+    variant = spec.variant("vamp")
+    ops = variant.build_ops()
+    table, _ = resolve({**variant.settings, **spec.budget, **spec.eval, "seed": 0, "resume": True}, small_mnist,
+                       ops)  # as pipeline_vae.ablation.trial resolves a trial
+    preset, _ = resolve({**presets.settings_of("literature_vamp"), "seed": 0}, small_mnist)
+    mine, theirs = preset.to_json(), table.to_json()
+    differ = {key for key in set(mine) | set(theirs) if mine.get(key) != theirs.get(key)}
+    assert differ == {"loss", "kl_warmup", "n_images"}, differ  # the evaluation's images: all 10000 either way
+    assert (theirs["n_images"], mine["n_images"], preset.kl_warmup) == (10000, None, 100)
+    graphs = graph_for(table, ops), graph_for(preset)
+    assert graphs[0].describe() == graphs[1].describe()
+    (warm_table, ), (warm_preset, ) = ([op for name, op in g.named_ops if name == "loss"] for g in graphs)
+    assert (warm_table.warmup_epochs, warm_table.beta, warm_table.inputs) == (
+        warm_preset.warmup_epochs, warm_preset.beta, warm_preset.inputs)
 
 
 @pytest.mark.slow

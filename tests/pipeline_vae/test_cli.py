@@ -193,7 +193,7 @@ def test_ablate_with_a_bad_spec_is_one_line_naming_the_line(tmp_path, capsys):
     assert main(["ablate", str(spec), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err == f"pipeline-vae: error: {spec}:7: variants[1].set.depth: unknown key 'depth'; expected one of " \
-                  "latent_dim, batch_size, learning_rate, lr_schedule, model, widths, loss, likelihood, " \
+                  "latent_dim, batch_size, learning_rate, lr_schedule, model, widths, loss, kl_warmup, likelihood, " \
                   "binarize_threshold, protocol, prior, prior_components, upper_latent_dim, flow, flow_steps\n"
     assert not (tmp_path / "out").exists()  # nothing ran
 

@@ -9,7 +9,7 @@ from PIL import Image
 from pipeline_vae.ablation.report import markdown_table, provenance, summarize, write_reports
 from pipeline_vae.ablation.spec import parse_spec
 
-SPEC = parse_spec("""\
+SPEC_TEXT = """\
 name: demo
 baseline: b
 seeds: [0, 1]
@@ -20,7 +20,8 @@ variants:
     description: first
   - name: b
   - name: c
-""", "demo.yaml")
+"""
+SPEC = parse_spec(SPEC_TEXT, "demo.yaml")
 
 
 def _rows():
@@ -113,3 +114,17 @@ variants:
     # mean ELBO (iw - 5): b -103.5, c -105, a -106: the highest (best) first
     assert [e["variant"] for e in summary] == ["b", "c", "a"]
     assert [e["elbo_analytic_mean"] for e in summary] == [-103.5, -105.0, -106.0]
+
+
+def test_the_caption_says_how_the_test_images_were_binarized():
+    seed = markdown_table(SPEC, summarize(SPEC, _rows())).splitlines()[0]
+    assert "MNIST test images (statically binarized at 0.5 for the Bernoulli variants)" in seed
+    protocol = parse_spec(SPEC_TEXT.replace("eval: {iw_samples: 50}",
+                                            "eval: {iw_samples: 50}\nbase: {protocol: dynamic_mnist}"), "demo.yaml")
+    caption = markdown_table(protocol, summarize(protocol, _rows())).splitlines()[0]
+    assert "MNIST test images (binarized once by the seeded Bernoulli draw of protocol dynamic_mnist)" in caption
+    assert "0.5" not in caption
+    mixed = parse_spec(SPEC_TEXT.replace("  - name: c\n", "  - name: c\n    set: {protocol: dynamic_mnist}\n"),
+                       "demo.yaml")
+    caption = markdown_table(mixed, summarize(mixed, _rows())).splitlines()[0]
+    assert "at 0.5 for the Bernoulli variants under the seed's protocol, binarized once by the seeded" in caption

@@ -176,7 +176,8 @@ def test_run_key_changes_only_with_what_the_run_depends_on():
     # while at their defaults: the key as the code before them computed it (none of them in the settings) ...
     import hashlib
     before = spec.variants[0].to_json()
-    for name in ("lr_schedule", "protocol", "prior", "prior_components", "upper_latent_dim", "flow", "flow_steps"):
+    for name in ("lr_schedule", "protocol", "prior", "prior_components", "upper_latent_dim", "flow", "flow_steps",
+                 "kl_warmup"):
         before["settings"].pop(name)
     blob = json.dumps({"variant": before, "budget": spec.budget, "eval": spec.eval,
                        "data": spec.data_source().to_json()}, sort_keys=True)
