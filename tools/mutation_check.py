@@ -578,6 +578,10 @@ MUTATIONS: Tuple[Mutation, ...] = (
     Mutation("literature_preset_drifts", "the literature_vamp preset no longer trains the published vamp variant "
              "(a 10-epoch warm-up)", "pipeline_vae/presets.py", "\"kl_warmup\": 100,", "\"kl_warmup\": 10,",
              ("tests/apphub/test_presets.py", )),
+    Mutation("train_time_last_attempt_only", "ablation tables: a resumed trial's training time counts only its "
+             "last attempt again", "pipeline_vae/ablation/report.py",
+             "    value = row.get(\"train_epoch_seconds\")\n", "    value = None\n",
+             ("tests/pipeline_vae/ablation/test_report.py", )),
 )
 
 

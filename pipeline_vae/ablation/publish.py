@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional
 from pipeline_vae.ablation.report import report_paths, write_reports
 from pipeline_vae.ablation.runner import SPEC_FILE, check_out
 from pipeline_vae.ablation.spec import Spec
-from pipeline_vae.ablation.trial import RECORD_FILE, TRIAL_FILE, read_record, trials_of
+from pipeline_vae.ablation.trial import RECORD_FILE, TRIAL_FILE, read_record, trial_row, trials_of
 from pipeline_vae.atomic import write_json_atomic
 
 
@@ -25,7 +25,7 @@ def finished_rows(spec: Spec, out_dir: str, data: Optional[str] = None) -> List[
     for trial in trials_of(spec, data):
         record = read_record(trial.folder(out_dir), trial.key)
         if record is not None:
-            rows.append({"variant": trial.variant, "seed": trial.seed, **record})
+            rows.append(trial_row(trial, record, out_dir))
     return rows
 
 

@@ -22,11 +22,11 @@ from pipeline_vae.plots import save_figure
 
 #: Per-run columns of results.csv, in order (`variant` and `seed` first).
 COLUMNS = ("variant", "seed", "iw_bound", "iw_bound_se", "iw_samples", "elbo_analytic", "elbo_mc", "elbo_mc_se",
-           "reconstruction", "kl", "active_units", "latent_dim", "best_logged_elbo", "train_seconds", "eval_seconds",
-           "epochs", "parameters", "n_images", "likelihood", "elbo_bpd", "iw_bound_bpd", "commit")
+           "reconstruction", "kl", "active_units", "latent_dim", "best_logged_elbo", "train_seconds",
+           "train_epoch_seconds", "eval_seconds", "epochs", "parameters", "n_images", "likelihood", "elbo_bpd", "iw_bound_bpd", "commit")
 #: The numbers summarised per variant.
-SUMMARISED = ("iw_bound", "elbo_analytic", "reconstruction", "kl", "active_units", "train_seconds", "elbo_bpd",
-              "iw_bound_bpd")
+SUMMARISED = ("iw_bound", "elbo_analytic", "reconstruction", "kl", "active_units", "train_seconds",
+              "train_epoch_seconds", "elbo_bpd", "iw_bound_bpd")
 
 
 def _json_safe(value: Any) -> Any:
@@ -77,15 +77,22 @@ def this_machine() -> Dict[str, Any]:
             "cpus": os.cpu_count(), "python": platform.python_version()}
 
 
+def _train_time(row: Dict[str, Any]) -> float:
+    """The row's training time: every epoch's (`train_epoch_seconds`) where recorded, else its last attempt's."""
+    value = row.get("train_epoch_seconds")
+    return _number(value if value is not None else row.get("train_seconds") or 0)
+
+
 def provenance(rows: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     """Where the records came from: the code versions (`commit`, "unknown" for records without one) and hosts, in
     order of appearance, the trials' summed training and evaluation time in hours (trials may have run at once,
-    on several machines and across sessions: this is compute, not elapsed time), and the trials that were resumed
-    after an interruption (`attempts` > 1: their `train_seconds` are their last attempt's only)."""
+    on several machines and across sessions: this is compute, not elapsed time; a row's `train_epoch_seconds`, every
+    attempt's epochs, where it has one, else its `train_seconds`), and the trials that were resumed after an
+    interruption (`attempts` > 1: their `train_seconds` are their last attempt's only)."""
     def seen(key: str) -> List[str]:
         return list(dict.fromkeys(str(row.get(key) or "unknown") for row in rows))
     return {"commits": seen("commit"), "hosts": seen("host"),
-            "train_hours": round(sum(_number(row.get("train_seconds") or 0) for row in rows) / 3600, 2),
+            "train_hours": round(sum(_train_time(row) for row in rows) / 3600, 2),
             "eval_hours": round(sum(_number(row.get("eval_seconds") or 0) for row in rows) / 3600, 2),
             "resumed": [f"{row['variant']} seed {row['seed']}" for row in rows if (row.get("attempts") or 1) > 1]}
 
@@ -127,6 +134,7 @@ def markdown_table(spec: Spec, summary: Sequence[Dict[str, Any]], command: str =
              f". Ranked by {f'the IW bound (K={iw})' if iw else 'the ELBO'}; deltas are against the baseline.", ""]
     if command:
         lines += [f"Command: `{command}`", ""]
+    epochs = bool(rows) and all(row.get("train_epoch_seconds") is not None for row in rows)
     if rows:
         made, planned = provenance(rows), len(spec.variants) * len(spec.seeds)
         machine = this_machine()
@@ -134,8 +142,10 @@ def markdown_table(spec: Spec, summary: Sequence[Dict[str, Any]], command: str =
                   f"report: {machine['cpus']} CPUs, {machine['processor']}, {machine['platform']}, Python "
                   f"{machine['python']}). {len(rows)} trials: {made['train_hours']} h "
                   f"of training and {made['eval_hours']} h of evaluation in all (summed over trials)."
-                  + (f" Resumed after an interruption (train s: the last attempt only): {', '.join(made['resumed'])}."
-                     if made["resumed"] else "")
+                  + (f" Resumed after an interruption: {', '.join(made['resumed'])}." if made["resumed"] else "")
+                  + (" train s: FE's training time of every epoch, summed over the attempts (the per-epoch "
+                     "validation passes and start-up not included)." if epochs else
+                     " train s: the time `fit` took in the trial's last attempt." if made["resumed"] else "")
                   + (f" **Partial: {len(rows)} of {planned} trials finished so far.**" if len(rows) < planned else ""),
                   ""]
     header = ["variant", f"IW bound K={iw}" if iw else "IW bound", "Δ IW", "ELBO (closed-form KL)", "Δ ELBO", "KL",
@@ -146,7 +156,8 @@ def markdown_table(spec: Spec, summary: Sequence[Dict[str, Any]], command: str =
         delta = (lambda key: "–" if e["baseline"] or math.isnan(e[key]) else f"{e[key]:+.2f}")
         cells = [name, _pm(e, "iw_bound"), delta("delta_iw_bound"), _pm(e, "elbo_analytic"),
                  delta("delta_elbo_analytic"), _pm(e, "kl"), _pm(e, "active_units", 1)] + (
-                     [_pm(e, bpd, 3)] if with_bpd else []) + [_pm(e, "train_seconds", 0)]
+                     [_pm(e, bpd, 3)] if with_bpd else []) + [
+                         _pm(e, "train_epoch_seconds" if epochs else "train_seconds", 0)]
         lines.append("| " + " | ".join(cells) + " |")
     described = [e for e in summary if e["description"]]
     if described:

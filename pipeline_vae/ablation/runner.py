@@ -20,7 +20,7 @@ from pipeline_vae.ablation import RunFailed
 from pipeline_vae.ablation.progress import Progress
 from pipeline_vae.ablation.report import summarize, write_reports
 from pipeline_vae.ablation.spec import Spec
-from pipeline_vae.ablation.trial import Trial, read_record, run_key, trials_of  # noqa: F401  (run_key: public API)
+from pipeline_vae.ablation.trial import Trial, read_record, run_key, trial_row, trials_of  # noqa: F401  (run_key: public API)
 from pipeline_vae.atomic import write_json_atomic
 
 SPEC_FILE = "spec.json"
@@ -160,7 +160,7 @@ def run_ablation(spec: Spec, out_dir: str, data: Optional[str] = None, stream: O
         details = "; ".join(f"{t.name}: {failed.get(t, 'no record (interrupted?)')}" for t in missing)
         raise RunFailed(f"{len(missing)} of {len(trials)} trials did not finish ({details}); the finished ones are "
                         f"kept: run the same command again to retry the rest")
-    rows = [{"variant": t.variant, "seed": t.seed, **records[t]} for t in trials]
+    rows = [trial_row(t, records[t], out_dir) for t in trials]
     paths = write_reports(spec, rows, out_dir, command=command)
     for parent in parents:
         for entry in summarize(spec, rows):

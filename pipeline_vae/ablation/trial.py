@@ -103,6 +103,32 @@ def read_record(folder: str, key: Optional[str] = None) -> Optional[Dict[str, An
     return record
 
 
+def epoch_seconds(folder: str) -> Optional[float]:
+    """FE's per-epoch training time (`epoch_time(sec)` of the `train` rows of the run's `train_log.csv`) summed over
+    every epoch the run has trained, across all its attempts (a resumed run's log keeps the earlier epochs); the
+    per-epoch validation passes and start-up are not in it. None when the log is missing or holds no such time."""
+    import csv
+    from pipeline_vae.run_config import FILES
+    try:
+        with open(os.path.join(folder, FILES["log"]), newline="") as file:
+            times = {}
+            for row in csv.DictReader(file):
+                if row.get("mode") == "train" and row.get("epoch_time(sec)"):
+                    times[int(row["epoch"])] = float(row["epoch_time(sec)"])  # a repeated epoch: its last attempt
+    except (OSError, ValueError, KeyError, TypeError, csv.Error):
+        return None
+    return round(sum(times.values()), 1) if times else None
+
+
+def trial_row(trial: "Trial", record: Dict[str, Any], out_dir: str) -> Dict[str, Any]:
+    """A report's row for a finished trial: its record, with `train_epoch_seconds` read from its run folder when the
+    record predates that field."""
+    row = {"variant": trial.variant, "seed": trial.seed, **record}
+    if row.get("train_epoch_seconds") is None:
+        row["train_epoch_seconds"] = epoch_seconds(trial.folder(out_dir))
+    return row
+
+
 def read_attempts(folder: str) -> List[Dict[str, Any]]:
     """The trial's attempts so far, oldest first."""
     try:
@@ -198,7 +224,8 @@ def run_trial(spec: Any, trial: Trial, out_dir: str, data: Optional[str] = None,
         poll: Seconds between tries of a lock another process holds.
 
     Returns:
-        The record: `key`, `variant`, `seed`, the evaluation (see `train_and_evaluate`), `attempts` (how many
+        The record: `key`, `variant`, `seed`, the evaluation (see `train_and_evaluate`), `train_epoch_seconds`
+        (`epoch_seconds`: the training time of every epoch, whichever attempt trained it), `attempts` (how many
         starts it took), `resumed_from_epoch` (0 if it never resumed), `host` and `commit` (`code_version`).
 
     Raises:
@@ -222,7 +249,7 @@ def run_trial(spec: Any, trial: Trial, out_dir: str, data: Optional[str] = None,
         attempts = read_attempts(folder)
         resumed_from = max(a.get("resumed_from_epoch", 0) for a in attempts)
         record = {"key": trial.key, "variant": trial.variant, "seed": trial.seed, **metrics,
-                  "attempts": len(attempts), "resumed_from_epoch": resumed_from, "host": socket.gethostname(),
+                  "train_epoch_seconds": epoch_seconds(folder), "attempts": len(attempts), "resumed_from_epoch": resumed_from, "host": socket.gethostname(),
                   "commit": code_version()}
         write_json_atomic(os.path.join(folder, RECORD_FILE), record)
         shutil.rmtree(os.path.join(folder, CHECKPOINT_DIR), ignore_errors=True)  # done: nothing left to resume

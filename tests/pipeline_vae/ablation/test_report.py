@@ -65,8 +65,16 @@ def test_provenance_names_the_code_and_sums_the_compute():
     text = markdown_table(SPEC, summarize(SPEC, rows), command="cmd", rows=rows)
     assert "Code: `unknown`, `abc`, `def+dirty`. Hosts: h1 (this report: " in text
     assert f"{os.cpu_count()} CPUs" in text and "6 trials: 0.02 h of training and 0.6 h of evaluation" in text
-    assert "Resumed after an interruption (train s: the last attempt only): b seed 1." in text
+    assert "Resumed after an interruption: b seed 1. train s: the time `fit` took in the trial's last attempt." in text
     assert "Resumed" not in markdown_table(SPEC, summarize(SPEC, _rows()), command="cmd", rows=_rows())
+    # Records that carry every epoch's training time (`train_epoch_seconds`) are summed and shown by it instead
+    for i, row in enumerate(rows):
+        row["train_epoch_seconds"] = 100.0 * (i + 1)  # a: 100, 200; b: 300, 400; c: 500, 600
+    assert provenance(rows)["train_hours"] == round(2100 / 3600, 2)
+    text = markdown_table(SPEC, summarize(SPEC, rows), command="cmd", rows=rows)
+    assert "train s: FE's training time of every epoch, summed over the attempts" in text
+    table = {line.split(" | ")[0]: line.split(" | ")[-1] for line in text.splitlines() if line.startswith("| ")}
+    assert (table["| a"], table["| **b** (baseline)"], table["| c"]) == ("150 ± 71 |", "350 ± 71 |", "550 ± 71 |")
 
 
 def test_write_reports_makes_all_four_files(tmp_path):

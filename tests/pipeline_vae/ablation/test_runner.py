@@ -150,7 +150,8 @@ def test_a_failing_run_names_the_variant_the_error_and_the_log(tmp_path, mnist_p
     assert read_record(run_dir(out, "beta", 0)) is None
 
 
-@pytest.mark.parametrize("name", ["losses_latent2", "losses_latent50", "models", "likelihoods", "search_latent50"])
+@pytest.mark.parametrize("name", ["losses_latent2", "losses_latent50", "models", "likelihoods", "search_latent50",
+                                  "literature"])
 def test_the_published_records_still_name_their_specs_definitions(name):
     """Rerunning a published spec into its folder keeps its finished trials: the key of every published record is the
     key today's code computes for that variant (binarization.yaml's records predate an edit of the spec)."""
@@ -158,7 +159,8 @@ def test_the_published_records_still_name_their_specs_definitions(name):
     with open(f"docs/ablations/{name}/results.json", encoding="utf-8") as file:
         published = {row["variant"]: row["key"] for row in json.load(file)["runs"]}
     spec = load_spec(f"apphub/ablations/{name}.yaml", check_runs=False)
-    assert {v.name: run_key(spec, v) for v in spec.variants} == published
+    assert set(published) <= {v.name for v in spec.variants}  # (a partial table: some variants not yet finished)
+    assert {v.name: run_key(spec, v) for v in spec.variants if v.name in published} == published
 
 
 def test_run_key_changes_only_with_what_the_run_depends_on():
