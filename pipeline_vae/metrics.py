@@ -188,12 +188,14 @@ def _duration(seconds: float) -> str:
 
 
 def _evaluation_key(vae: CVAE, x: np.ndarray, k: int, seed: int, max_decodes: int) -> str:
-    """A digest of everything an IW bound's numbers depend on: the weights, the images, K, the seed and the call size
-    (which sets the order the noise is drawn in)."""
+    """A digest of everything an IW bound's numbers depend on: the weights (a learned prior's and a flow's too), the
+    images, K, the seed and the call size (which sets the order the noise is drawn in)."""
     digest = hashlib.sha256(f"{vae.likelihood.name} k={k} seed={seed} max_decodes={max_decodes} "
                             f"shape={x.shape} dtype={x.dtype}".encode())
     digest.update(np.ascontiguousarray(x).tobytes())
-    for weight in vae.encoder.weights + vae.decoder.weights:
+    learned = [op.get_fe_models() for op in (vae.prior, vae.flow) if hasattr(op, "get_fe_models")]
+    models = [vae.encoder, vae.decoder] + [m for group in learned for m in sorted(group, key=lambda m: m.name)]
+    for weight in [w for model in dict.fromkeys(models) for w in model.weights]:
         digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
     return digest.hexdigest()
 

@@ -582,6 +582,20 @@ MUTATIONS: Tuple[Mutation, ...] = (
              "last attempt again", "pipeline_vae/ablation/report.py",
              "    value = row.get(\"train_epoch_seconds\")\n", "    value = None\n",
              ("tests/pipeline_vae/ablation/test_report.py", )),
+    Mutation("train_commits_last_only", "ablation records: a resumed trial names only the code that finished it",
+             "pipeline_vae/ablation/trial.py",
+             "\"train_commits\": list(dict.fromkeys(str(a.get(\"commit\") or \"unknown\") for a in attempts))",
+             "\"train_commits\": [str(commit or \"unknown\")]",
+             ("tests/pipeline_vae/ablation/test_runner.py::test_a_resumed_trial_names_the_code_of_every_attempt", )),
+    Mutation("trial_eval_restarts", "ablation trials: an IW bound interrupted at a session's end starts over",
+             "pipeline_vae/ablation/trial.py", "show_progress=False, resume_file=partial)", "show_progress=False)",
+             ("tests/pipeline_vae/ablation/test_runner.py::"
+              "test_a_trial_interrupted_while_evaluating_continues_its_iw_bound", )),
+    Mutation("iw_partial_ignores_the_prior", "IW bound: a partial file is resumed under another learned prior",
+             "pipeline_vae/metrics.py", "    models = [vae.encoder, vae.decoder] + [m for group",
+             "    models = [vae.encoder, vae.decoder] + 0 * [m for group",
+             ("tests/pipeline_vae/test_prior_slot.py::"
+              "test_a_partial_iw_bound_is_not_resumed_under_other_prior_weights", )),
 )
 
 

@@ -23,7 +23,8 @@ from pipeline_vae.plots import save_figure
 #: Per-run columns of results.csv, in order (`variant` and `seed` first).
 COLUMNS = ("variant", "seed", "iw_bound", "iw_bound_se", "iw_samples", "elbo_analytic", "elbo_mc", "elbo_mc_se",
            "reconstruction", "kl", "active_units", "latent_dim", "best_logged_elbo", "train_seconds",
-           "train_epoch_seconds", "eval_seconds", "epochs", "parameters", "n_images", "likelihood", "elbo_bpd", "iw_bound_bpd", "commit")
+           "train_epoch_seconds", "eval_seconds", "epochs", "parameters", "n_images", "likelihood", "elbo_bpd",
+           "iw_bound_bpd", "commit")
 #: The numbers summarised per variant.
 SUMMARISED = ("iw_bound", "elbo_analytic", "reconstruction", "kl", "active_units", "train_seconds",
               "train_epoch_seconds", "elbo_bpd", "iw_bound_bpd")
@@ -84,14 +85,15 @@ def _train_time(row: Dict[str, Any]) -> float:
 
 
 def provenance(rows: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
-    """Where the records came from: the code versions (`commit`, "unknown" for records without one) and hosts, in
-    order of appearance, the trials' summed training and evaluation time in hours (trials may have run at once,
+    """Where the records came from: the code versions (the commits that trained, `train_commits`, where recorded, then
+    those that evaluated, `commit`; "unknown" for records without one) and hosts, in order of appearance, the trials' summed training and evaluation time in hours (trials may have run at once,
     on several machines and across sessions: this is compute, not elapsed time; a row's `train_epoch_seconds`, every
     attempt's epochs, where it has one, else its `train_seconds`), and the trials that were resumed after an
     interruption (`attempts` > 1: their `train_seconds` are their last attempt's only)."""
     def seen(key: str) -> List[str]:
         return list(dict.fromkeys(str(row.get(key) or "unknown") for row in rows))
-    return {"commits": seen("commit"), "hosts": seen("host"),
+    trained = [str(c) for row in rows for c in (row.get("train_commits") or []) if c != "unknown"]
+    return {"commits": list(dict.fromkeys(trained + seen("commit"))), "hosts": seen("host"),
             "train_hours": round(sum(_train_time(row) for row in rows) / 3600, 2),
             "eval_hours": round(sum(_number(row.get("eval_seconds") or 0) for row in rows) / 3600, 2),
             "resumed": [f"{row['variant']} seed {row['seed']}" for row in rows if (row.get("attempts") or 1) > 1]}

@@ -20,7 +20,8 @@ from pipeline_vae.ablation import RunFailed
 from pipeline_vae.ablation.progress import Progress
 from pipeline_vae.ablation.report import summarize, write_reports
 from pipeline_vae.ablation.spec import Spec
-from pipeline_vae.ablation.trial import Trial, read_record, run_key, trial_row, trials_of  # noqa: F401  (run_key: public API)
+from pipeline_vae.ablation.trial import (Trial, read_record, run_key, trial_row,  # noqa: F401  (run_key: public API)
+                                         trials_of)
 from pipeline_vae.atomic import write_json_atomic
 
 SPEC_FILE = "spec.json"

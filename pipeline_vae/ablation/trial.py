@@ -226,7 +226,9 @@ def run_trial(spec: Any, trial: Trial, out_dir: str, data: Optional[str] = None,
     Returns:
         The record: `key`, `variant`, `seed`, the evaluation (see `train_and_evaluate`), `train_epoch_seconds`
         (`epoch_seconds`: the training time of every epoch, whichever attempt trained it), `attempts` (how many
-        starts it took), `resumed_from_epoch` (0 if it never resumed), `host` and `commit` (`code_version`).
+        starts it took), `resumed_from_epoch` (0 if it never resumed), `host`, `commit` (`code_version` of the
+        attempt that finished: the evaluation's code) and `train_commits` (every attempt's, in order: the code that
+        trained it; "unknown" for attempts started before they were noted).
 
     Raises:
         RunFailed, ValueError: From training or evaluation (nothing is recorded; a retry resumes).
@@ -241,16 +243,19 @@ def run_trial(spec: Any, trial: Trial, out_dir: str, data: Optional[str] = None,
         _prepare(folder, trial)
         from pipeline_vae.resume import CHECKPOINT_DIR, last_checkpoint_epoch
         resumed = last_checkpoint_epoch(os.path.join(folder, CHECKPOINT_DIR))
+        commit = code_version()
         with open(os.path.join(folder, ATTEMPTS_FILE), "a") as file:
             file.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "resumed_from_epoch": resumed,
-                                   "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}) + "\n")
+                                   "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                   "commit": commit}) + "\n")
         metrics = train_and_evaluate(spec, spec.variant(trial.variant), trial.seed, folder, data, tracking, on_epoch,
                                      trial=trial)
         attempts = read_attempts(folder)
         resumed_from = max(a.get("resumed_from_epoch", 0) for a in attempts)
         record = {"key": trial.key, "variant": trial.variant, "seed": trial.seed, **metrics,
-                  "train_epoch_seconds": epoch_seconds(folder), "attempts": len(attempts), "resumed_from_epoch": resumed_from, "host": socket.gethostname(),
-                  "commit": code_version()}
+                  "train_epoch_seconds": epoch_seconds(folder), "attempts": len(attempts),
+                  "resumed_from_epoch": resumed_from, "host": socket.gethostname(), "commit": commit,
+                  "train_commits": list(dict.fromkeys(str(a.get("commit") or "unknown") for a in attempts))}
         write_json_atomic(os.path.join(folder, RECORD_FILE), record)
         shutil.rmtree(os.path.join(folder, CHECKPOINT_DIR), ignore_errors=True)  # done: nothing left to resume
         return record
@@ -268,7 +273,7 @@ def train_and_evaluate(spec: Any, variant: Any, seed: int, save_dir: str, data: 
     Fairness: the same budget, data order and initial weights (seeded) per seed, and one evaluation for all: the
     first `eval.n_images` test images (MNIST's statically binarized at 0.5 for every Bernoulli variant, whatever it
     trained on, and under protocol dynamic_mnist its seeded draw of binary images; otherwise as the run's
-    configuration says), ELBO with the closed-form KL, the IW bound with
+    configuration says; an interrupted IW bound continues from its partial file, as `pipeline-vae evaluate`'s does), ELBO with the closed-form KL, the IW bound with
     `eval.iw_samples`, KL, active units and bits/dim, all with the same noise (seed 0).
 
     Returns:
@@ -287,7 +292,7 @@ def train_and_evaluate(spec: Any, variant: Any, seed: int, save_dir: str, data: 
     from pipeline_vae.inference import CVAE
     from pipeline_vae.metrics import evaluate
     from pipeline_vae.resolve import resolve
-    from pipeline_vae.run_config import MNIST_BINARIZE_THRESHOLD
+    from pipeline_vae.run_config import MNIST_BINARIZE_THRESHOLD, iw_progress_file
     from pipeline_vae.tracking import logger_for
     from pipeline_vae.tracking.base import ended_from_outside
     from pipeline_vae.traces import EpochCallback
@@ -318,8 +323,9 @@ def train_and_evaluate(spec: Any, variant: Any, seed: int, save_dir: str, data: 
         if vae.likelihood.name == DEFAULT_LIKELIHOOD and images.kind == "mnist":  # one evaluation for every
             vae = CVAE(vae.encoder, vae.decoder, DEFAULT_LIKELIHOOD, MNIST_BINARIZE_THRESHOLD,  # binarization
                        config=vae.config, prior=vae.prior, flow=vae.flow)  # (the run's own prior and flow)
+        partial = iw_progress_file(save_dir, config.iw_samples, 0) if config.iw_samples else None
         metrics = evaluate(vae, images.test_images(n_images), iw_samples=config.iw_samples, seed=0,
-                           show_progress=False)
+                           show_progress=False, resume_file=partial)  # an interrupted bound continues
         metrics.update(train_seconds=round(train_seconds, 1), eval_seconds=metrics.pop("seconds"),
                        best_logged_elbo=max(float(v) for v in history.values()), epochs=config.epochs,
                        parameters=int(vae.encoder.count_params() + vae.decoder.count_params()))

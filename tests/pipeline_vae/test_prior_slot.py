@@ -137,3 +137,20 @@ def test_the_sample_grids_draw_from_the_learned_prior(tmp_path):
                                rtol=1e-5, atol=1e-5)
     plain = SampleGrid(vae.decoder, str(tmp_path), n=9, seed=3)
     np.testing.assert_allclose(plain.latents().numpy(), eps, rtol=1e-6)
+
+
+def test_a_partial_iw_bound_is_not_resumed_under_other_prior_weights(tmp_path, capsys):
+    """The IW bound's partial file is tied to the learned prior's weights too: with the same encoder and decoder but
+    another prior, an interrupted evaluation starts over instead of mixing two models' numbers."""
+    from pipeline_vae.metrics import iw_bound
+    from tests.pipeline_vae.test_metrics import _StopAfter
+    vae, _, _ = _vae_with_a_mixture_prior()
+    x = (np.random.default_rng(3).random((20, 2, 2, 1)) > 0.5).astype(np.float32)
+    partial = str(tmp_path / "partial.npz")
+    with pytest.raises(KeyboardInterrupt):
+        iw_bound(vae, x, 7, seed=3, max_decodes=35, progress=_StopAfter(3), resume_file=partial, save_every=0)
+    means = vae.prior.model.get_layer("means")
+    means.set_weights([means.get_weights()[0] + 1.0])
+    moved = iw_bound(vae, x, 7, seed=3, max_decodes=35, resume_file=partial)
+    assert "another evaluation" in capsys.readouterr().err
+    np.testing.assert_array_equal(moved, iw_bound(vae, x, 7, seed=3, max_decodes=35))

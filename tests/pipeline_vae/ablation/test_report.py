@@ -73,6 +73,10 @@ def test_provenance_names_the_code_and_sums_the_compute():
     assert provenance(rows)["train_hours"] == round(2100 / 3600, 2)
     text = markdown_table(SPEC, summarize(SPEC, rows), command="cmd", rows=rows)
     assert "train s: FE's training time of every epoch, summed over the attempts" in text
+    # The code that trained a resumed trial is named too, not only the code that evaluated it
+    rows[3]["train_commits"] = ["old", "abc"]
+    rows[4]["train_commits"] = ["unknown"]  # an attempt started before attempts noted their commit
+    assert provenance(rows)["commits"] == ["old", "abc", "unknown", "def+dirty"]
     table = {line.split(" | ")[0]: line.split(" | ")[-1] for line in text.splitlines() if line.startswith("| ")}
     assert (table["| a"], table["| **b** (baseline)"], table["| c"]) == ("150 ± 71 |", "350 ± 71 |", "550 ± 71 |")
 

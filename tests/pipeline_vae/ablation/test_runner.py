@@ -1,8 +1,10 @@
+import csv
 import json
 import math
 import os
 import subprocess
 
+import numpy as np
 import pytest
 
 from pipeline_vae.ablation import RunFailed
@@ -94,6 +96,10 @@ def test_two_variants_two_seeds_then_a_repeat_skips_every_finished_run(tmp_path,
         assert read_record(folder)["key"] == run_key(spec, spec.variant(row["variant"]), mnist_path)
         assert row["attempts"] == 1 and len(read_attempts(folder)) == 1 and row["resumed_from_epoch"] == 0
         assert row["commit"] == code_version()  # the code the trial ran (None outside a git checkout)
+        assert row["train_commits"] == [str(code_version() or "unknown")]
+        with open(os.path.join(folder, "train_log.csv")) as file:
+            epochs = [float(r["epoch_time(sec)"]) for r in csv.DictReader(file) if r["epoch_time(sec)"]]
+        assert len(epochs) == 1 and row["train_epoch_seconds"] == round(epochs[0], 1) > 0  # FE's time of epoch 1
     _check_rows_and_table_against_evaluate(spec, rows, out, mnist_path)
     capsys.readouterr()
 
@@ -188,3 +194,57 @@ def test_run_key_changes_only_with_what_the_run_depends_on():
     cosine = parse_spec(TINY.replace("  - name: static\n", "  - name: static\n    set: {lr_schedule: cosine}\n"),
                         "tiny.yaml")
     assert run_key(cosine, cosine.variants[0]) != keys[0] and run_key(cosine, cosine.variants[1]) == keys[1]
+
+
+@pytest.mark.slow
+def test_a_resumed_trial_names_the_code_of_every_attempt(tmp_path, mnist_path):
+    """A trial whose earlier attempts ran other code (one from before attempts noted it, one at commit `aaa`) records
+    all of them in `train_commits`, and `commit` is the code of the attempt that finished and evaluated it."""
+    from pipeline_vae.ablation.runner import trials_of
+    from pipeline_vae.ablation.trial import ATTEMPTS_FILE, TRIAL_FILE, run_trial
+    spec = parse_spec(TINY.replace("seeds: [0, 1]", "seeds: [0]"), "tiny.yaml")
+    trial = trials_of(spec, mnist_path)[0]
+    folder = tmp_path / "out" / "runs" / trial.variant / "seed_0"
+    folder.mkdir(parents=True)
+    (folder / TRIAL_FILE).write_text(json.dumps({"key": trial.key}))  # the same definition: nothing is cleared
+    (folder / ATTEMPTS_FILE).write_text(json.dumps({"pid": 1, "resumed_from_epoch": 0}) + "\n" +
+                                        json.dumps({"pid": 2, "resumed_from_epoch": 0, "commit": "aaa"}) + "\n")
+    record = run_trial(spec, trial, str(tmp_path / "out"), data=mnist_path, say=lambda line: None)
+    now = [code_version()] if code_version() else []  # (outside a git checkout: "unknown", named once already)
+    assert record["commit"] == code_version() and record["train_commits"] == ["unknown", "aaa"] + now
+    assert record["attempts"] == 3 and read_record(str(folder))["train_commits"] == ["unknown", "aaa"] + now
+
+
+@pytest.mark.slow
+def test_a_trial_interrupted_while_evaluating_continues_its_iw_bound(tmp_path, mnist_path):
+    """A trial stopped during its IW bound (a session's end) continues the bound from its partial file on the next
+    attempt. Here the partial file of the first 5 of 10 images is made by the bound itself, stopped after its first
+    call, and its values are shifted by -100 nats: the next attempt's record carries the shift (-50 on the mean), so
+    it used them (the retraining is seeded, so the weights, and with them the partial's key, are the same)."""
+    from pipeline_vae.ablation.runner import trials_of
+    from pipeline_vae.ablation.trial import RECORD_FILE, run_trial
+    from pipeline_vae.data import load_mnist
+    from pipeline_vae.inference import CVAE
+    from pipeline_vae.metrics import iw_bound
+    from pipeline_vae.run_config import iw_progress_file
+    from tests.pipeline_vae.test_metrics import _StopAfter
+    spec = parse_spec(TINY.replace("seeds: [0, 1]", "seeds: [0]").replace("iw_samples: 2,", "iw_samples: 1000,"),
+                      "tiny.yaml")
+    trial, out = trials_of(spec, mnist_path)[0], str(tmp_path / "out")
+    first = run_trial(spec, trial, out, data=mnist_path, say=lambda line: None)
+    folder = trial.folder(out)
+    os.remove(os.path.join(folder, RECORD_FILE))  # as if the attempt had stopped before recording
+    partial = iw_progress_file(folder, 1000, 0)
+    vae = CVAE.load(folder)
+    images = load_mnist(path=mnist_path).x_test[:10]
+    with pytest.raises(KeyboardInterrupt):  # 1000 samples, 5000 decodes a call: 5 images a call, saved after each
+        iw_bound(vae, images, 1000, seed=0, progress=_StopAfter(2), resume_file=partial, save_every=0)
+    with np.load(partial) as saved:
+        assert int(saved["done"]) == 5
+        fields = {name: saved[name] for name in saved.files}
+    fields["values"] = fields["values"] - 100.0
+    with open(partial, "wb") as file:
+        np.savez(file, **fields)
+    second = run_trial(spec, trial, out, data=mnist_path, say=lambda line: None)
+    assert second["iw_bound"] == pytest.approx(first["iw_bound"] - 50.0, abs=1e-6)
+    assert second["elbo_analytic"] == first["elbo_analytic"] and not os.path.exists(partial)

@@ -53,3 +53,4 @@ def test_a_trials_training_time_counts_every_attempts_epochs(tmp_path):
     assert trial_row(trial, {"train_epoch_seconds": 7.0}, str(tmp_path))["train_epoch_seconds"] == 7.0  # recorded
     (folder / "train_log.csv").write_text("not,a\nlog")
     assert epoch_seconds(str(folder)) is None
+
