@@ -26,6 +26,18 @@ tf.get_logger().setLevel("ERROR")
 SLOW_FIXTURES = {"trained_dir", "trained", "run_cli", "subprocess_env"}
 
 
+@pytest.fixture(autouse=True)
+def _environment_restored():
+    """Each test leaves `os.environ` as it found it: FE's `Estimator.fit` sets TF_CPP_MIN_LOG_LEVEL=1 and
+    `fe.enable_deterministic` the thread counts and TF_DETERMINISTIC_OPS, so a test that trains in this process would
+    otherwise hand them to every later test's subprocesses (TensorFlow's start-up noise on a tool's one-line error)."""
+    saved = dict(os.environ)
+    yield
+    if dict(os.environ) != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def pytest_collection_modifyitems(items) -> None:
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
