@@ -16,7 +16,8 @@ from fastestimator.op.tensorop.model import ModelOp, UpdateOp
 from fastestimator.op.tensorop.tensorop import TensorOp
 
 from ops import (AnalyticKLLoss, Binarize, CVAELoss, DynamicBinarize, HierarchicalPrior, JointGradientOp,
-                 KLWarmupLoss, MixturePrior, PlanarFlow, ReparameterizeOp, Rescale, SplitOp, StandardNormalPrior, VampPrior)
+                 KLWarmupLoss, MixturePrior, PlanarFlow, ReparameterizeOp, Rescale, SplitOp, StandardNormalPrior,
+                 VampPrior)
 from ops.densities import get_likelihood
 from ops.names import DEFAULT_LIKELIHOOD
 from pipeline_vae import settings as run_settings
@@ -442,7 +443,8 @@ def graph_for(config: RunConfig, ops: Optional[Mapping[str, SlotValue]] = None,
         ValueError, TypeError: As `build_graph`.
     """
     return build_graph(config.latent_dim, config.learning_rate, ops, input_keys=input_keys,
-                       loss=config.loss or DEFAULT_LOSS, kl_warmup=config.kl_warmup, model=config.model, widths=config.widths,
+                       loss=config.loss or DEFAULT_LOSS, kl_warmup=config.kl_warmup, model=config.model,
+                       widths=config.widths,
                        image_shape=config.image_shape, likelihood=config.likelihood,
                        binarize_threshold=config.binarize_threshold, mixed_precision=config.mixed_precision,
                        dynamic_binarization=config.protocol == "dynamic_mnist", prior=config.prior,

@@ -86,10 +86,11 @@ def _train_time(row: Dict[str, Any]) -> float:
 
 def provenance(rows: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     """Where the records came from: the code versions (the commits that trained, `train_commits`, where recorded, then
-    those that evaluated, `commit`; "unknown" for records without one) and hosts, in order of appearance, the trials' summed training and evaluation time in hours (trials may have run at once,
-    on several machines and across sessions: this is compute, not elapsed time; a row's `train_epoch_seconds`, every
-    attempt's epochs, where it has one, else its `train_seconds`), and the trials that were resumed after an
-    interruption (`attempts` > 1: their `train_seconds` are their last attempt's only)."""
+    those that evaluated, `commit`; "unknown" for records without one) and hosts, in order of appearance, the trials'
+    summed training and evaluation time in hours (trials may have run at once, on several machines and across
+    sessions: this is compute, not elapsed time; a row's `train_epoch_seconds`, every attempt's epochs, where it has
+    one, else its `train_seconds`), and the trials that were resumed after an interruption (`attempts` > 1: their
+    `train_seconds` are their last attempt's only)."""
     def seen(key: str) -> List[str]:
         return list(dict.fromkeys(str(row.get(key) or "unknown") for row in rows))
     trained = [str(c) for row in rows for c in (row.get("train_commits") or []) if c != "unknown"]

@@ -273,8 +273,9 @@ def train_and_evaluate(spec: Any, variant: Any, seed: int, save_dir: str, data: 
     Fairness: the same budget, data order and initial weights (seeded) per seed, and one evaluation for all: the
     first `eval.n_images` test images (MNIST's statically binarized at 0.5 for every Bernoulli variant, whatever it
     trained on, and under protocol dynamic_mnist its seeded draw of binary images; otherwise as the run's
-    configuration says; an interrupted IW bound continues from its partial file, as `pipeline-vae evaluate`'s does), ELBO with the closed-form KL, the IW bound with
-    `eval.iw_samples`, KL, active units and bits/dim, all with the same noise (seed 0).
+    configuration says), ELBO with the closed-form KL, the IW bound with `eval.iw_samples` (an interrupted bound
+    continues from its partial file, as `pipeline-vae evaluate`'s does), KL, active units and bits/dim, all with the
+    same noise (seed 0).
 
     Returns:
         The evaluation metrics (see `pipeline_vae.metrics.evaluate`) plus `train_seconds` (this attempt's; reports

@@ -41,7 +41,8 @@ def test_a_valid_spec_merges_base_settings_and_builds_ops():
     assert "loss" not in spec.variant("beta").settings  # the slot's op replaces the named loss
     assert spec.variant("mlp").settings == {"latent_dim": 5, "batch_size": 100, "learning_rate": 1e-3,
                                             "lr_schedule": None, "model": "mlp", "widths": [64, 32],
-                                            "loss": "analytic_kl", "kl_warmup": None, "likelihood": None, "binarize_threshold": None,
+                                            "loss": "analytic_kl", "kl_warmup": None, "likelihood": None,
+                                            "binarize_threshold": None,
                                             "protocol": "seed", "prior": "standard_normal", "prior_components": 500,
                                             "upper_latent_dim": 50,
                                             "flow": "none", "flow_steps": 10}
