@@ -596,6 +596,11 @@ MUTATIONS: Tuple[Mutation, ...] = (
              "    models = [vae.encoder, vae.decoder] + 0 * [m for group",
              ("tests/pipeline_vae/test_prior_slot.py::"
               "test_a_partial_iw_bound_is_not_resumed_under_other_prior_weights", )),
+    Mutation("damaged_record_passed_over_silently", "ablation: a damaged record is read as missing and its trial runs "
+             "again without a word", "pipeline_vae/ablation/runner.py",
+             "            progress.say(f\"{trial.name}: {trouble}; running it again\")", "            pass",
+             ("tests/pipeline_vae/ablation/test_runner.py::"
+              "test_two_variants_two_seeds_then_a_repeat_skips_every_finished_run", )),
 )
 
 

@@ -20,8 +20,8 @@ from pipeline_vae.ablation import RunFailed
 from pipeline_vae.ablation.progress import Progress
 from pipeline_vae.ablation.report import summarize, write_reports
 from pipeline_vae.ablation.spec import Spec
-from pipeline_vae.ablation.trial import (Trial, read_record, run_key, trial_row,  # noqa: F401  (run_key: public API)
-                                         trials_of)
+from pipeline_vae.ablation.trial import (Trial, read_record, record_trouble,  # noqa: F401  (run_key: public API)
+                                         run_key, trial_row, trials_of)
 from pipeline_vae.atomic import write_json_atomic
 
 SPEC_FILE = "spec.json"
@@ -134,6 +134,10 @@ def run_ablation(spec: Spec, out_dir: str, data: Optional[str] = None, stream: O
     progress = Progress(len(trials), len(trials) - len(pending), stream, spec.budget["epochs"])
     progress.say(f"ablation {spec.name}: {len(spec.variants)} variants x {len(spec.seeds)} seeds = {len(trials)} "
                  f"trials; {len(trials) - len(pending)} already done in {out_dir}; executor {where}")
+    for trial in pending:
+        trouble = record_trouble(trial.folder(out_dir), trial.key)
+        if trouble:
+            progress.say(f"{trial.name}: {trouble}; running it again")
     parents, tracking = _open_tracking(spec, out_dir, track, tracking_uri, experiment) if track else ([], [])
     failed: Dict[Trial, str] = {}
     try:

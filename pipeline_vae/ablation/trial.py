@@ -103,6 +103,27 @@ def read_record(folder: str, key: Optional[str] = None) -> Optional[Dict[str, An
     return record
 
 
+def record_trouble(folder: str, key: Optional[str] = None) -> Optional[str]:
+    """Why the record file in `folder` does not count (for definition `key`, when given), when there is one that does
+    not: a damaged file, or one for another definition. None when the record is good or there is none. The runner says
+    it before running the trial again, so a record that is passed over is never passed over silently."""
+    path = os.path.join(folder, RECORD_FILE)
+    if not os.path.lexists(path):
+        return None
+    try:
+        with open(path) as file:
+            record = json.load(file)
+    except OSError as error:
+        return f"its {RECORD_FILE} cannot be read ({error.strerror or error})"
+    except ValueError:
+        return f"its {RECORD_FILE} is not valid JSON (damaged or cut short)"
+    if not isinstance(record, dict):
+        return f"its {RECORD_FILE} holds {type(record).__name__}, not a record"
+    if key is not None and record.get("key") != key:
+        return f"its {RECORD_FILE} records another definition ({record.get('key')!r}, not {key!r})"
+    return None
+
+
 def epoch_seconds(folder: str) -> Optional[float]:
     """FE's per-epoch training time (`epoch_time(sec)` of the `train` rows of the run's `train_log.csv`) summed over
     every epoch the run has trained, across all its attempts (a resumed run's log keeps the earlier epochs); the

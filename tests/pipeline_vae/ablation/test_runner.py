@@ -10,7 +10,7 @@ import pytest
 from pipeline_vae.ablation import RunFailed
 from pipeline_vae.ablation.report import write_reports
 from pipeline_vae.ablation.runner import run_ablation, run_dir, run_key
-from pipeline_vae.ablation.trial import code_version, read_attempts, read_record
+from pipeline_vae.ablation.trial import code_version, read_attempts, read_record, record_trouble
 from pipeline_vae.ablation.spec import parse_spec
 
 TINY = """\
@@ -110,6 +110,37 @@ def test_two_variants_two_seeds_then_a_repeat_skips_every_finished_run(tmp_path,
     assert "4 already done" in capsys.readouterr().out
     assert mtimes == {r["variant"] + str(r["seed"]): os.path.getmtime(os.path.join(
         run_dir(out, r["variant"], r["seed"]), "result.json")) for r in rows}
+
+    # A record cut short is passed over with a line saying so, and the trial runs again (its checkpoint went with the
+    # finished record, so it trains afresh) and writes a whole record; the other trials are untouched.
+    damaged = os.path.join(run_dir(out, "beta", 1), "result.json")
+    with open(damaged) as file:
+        text = file.read()
+    with open(damaged, "w") as file:
+        file.write(text[:len(text) // 2])
+    third = run_ablation(spec, out, data=mnist_path)
+    said = capsys.readouterr().out
+    assert "beta seed 1: its result.json is not valid JSON (damaged or cut short); running it again" in said
+    assert "3 already done" in said and "static seed 0: its" not in said
+    assert third[:3] == rows[:3] and third[3]["key"] == rows[3]["key"] and math.isfinite(third[3]["iw_bound"])
+    assert read_record(run_dir(out, "beta", 1), rows[3]["key"])["attempts"] == 2
+
+
+def test_a_record_that_does_not_count_is_named_with_the_reason(tmp_path):
+    folder = tmp_path / "seed_0"
+    folder.mkdir()
+    assert record_trouble(str(folder), "v@1") is None  # no record: nothing to say
+    record = folder / "result.json"
+    record.write_text(json.dumps({"key": "v@1", "iw_bound": -90.0}))
+    assert record_trouble(str(folder), "v@1") is None and read_record(str(folder), "v@1") is not None
+    assert record_trouble(str(folder), "v@2") == "its result.json records another definition ('v@1', not 'v@2')"
+    record.write_text('{"key": "v@1", "iw_bou')
+    assert record_trouble(str(folder), "v@1") == "its result.json is not valid JSON (damaged or cut short)"
+    record.write_text("[1, 2]")
+    assert record_trouble(str(folder), "v@1") == "its result.json holds list, not a record"
+    for text in ('{"key": "v@1", "iw_bou', "[1, 2]"):  # each is read as missing, so the trial runs again
+        record.write_text(text)
+        assert read_record(str(folder), "v@1") is None
 
 
 def test_a_trial_is_evaluated_with_its_own_prior_and_flow(tmp_path, mnist_path):
