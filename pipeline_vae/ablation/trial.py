@@ -25,7 +25,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from pipeline_vae import settings as run_settings
 from pipeline_vae.atomic import write_json_atomic
@@ -91,37 +91,35 @@ def trials_of(spec: Any, data: Optional[str] = None) -> List[Trial]:
     return [Trial(v.name, seed, run_key(spec, v, data)) for v in spec.variants for seed in spec.seeds]
 
 
+def _load_record(folder: str, key: Optional[str]) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
+    """The record in `folder` that counts (for definition `key`, when given), or None and why not (None: no file)."""
+    path = os.path.join(folder, RECORD_FILE)
+    if not os.path.lexists(path):
+        return None, None
+    try:
+        with open(path) as file:
+            record = json.load(file)
+    except OSError as error:
+        return None, f"its {RECORD_FILE} cannot be read ({error.strerror or error})"
+    except ValueError:
+        return None, f"its {RECORD_FILE} is not valid JSON (damaged or cut short)"
+    if not isinstance(record, dict):
+        return None, f"its {RECORD_FILE} holds {type(record).__name__}, not a record"
+    if key is not None and record.get("key") != key:
+        return None, f"its {RECORD_FILE} records another definition ({record.get('key')!r}, not {key!r})"
+    return record, None
+
+
 def read_record(folder: str, key: Optional[str] = None) -> Optional[Dict[str, Any]]:
     """The trial's record in `folder`, if there is one (for definition `key`, when given)."""
-    try:
-        with open(os.path.join(folder, RECORD_FILE)) as file:
-            record = json.load(file)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(record, dict) or (key is not None and record.get("key") != key):
-        return None
-    return record
+    return _load_record(folder, key)[0]
 
 
 def record_trouble(folder: str, key: Optional[str] = None) -> Optional[str]:
     """Why the record file in `folder` does not count (for definition `key`, when given), when there is one that does
     not: a damaged file, or one for another definition. None when the record is good or there is none. The runner says
     it before running the trial again, so a record that is passed over is never passed over silently."""
-    path = os.path.join(folder, RECORD_FILE)
-    if not os.path.lexists(path):
-        return None
-    try:
-        with open(path) as file:
-            record = json.load(file)
-    except OSError as error:
-        return f"its {RECORD_FILE} cannot be read ({error.strerror or error})"
-    except ValueError:
-        return f"its {RECORD_FILE} is not valid JSON (damaged or cut short)"
-    if not isinstance(record, dict):
-        return f"its {RECORD_FILE} holds {type(record).__name__}, not a record"
-    if key is not None and record.get("key") != key:
-        return f"its {RECORD_FILE} records another definition ({record.get('key')!r}, not {key!r})"
-    return None
+    return _load_record(folder, key)[1]
 
 
 def epoch_seconds(folder: str) -> Optional[float]:
