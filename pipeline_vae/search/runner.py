@@ -28,7 +28,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, TextIO
 
 from pipeline_vae.ablation.progress import Progress
-from pipeline_vae.ablation.trial import RECORD_FILE, RUN_LOG, Trial, read_record, run_key, thread_env
+from pipeline_vae.ablation.trial import RECORD_FILE, RUN_LOG, Trial, read_record, record_trouble, run_key, thread_env
 from pipeline_vae.atomic import write_json_atomic
 from pipeline_vae.search.spec import SearchSpec
 
@@ -66,7 +66,8 @@ def stopped_path(out_dir: str, trial: Trial) -> str:
 
 def known_trials(search: SearchSpec, out_dir: str, data: Optional[str] = None) -> List[Dict[str, Any]]:
     """Every trial of this search started in `out_dir`: `params`, `trial`, `state` ("finished", "stopped" or
-    "interrupted"), `record` or `stopped` (whichever there is), `folder` and `started` (time)."""
+    "interrupted"), `record` or `stopped` (whichever there is), `folder`, `started` (time) and `trouble` (why its
+    record file does not count, when it has one that does not: see `record_trouble`)."""
     found = []
     root = os.path.join(out_dir, TRIALS_DIR)
     names = sorted(n for n in os.listdir(root) if n.endswith(".json") and not n.endswith(STOPPED_SUFFIX)) \
@@ -87,7 +88,8 @@ def known_trials(search: SearchSpec, out_dir: str, data: Optional[str] = None) -
             stopped = None
         state = "finished" if record else "stopped" if stopped else "interrupted"
         found.append({"params": params, "trial": trial, "state": state, "record": record, "stopped": stopped,
-                      "folder": folder, "started": os.path.getmtime(os.path.join(root, name))})
+                      "folder": folder, "started": os.path.getmtime(os.path.join(root, name)),
+                      "trouble": None if record else record_trouble(folder, trial.key)})
     return found
 
 
@@ -277,6 +279,10 @@ def run_search(search: SearchSpec, out_dir: str, data: Optional[str] = None, str
     progress.say(f"search {search.name}: {search.trials} trials of up to {search.budget['epochs']} epoch(s), metric "
                  f"{search.metric}; {len(done)} done and {len(interrupted)} interrupted in {out_dir}; "
                  f"{to_run} to run")
+    for k in interrupted:  # a damaged record (or one for another definition) is never passed over silently
+        if k["trouble"]:
+            again = "running it again" if k in interrupted[:to_run] else "not run again: no trials left to run"
+            progress.say(f"{k['trial'].variant}: {k['trouble']}; {again}")
     if to_run:
         spec_like = search.trial_spec({d.name: d.values[0] for d in search.dimensions})
         parents, tracking = _open_tracking(spec_like, out_dir, track, tracking_uri, experiment) if track else ([], [])

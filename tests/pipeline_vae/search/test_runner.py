@@ -7,7 +7,7 @@ import pytest
 
 from pipeline_vae.ablation.spec import load_spec
 from pipeline_vae.ablation.trial import read_attempts, read_record
-from pipeline_vae.search.runner import known_trials
+from pipeline_vae.search.runner import TRIALS_DIR, known_trials, trial_of
 from pipeline_vae.search.spec import load_search
 from tests.pipeline_vae.ablation.test_ray_executor import _kill_session, _wait_for, cli  # noqa: F401 (a fixture)
 
@@ -90,6 +90,27 @@ def test_a_search_stops_weak_trials_and_writes_a_best_configuration_that_ablate_
     assert all(len(read_attempts(k["folder"])) <= 1 for k in known_trials(search, str(out), mnist_path))
 
 
+def test_a_damaged_record_makes_its_trial_interrupted_and_says_why(tmp_path):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY)
+    search = load_search(str(spec))
+    params = {"learning_rate": 1e-3, "loss.beta": 1.0, "latent_dim": 2}
+    trial = trial_of(search, params)
+    (tmp_path / TRIALS_DIR).mkdir()
+    (tmp_path / TRIALS_DIR / f"{trial.variant}.json").write_text(json.dumps({"params": params}))
+    folder = tmp_path / trial.folder("")
+    folder.mkdir(parents=True)
+    [known] = known_trials(search, str(tmp_path))
+    assert known["state"] == "interrupted" and known["trouble"] is None  # no record yet: nothing to say
+    (folder / "result.json").write_text(json.dumps({"key": trial.key, "iw_bound": -90.0})[:20])
+    [known] = known_trials(search, str(tmp_path))
+    assert known["state"] == "interrupted"
+    assert known["trouble"] == "its result.json is not valid JSON (damaged or cut short)"
+    (folder / "result.json").write_text(json.dumps({"key": trial.key, "iw_bound": -90.0}))
+    [known] = known_trials(search, str(tmp_path))
+    assert known["state"] == "finished" and known["trouble"] is None
+
+
 @pytest.mark.slow
 def test_a_killed_driver_then_the_same_command_trains_no_trial_twice(tmp_path, cli, mnist_path):  # noqa: F811
     spec = tmp_path / "tiny.yaml"
@@ -99,8 +120,9 @@ def test_a_killed_driver_then_the_same_command_trains_no_trial_twice(tmp_path, c
     args = ["tune", str(spec), "--out", str(out), "--max-concurrent", "1"]
     proc = cli(args)
     try:
-        _wait_for(lambda: sum(s != "interrupted" for s in _states(search, out, mnist_path).values()) >= 2, timeout=600,
-                  what="two trials done")
+        _wait_for(lambda: sum(s != "interrupted" for s in _states(search, out, mnist_path).values()) >= 2
+                  and "finished" in _states(search, out, mnist_path).values(), timeout=600,
+                  what="two trials done, one of them finished")
         _kill_session(proc.pid)  # the driver and every Ray process it started
         proc.wait(timeout=30)
     finally:
@@ -108,14 +130,22 @@ def test_a_killed_driver_then_the_same_command_trains_no_trial_twice(tmp_path, c
     before = {k["trial"].variant: (k["state"], len(read_attempts(k["folder"])),
                                    json.dumps(k["record"] or k["stopped"], sort_keys=True))
               for k in known_trials(search, str(out), mnist_path)}
+    damaged = next(name for name, (state, _, _) in before.items() if state == "finished")
+    record = os.path.join(str(out), "runs", damaged, f"seed_{search.seed}", "result.json")
+    with open(record) as file:
+        text = file.read()
+    with open(record, "w") as file:  # cut short, as a full disk or a copy broken off would leave it
+        file.write(text[:len(text) // 2])
+    before[damaged] = ("interrupted",) + before[damaged][1:]
     rerun = cli(args)
     stdout, stderr = rerun.communicate(timeout=900)
     _kill_session(rerun.pid)
     assert rerun.returncode == 0, stderr
+    assert f"{damaged}: its result.json is not valid JSON (damaged or cut short); running it again" in stdout
     after = {k["trial"].variant: k for k in known_trials(search, str(out), mnist_path)}
     assert len(after) == 6 and all(k["state"] in ("finished", "stopped") for k in after.values())
     for name, (state, attempts, kept) in before.items():
-        if state == "interrupted":  # running when the driver died: proposed again first, and resumed
+        if state == "interrupted":  # running when the driver died (or damaged): proposed again first, and resumed
             assert after[name]["state"] != "interrupted"
             continue
         k = after[name]  # done before the kill: not trained again, its record as it was
