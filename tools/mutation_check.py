@@ -603,7 +603,7 @@ MUTATIONS: Tuple[Mutation, ...] = (
               "test_two_variants_two_seeds_then_a_repeat_skips_every_finished_run", )),
     Mutation("search_damaged_record_passed_over_silently", "tune: a damaged record is read as an interrupted trial "
              "without a word", "pipeline_vae/search/runner.py",
-             "\"trouble\": None if record else record_trouble(folder, trial.key)", "\"trouble\": None",
+             "\"trouble\": trouble})", "\"trouble\": None})",
              ("tests/pipeline_vae/search/test_runner.py::"
               "test_a_damaged_record_makes_its_trial_interrupted_and_says_why", )),
 )

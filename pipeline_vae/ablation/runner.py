@@ -20,7 +20,7 @@ from pipeline_vae.ablation import RunFailed
 from pipeline_vae.ablation.progress import Progress
 from pipeline_vae.ablation.report import summarize, write_reports
 from pipeline_vae.ablation.spec import Spec
-from pipeline_vae.ablation.trial import (Trial, read_record, record_trouble,  # noqa: F401  (run_key: public API)
+from pipeline_vae.ablation.trial import (Trial, load_record, read_record,  # noqa: F401  (run_key: public API)
                                          run_key, trial_row, trials_of)
 from pipeline_vae.atomic import write_json_atomic
 
@@ -129,13 +129,14 @@ def run_ablation(spec: Spec, out_dir: str, data: Optional[str] = None, stream: O
     spec_path = os.path.join(out_dir, SPEC_FILE)
     write_json_atomic(spec_path, spec.to_json())
     trials = trials_of(spec, data)
-    pending = [t for t in trials if read_record(t.folder(out_dir), t.key) is None]
+    loaded = {t: load_record(t.folder(out_dir), t.key) for t in trials}  # (record, why it does not count)
+    pending = [t for t in trials if loaded[t][0] is None]
     where = executor if executor == "local" else f"ray ({address or 'local instance'})"
     progress = Progress(len(trials), len(trials) - len(pending), stream, spec.budget["epochs"])
     progress.say(f"ablation {spec.name}: {len(spec.variants)} variants x {len(spec.seeds)} seeds = {len(trials)} "
                  f"trials; {len(trials) - len(pending)} already done in {out_dir}; executor {where}")
     for trial in pending:
-        trouble = record_trouble(trial.folder(out_dir), trial.key)
+        trouble = loaded[trial][1]
         if trouble:
             progress.say(f"{trial.name}: {trouble}; running it again")
     parents, tracking = _open_tracking(spec, out_dir, track, tracking_uri, experiment) if track else ([], [])

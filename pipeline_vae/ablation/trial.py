@@ -91,8 +91,9 @@ def trials_of(spec: Any, data: Optional[str] = None) -> List[Trial]:
     return [Trial(v.name, seed, run_key(spec, v, data)) for v in spec.variants for seed in spec.seeds]
 
 
-def _load_record(folder: str, key: Optional[str]) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
-    """The record in `folder` that counts (for definition `key`, when given), or None and why not (None: no file)."""
+def load_record(folder: str, key: Optional[str] = None) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
+    """The record in `folder` that counts (for definition `key`, when given) and None, or None and why not (None: no
+    file): `read_record` and `record_trouble` from one read of the file."""
     path = os.path.join(folder, RECORD_FILE)
     if not os.path.lexists(path):
         return None, None
@@ -112,14 +113,14 @@ def _load_record(folder: str, key: Optional[str]) -> Tuple[Optional[Dict[str, An
 
 def read_record(folder: str, key: Optional[str] = None) -> Optional[Dict[str, Any]]:
     """The trial's record in `folder`, if there is one (for definition `key`, when given)."""
-    return _load_record(folder, key)[0]
+    return load_record(folder, key)[0]
 
 
 def record_trouble(folder: str, key: Optional[str] = None) -> Optional[str]:
     """Why the record file in `folder` does not count (for definition `key`, when given), when there is one that does
     not: a damaged file, or one for another definition. None when the record is good or there is none. The runner says
     it before running the trial again, so a record that is passed over is never passed over silently."""
-    return _load_record(folder, key)[1]
+    return load_record(folder, key)[1]
 
 
 def epoch_seconds(folder: str) -> Optional[float]:

@@ -28,7 +28,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, TextIO
 
 from pipeline_vae.ablation.progress import Progress
-from pipeline_vae.ablation.trial import RECORD_FILE, RUN_LOG, Trial, read_record, record_trouble, run_key, thread_env
+from pipeline_vae.ablation.trial import RECORD_FILE, RUN_LOG, Trial, load_record, read_record, run_key, thread_env
 from pipeline_vae.atomic import write_json_atomic
 from pipeline_vae.search.spec import SearchSpec
 
@@ -67,7 +67,7 @@ def stopped_path(out_dir: str, trial: Trial) -> str:
 def known_trials(search: SearchSpec, out_dir: str, data: Optional[str] = None) -> List[Dict[str, Any]]:
     """Every trial of this search started in `out_dir`: `params`, `trial`, `state` ("finished", "stopped" or
     "interrupted"), `record` or `stopped` (whichever there is), `folder`, `started` (time) and `trouble` (why its
-    record file does not count, when it has one that does not: see `record_trouble`)."""
+    record file does not count, when it has one that does not: see `load_record`)."""
     found = []
     root = os.path.join(out_dir, TRIALS_DIR)
     names = sorted(n for n in os.listdir(root) if n.endswith(".json") and not n.endswith(STOPPED_SUFFIX)) \
@@ -83,13 +83,13 @@ def known_trials(search: SearchSpec, out_dir: str, data: Optional[str] = None) -
         if trial.variant + ".json" != name:
             continue
         folder = trial.folder(out_dir)
-        record, stopped = read_record(folder, trial.key), read_json(stopped_path(out_dir, trial))
+        (record, trouble), stopped = load_record(folder, trial.key), read_json(stopped_path(out_dir, trial))
         if stopped is not None and stopped.get("key") != trial.key:
             stopped = None
         state = "finished" if record else "stopped" if stopped else "interrupted"
         found.append({"params": params, "trial": trial, "state": state, "record": record, "stopped": stopped,
                       "folder": folder, "started": os.path.getmtime(os.path.join(root, name)),
-                      "trouble": None if record else record_trouble(folder, trial.key)})
+                      "trouble": trouble})
     return found
 
 
