@@ -41,8 +41,8 @@ train: data
 test: data
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The inner loop (about 3.5 minutes here on 2026-12-07, beside two trials): every test not marked slow, i.e. none that trains a model (directly or
-# through a fixture) or starts a TensorFlow subprocess; `make test` (CI) runs them all.
+# The inner loop (about 3.5 minutes here on 2026-12-07, beside two trials): every test not marked slow, i.e. none
+# that trains a model (directly or through a fixture) or starts a TensorFlow subprocess; `make test` (CI) runs them all.
 test-fast: data
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
