@@ -1,4 +1,4 @@
-"""The numbers the literature runs' write-ups quote are the numbers their committed records and logs hold.
+"""The numbers the literature runs' write-ups and table quote are the numbers their committed records and logs hold.
 
 Each `docs/runs/literature_*/README.md` describes one variant's trials, a section per seed (the text before the first
 "## Seed N" heading is seed 0's unless a "## Seed 0" heading exists), beside the trial's record
@@ -95,3 +95,39 @@ def test_the_write_ups_quote_the_running_best_of_every_seed() -> None:
     missing = [(folder.name, seed) for folder, seed in _seeds()
                if not BY_EPOCH.search(_sections((folder / "README.md").read_text(encoding="utf-8"))[seed])]
     assert not missing, missing
+
+
+LITERATURE = ROOT / "docs" / "ablations"
+#: The literature table's rows in docs/ablations/README.md, by the variant names of apphub/ablations/literature.yaml.
+TABLE_ROWS = {"VAE, one stochastic layer": "vae", "IWAE k=5": "iwae5", "IWAE k=50": "iwae50",
+              "two stochastic layers (VAE)": "two_layers", "VampPrior, 500 pseudo-inputs": "vamp",
+              "planar flow, 10 steps": "planar10"}
+
+
+def test_the_literature_table_is_the_published_records_over_seeds() -> None:
+    """docs/ablations/README.md's table beside the papers: each row's mean ± sample sd of the IW bound over seeds (or the
+    one seed's bound), its number of seeds and its gap to the paper are those of docs/ablations/literature's records,
+    and the bold row is the best."""
+    import statistics
+    runs = json.loads((LITERATURE / "literature" / "results.json").read_text())["runs"]
+    bounds: Dict[str, List[Tuple[int, float]]] = {}
+    for run in runs:
+        bounds.setdefault(run["variant"], []).append((run["seed"], run["iw_bound"]))
+    text = (LITERATURE / "README.md").read_text(encoding="utf-8")
+    table = text.split("| variant | ours: IW bound K=5000", 1)[1].split("\n\n", 1)[0]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines()[2:]]
+    assert sorted(row[0] for row in rows) == sorted(TABLE_ROWS)
+    means = {}
+    for label, ours, seeds, paper, gap in rows:
+        values = [bound for _, bound in sorted(bounds[TABLE_ROWS[label]])]
+        assert int(seeds) == len(values), (label, seeds, len(values))
+        mean = means[label] = statistics.fmean(values)
+        if len(values) == 1:
+            assert ours.strip("*") == f"{values[0]:.2f} (seed {sorted(bounds[TABLE_ROWS[label]])[0][0]})", (label, ours)
+        else:
+            quoted_mean, quoted_sd = ours.strip("*").split(" ± ")
+            assert _same(quoted_mean, mean) and _same(quoted_sd, statistics.stdev(values)), (label, ours, values)
+        if gap:
+            assert _same(gap, -mean - float(re.match(r"\d+\.\d+", paper).group(0))), (label, gap, mean, paper)
+    bold = [label for label, ours, *_ in rows if ours.startswith("**")]
+    assert bold == [max(means, key=means.get)], (bold, means)
