@@ -59,7 +59,11 @@ def _seeds() -> List[Tuple[Path, int]]:
             for record in sorted(folder.glob("result_seed*.json"))]
 
 
-@pytest.mark.parametrize("folder,seed", _seeds(), ids=lambda value: value.name if isinstance(value, Path) else str(value))
+def _seed_id(value: object) -> str:
+    return value.name if isinstance(value, Path) else str(value)
+
+
+@pytest.mark.parametrize("folder,seed", _seeds(), ids=_seed_id)
 def test_a_seeds_quoted_numbers_match_its_record_and_log(folder: Path, seed: int) -> None:
     sections = _sections((folder / "README.md").read_text(encoding="utf-8"))
     assert seed in sections, f"{folder.name}: no section for seed {seed}"
@@ -105,9 +109,9 @@ TABLE_ROWS = {"VAE, one stochastic layer": "vae", "IWAE k=5": "iwae5", "IWAE k=5
 
 
 def test_the_literature_table_is_the_published_records_over_seeds() -> None:
-    """docs/ablations/README.md's table beside the papers: each row's mean ± sample sd of the IW bound over seeds (or the
-    one seed's bound), its number of seeds and its gap to the paper are those of docs/ablations/literature's records,
-    and the bold row is the best."""
+    """docs/ablations/README.md's table beside the papers: each row's mean ± sample sd of the IW bound over seeds (or
+    the one seed's bound), its number of seeds and its gap to the paper are those of docs/ablations/literature's
+    records, and the bold row is the best."""
     import statistics
     runs = json.loads((LITERATURE / "literature" / "results.json").read_text())["runs"]
     bounds: Dict[str, List[Tuple[int, float]]] = {}
