@@ -14,6 +14,7 @@ the trace wrote beside it (`max_elbo`, `since_best_elbo`).
 import csv
 import json
 import re
+import statistics
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -101,7 +102,7 @@ def test_the_write_ups_quote_the_running_best_of_every_seed() -> None:
     assert not missing, missing
 
 
-LITERATURE = ROOT / "docs" / "ablations"
+ABLATIONS = ROOT / "docs" / "ablations"
 #: The literature table's rows in docs/ablations/README.md, by the variant names of apphub/ablations/literature.yaml.
 TABLE_ROWS = {"VAE, one stochastic layer": "vae", "IWAE k=5": "iwae5", "IWAE k=50": "iwae50",
               "two stochastic layers (VAE)": "two_layers", "VampPrior, 500 pseudo-inputs": "vamp",
@@ -112,12 +113,11 @@ def test_the_literature_table_is_the_published_records_over_seeds() -> None:
     """docs/ablations/README.md's table beside the papers: each row's mean ± sample sd of the IW bound over seeds (or
     the one seed's bound), its number of seeds and its gap to the paper are those of docs/ablations/literature's
     records, and the bold row is the best."""
-    import statistics
-    runs = json.loads((LITERATURE / "literature" / "results.json").read_text())["runs"]
+    runs = json.loads((ABLATIONS / "literature" / "results.json").read_text())["runs"]
     bounds: Dict[str, List[Tuple[int, float]]] = {}
     for run in runs:
         bounds.setdefault(run["variant"], []).append((run["seed"], run["iw_bound"]))
-    text = (LITERATURE / "README.md").read_text(encoding="utf-8")
+    text = (ABLATIONS / "README.md").read_text(encoding="utf-8")
     table = text.split("| variant | ours: IW bound K=5000", 1)[1].split("\n\n", 1)[0]
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines()[2:]]
     assert sorted(row[0] for row in rows) == sorted(TABLE_ROWS)
