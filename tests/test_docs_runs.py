@@ -9,7 +9,9 @@ Each `docs/runs/literature_*/README.md` describes one variant's trials, a sectio
 - "by epoch 100: a, 200: b, 250: c[, 300: d]", the best validation ELBO up to each of those epochs, against the log.
 
 The best epoch and the running best are computed here from the log's raw `elbo` column, not read from the columns
-the trace wrote beside it (`max_elbo`, `since_best_elbo`).
+the trace wrote beside it (`max_elbo`, `since_best_elbo`). The literature table in docs/ablations/README.md, the
+README's line on the literature's protocol and a write-up's three-seed summary are checked against the published
+records' mean ± sample sd over seeds.
 """
 import csv
 import json
@@ -135,3 +137,28 @@ def test_the_literature_table_is_the_published_records_over_seeds() -> None:
             assert _same(gap, -mean - float(re.match(r"\d+\.\d+", paper).group(0))), (label, gap, mean, paper)
     bold = [label for label, ours, *_ in rows if ours.startswith("**")]
     assert bold == [max(means, key=means.get)], (bold, means)
+
+
+#: How the README's line on the literature's protocol names each variant of apphub/ablations/literature.yaml.
+README_NAMES = {"one-layer VAE": "vae", "IWAE k=5": "iwae5", "k=50": "iwae50", "VampPrior": "vamp",
+                "planar flow": "planar10", "two layers": "two_layers"}
+
+
+def test_the_readme_and_the_three_seed_summaries_quote_the_records_over_seeds() -> None:
+    """The README's line on the literature's protocol, and a write-up's "**-X ± S nats** (mean ± sample sd" summary,
+    quote each variant's mean ± sample sd of the IW bound over docs/ablations/literature's records."""
+    bounds: Dict[str, List[float]] = {}
+    for run in json.loads((ABLATIONS / "literature" / "results.json").read_text())["runs"]:
+        bounds.setdefault(run["variant"], []).append(run["iw_bound"])
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    line = readme.split("Under the literature's protocol", 1)[1].split("docs/ablations/", 1)[0]
+    quoted = {name: re.search(re.escape(name) + r" " + NUMBER + r" ± (\d+\.\d+)", line) for name in README_NAMES}
+    assert all(quoted.values()), quoted
+    summaries = [(folder.name.split("_", 1)[1], match) for folder in RUN_DIRS
+                 for match in re.finditer(r"\*\*" + NUMBER + r" ± (\d+\.\d+) nats\*\* \(mean ± sample sd",
+                                          " ".join((folder / "README.md").read_text(encoding="utf-8").split()))]
+    assert summaries
+    for variant, match in [(README_NAMES[name], match) for name, match in quoted.items()] + summaries:
+        values = bounds[variant]
+        assert _same(match.group(1), statistics.fmean(values)), (variant, match.group(0), values)
+        assert _same(match.group(2), statistics.stdev(values)), (variant, match.group(0), values)
